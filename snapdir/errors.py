@@ -1,0 +1,112 @@
+"""Every error snapdir raises, in one tree.
+
+::
+
+    SnapdirError                    exit 1 unless stated
+    ├── UsageError                  exit 2: bad arguments, bad ids, unknown store schemes
+    ├── SourceError                 the local tree cannot be read as asked
+    │   ├── UnsupportedName         a name with a newline or bytes that are not UTF-8
+    │   ├── SymlinkCycle            a followed link leads back to one of its ancestors
+    │   └── FileChanged             a file changed while it was read (re-run on a quiescent tree)
+    ├── ManifestError               a manifest that cannot be parsed or is unsafe
+    ├── IntegrityError              bytes whose digest is not their name (object or manifest)
+    ├── StoreError                  the store failed; carries the key
+    │   ├── ObjectNotFound          404 / missing file: never retried
+    │   ├── AccessDenied            403 / credentials: never retried
+    │   ├── Throttled               503 SlowDown / 429: retried
+    │   └── StoreUnavailable        5xx, resets, timeouts, truncated bodies: retried
+    ├── DestinationError            checkout refused (path escapes, unsafe --delete target)
+    └── TransferFailed              several objects failed; carries the failures
+
+Every message names the thing (path, key, id) and says what to do next, on one line.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class SnapdirError(Exception):
+    """Base class of every error snapdir raises on purpose."""
+
+    exit_code: ClassVar[int] = 1
+    kind: ClassVar[str] = "error"
+
+    def format_message(self) -> str:
+        return " ".join(str(self).split("\n"))
+
+
+class UsageError(SnapdirError):
+    exit_code = 2
+    kind = "usage error"
+
+
+class SourceError(SnapdirError):
+    kind = "source error"
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class UnsupportedName(SourceError):
+    pass
+
+
+class SymlinkCycle(SourceError):
+    pass
+
+
+class FileChanged(SourceError):
+    pass
+
+
+class ManifestError(SnapdirError):
+    kind = "manifest error"
+
+
+class IntegrityError(SnapdirError):
+    kind = "integrity error"
+
+    def __init__(self, message: str, key: str = "", expected: str = "", actual: str = "") -> None:
+        super().__init__(message)
+        self.key = key
+        self.expected = expected
+        self.actual = actual
+
+
+class StoreError(SnapdirError):
+    kind = "store error"
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class ObjectNotFound(StoreError):
+    pass
+
+
+class AccessDenied(StoreError):
+    pass
+
+
+class Throttled(StoreError):
+    retryable = True
+
+
+class StoreUnavailable(StoreError):
+    retryable = True
+
+
+class DestinationError(SnapdirError):
+    kind = "destination error"
+
+
+class TransferFailed(SnapdirError):
+    kind = "transfer failed"
+
+    def __init__(self, message: str, failures: list[BaseException] | None = None) -> None:
+        super().__init__(message)
+        self.failures = failures or []

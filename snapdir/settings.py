@@ -1,0 +1,84 @@
+"""Where things live and the knobs users set, each with its source.
+
+======================== ============================================ =====================
+setting                  environment                                  default
+======================== ============================================ =====================
+cache directory          SNAPDIR_CACHE_DIR                            $XDG_CACHE_HOME/snapdir
+data directory           SNAPDIR_DATA_DIR                             $XDG_DATA_HOME/snapdir
+store                    SNAPDIR_STORE                                <data directory>/store
+stat cache               SNAPDIR_NO_STAT_CACHE=1 disables it          on
+network jobs             SNAPDIR_JOBS                                 32
+hash threads             SNAPDIR_HASH_THREADS                         number of CPUs
+checksum context         SNAPDIR_MANIFEST_CONTEXT                     (plain BLAKE3)
+retry attempts           SNAPDIR_RETRIES                              5
+======================== ============================================ =====================
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import UsageError
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    name: str
+    value: str
+    source: str  # "flag", "environment: VAR", "default"
+
+
+def _xdg(var: str, fallback: str) -> Path:
+    base = os.environ.get(var)
+    return Path(base) if base else Path.home() / fallback
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("SNAPDIR_CACHE_DIR")
+    return Path(env) if env else _xdg("XDG_CACHE_HOME", ".cache") / "snapdir"
+
+
+def data_dir() -> Path:
+    env = os.environ.get("SNAPDIR_DATA_DIR")
+    return Path(env) if env else _xdg("XDG_DATA_HOME", ".local/share") / "snapdir"
+
+
+def default_store() -> str:
+    return os.environ.get("SNAPDIR_STORE") or str(data_dir() / "store")
+
+
+def object_cache_dir() -> Path:
+    """The local cache of objects and manifests (same layout as a store)."""
+    return cache_dir() / "store"
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def env_int(name: str, default: int, minimum: int = 1) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise UsageError(f"{name}={raw!r} is not an integer; set a whole number") from None
+    if value < minimum:
+        raise UsageError(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+def hash_threads() -> int:
+    return env_int("SNAPDIR_HASH_THREADS", os.cpu_count() or 2)
+
+
+def stat_cache_enabled() -> bool:
+    return not env_flag("SNAPDIR_NO_STAT_CACHE")
+
+
+def manifest_context() -> str | None:
+    ctx = os.environ.get("SNAPDIR_MANIFEST_CONTEXT")
+    return ctx if ctx else None
