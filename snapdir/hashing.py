@@ -13,7 +13,7 @@ import os
 import blake3
 
 from .errors import FileChanged, SourceError
-from .manifest import Hasher
+from .core.manifest import Hasher
 
 #: Files at least this large are hashed with BLAKE3's multi-threaded mmap path.
 LARGE_FILE = 8 * 1024 * 1024

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import settings
 from .hashing import LARGE_FILE, hash_file
-from .manifest import FILE, DirNode, Entry, Hasher, Manifest, assemble
+from .core.manifest import FILE, DirNode, Entry, Hasher, Manifest, assemble
 from .scan import PendingFile, compile_excludes, walk
 from .statcache import NoStatCache, now_ns, open_stat_cache
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import blake3
 
-from .errors import ManifestError
+from ..errors import ManifestError
 
 FILE = "F"
 DIR = "D"

@@ -1,0 +1,3 @@
+from snapdir.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""The click shell: one module per verb, loaded only when that verb runs."""

@@ -1,0 +1,117 @@
+"""Entry point: a lazy click group and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from ..errors import SnapdirError
+
+T = TypeVar("T")
+
+#: verb -> module under snapdir.cli holding a click command of the same name
+COMMANDS: dict[str, str] = {
+    "manifest": "manifest_cmd",
+    "id": "id_cmd",
+    "push": "push_cmd",
+    "pull": "pull_cmd",
+    "fetch": "fetch_cmd",
+    "checkout": "checkout_cmd",
+    "stage": "stage_cmd",
+    "verify": "verify_cmd",
+    "ancestors": "history_cmd",
+    "revisions": "history_cmd",
+    "locations": "history_cmd",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(name for name, mod in COMMANDS.items() if _available(mod))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        mod = COMMANDS.get(cmd_name)
+        if mod is None or not _available(mod):
+            return None
+        module = importlib.import_module(f"snapdir.cli.{mod}")
+        cmd = getattr(module, cmd_name.replace("-", "_") + "_command")
+        assert isinstance(cmd, click.Command)
+        return cmd
+
+
+def _available(mod: str) -> bool:
+    return importlib.util.find_spec(f"snapdir.cli.{mod}") is not None
+
+
+def fail(exc: BaseException) -> NoReturn:
+    """Print one line for ``exc`` and exit with its code."""
+    if isinstance(exc, SnapdirError):
+        click.echo(f"snapdir: {exc.kind}: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    if isinstance(exc, BaseExceptionGroup):
+        inner = _first_snapdir_error(exc)
+        if inner is not None:
+            fail(inner)
+    if isinstance(exc, KeyboardInterrupt):
+        click.echo("snapdir: interrupted", err=True)
+        sys.exit(130)
+    if isinstance(exc, BrokenPipeError):
+        sys.exit(1)
+    if os.environ.get("SNAPDIR_DEBUG"):
+        raise exc
+    msg = " ".join(str(exc).split()) or type(exc).__name__
+    click.echo(f"snapdir: internal error: {type(exc).__name__}: {msg} (set SNAPDIR_DEBUG=1 "
+               "for a traceback and report it)", err=True)
+    sys.exit(70)
+
+
+def _first_snapdir_error(group: BaseExceptionGroup[BaseException]) -> SnapdirError | None:
+    for exc in group.exceptions:
+        if isinstance(exc, SnapdirError):
+            return exc
+        if isinstance(exc, BaseExceptionGroup):
+            found = _first_snapdir_error(exc)
+            if found is not None:
+                return found
+    return None
+
+
+def run_async(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run ``fn`` on asyncio with uvloop when available."""
+    import anyio
+
+    try:
+        import uvloop  # noqa: F401
+
+        opts: dict[str, Any] = {"use_uvloop": True}
+    except ImportError:
+        opts = {}
+    return anyio.run(fn, backend="asyncio", backend_options=opts)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="snapdir", prog_name="snapdir")
+def cli() -> None:
+    """Content-addressed snapshots of datasets and checkpoints (snapdir 1.x compatible)."""
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("snapdir: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except SystemExit:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the one place errors become exit codes
+        fail(exc)

@@ -1,0 +1,1 @@
+"""The pure core: manifest codec and transfer planning. No I/O here."""
