@@ -17,8 +17,8 @@ from pathlib import Path
 from . import settings
 from .hashing import LARGE_FILE, hash_file
 from .core.manifest import FILE, DirNode, Entry, Hasher, Manifest, assemble
-from .scan import PendingFile, compile_excludes, walk
-from .statcache import NoStatCache, now_ns, open_stat_cache
+from .scan import PendingFile, absolute, compile_excludes, walk
+from .statcache import now_ns, open_stat_cache
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,8 +61,7 @@ def build_manifest(
     hasher = opts.hasher()
     tag = hasher.cache_tag
     st = stats if stats is not None else HashStats()
-    cache = open_stat_cache(settings.cache_dir(), opts.stat_cache) if opts.stat_cache \
-        else NoStatCache()
+    cache = open_stat_cache(settings.cache_dir(), absolute(str(root)), tag, opts.stat_cache)
     started = now_ns()
     slots = threading.BoundedSemaphore(max(4 * opts.threads, 8))
     pool = ThreadPoolExecutor(max_workers=opts.threads, thread_name_prefix="snapdir-hash")
@@ -86,7 +85,9 @@ def build_manifest(
                 break
             st.files += len(item)
             small: list[PendingFile] = []
-            for f, cs in zip(item, cache.lookup(item, tag), strict=True):
+            get = cache.get
+            for f in item:
+                cs = get(f)
                 if cs is not None:
                     done.append((f, cs))
                 elif f.data_size >= LARGE_FILE:
@@ -112,8 +113,7 @@ def build_manifest(
         pool.shutdown(wait=True, cancel_futures=True)
         large.shutdown(wait=True, cancel_futures=True)
     assert root_node is not None
-    cache.store(new, tag, started)
-    cache.close()
+    cache.update([*done, *new], started)
     for f, cs in done:
         f.parent.files.append(Entry(FILE, f.mode, cs, f.size, f.path))
     for f, cs in new:
