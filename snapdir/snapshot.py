@@ -55,8 +55,13 @@ def build_manifest(
     *,
     progress: Callable[[int, int], None] | None = None,
     stats: HashStats | None = None,
+    sources: dict[str, tuple[str, int]] | None = None,
 ) -> Manifest:
-    """The manifest of ``root`` (sync; call it from a worker thread in async code)."""
+    """The manifest of ``root`` (sync; call it from a worker thread in async code).
+
+    If ``sources`` is given it is filled with ``checksum -> (file to read, its size)``,
+    one file per distinct content, for uploads.
+    """
     opts = options or ManifestOptions()
     hasher = opts.hasher()
     tag = hasher.cache_tag
@@ -114,6 +119,9 @@ def build_manifest(
         large.shutdown(wait=True, cancel_futures=True)
     assert root_node is not None
     cache.update([*done, *new], started)
+    if sources is not None:
+        for f, cs in (*done, *new):
+            sources.setdefault(cs, (f.source, f.data_size))
     for f, cs in done:
         f.parent.files.append(Entry(FILE, f.mode, cs, f.size, f.path))
     for f, cs in new:
