@@ -38,9 +38,21 @@ if TYPE_CHECKING:
     from .api import aid, amanifest, asnapshot_id, id, manifest, snapshot_id
     from .core.manifest import Entry, Manifest
     from .errors import (
-        AccessDenied, DestinationError, FileChanged, IntegrityError, ManifestError,
-        ObjectNotFound, SnapdirError, SourceError, StoreError, StoreUnavailable,
-        SymlinkCycle, Throttled, TransferFailed, UnsupportedName, UsageError,
+        AccessDenied,
+        DestinationError,
+        FileChanged,
+        IntegrityError,
+        ManifestError,
+        ObjectNotFound,
+        SnapdirError,
+        SourceError,
+        StoreError,
+        StoreUnavailable,
+        SymlinkCycle,
+        Throttled,
+        TransferFailed,
+        UnsupportedName,
+        UsageError,
     )
     from .snapshot import ManifestOptions
 

@@ -39,7 +39,7 @@ def snapshot_id(path: PathLike, *, follow: bool = True,
     return manifest(path, follow=follow, exclude=exclude, stat_cache=stat_cache).id
 
 
-id = snapshot_id  # noqa: A001 - mirrors `snapdir id`
+id = snapshot_id
 
 
 async def amanifest(path: PathLike, *, follow: bool = True,

@@ -12,8 +12,8 @@ import os
 
 import blake3
 
-from .errors import FileChanged, SourceError
 from .core.manifest import Hasher
+from .errors import FileChanged, SourceError
 
 #: Files at least this large are hashed with BLAKE3's multi-threaded mmap path.
 LARGE_FILE = 8 * 1024 * 1024
@@ -69,4 +69,4 @@ def hash_file(path: str, size: int, mtime_ns: int, hasher: Hasher) -> str:
 
 
 def hash_bytes(data: bytes) -> str:
-    return blake3.blake3(data).hexdigest()  # type: ignore[no-any-return]
+    return str(blake3.blake3(data).hexdigest())

@@ -15,8 +15,8 @@ import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from .errors import SourceError, SymlinkCycle, UnsupportedName
 from .core.manifest import DirNode
+from .errors import SourceError, SymlinkCycle, UnsupportedName
 
 _POSIX_CLASSES = {
     "alnum": "a-zA-Z0-9", "alpha": "a-zA-Z", "digit": "0-9", "lower": "a-z", "upper": "A-Z",

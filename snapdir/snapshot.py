@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import settings
-from .hashing import LARGE_FILE, hash_file
 from .core.manifest import FILE, DirNode, Entry, Hasher, Manifest, assemble
+from .hashing import LARGE_FILE, hash_file
 from .scan import PendingFile, absolute, compile_excludes, walk
 from .statcache import now_ns, open_stat_cache
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -25,3 +27,47 @@ def manifest_options(fn: F) -> F:
 def directory_argument(fn: F) -> F:
     return click.argument("directory", type=click.Path(file_okay=True, dir_okay=True,
                                                         path_type=str))(fn)
+
+
+def store_option(fn: F) -> F:
+    return click.option("--store", "store", metavar="URI", default=None,
+                        help="s3://bucket/prefix, file:///path or a path (env SNAPDIR_STORE; "
+                        "default: the embedded store in the data directory).")(fn)
+
+
+def id_option(fn: F) -> F:
+    return click.option("--id", "snapshot_id", required=True, metavar="ID",
+                        help="The snapshot id (64 hex characters).")(fn)
+
+
+def transfer_options(fn: F) -> F:
+    fn = click.option("-j", "--jobs", type=click.IntRange(1, 1024), default=None,
+                      help="Network requests in flight (env SNAPDIR_JOBS, default 32).")(fn)
+    fn = click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")(fn)
+    fn = click.option("--progress", "progress", is_flag=True,
+                      help="Progress lines on stderr even when it is not a terminal.")(fn)
+    fn = click.option("--json", "as_json", is_flag=True,
+                      help="Print a JSON summary on stdout instead of the bare id.")(fn)
+    return fn
+
+
+def progress_mode(quiet: bool, progress: bool) -> str:
+    if quiet:
+        return "off"
+    return "plain" if progress else "auto"
+
+
+def transfer_config(jobs: int | None) -> Any:
+    from ..transfer.config import TransferConfig
+
+    return TransferConfig(jobs=jobs) if jobs is not None else TransferConfig()
+
+
+def resolve_store_uri(store: str | None) -> str:
+    from .. import settings
+
+    return store or os.environ.get("SNAPDIR_STORE") or settings.default_store()
+
+
+def emit_json(obj: dict[str, Any]) -> None:
+    click.echo(json.dumps(obj, sort_keys=True))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import blake3
 
@@ -170,7 +171,7 @@ def validate_tree(entries: Sequence[Entry]) -> None:
         kinds[key] = e.kind
     if kinds and kinds.get(".") != DIR:
         raise ManifestError("manifest has no root './' directory entry")
-    for key, kind in kinds.items():
+    for key in kinds:
         if key == ".":
             continue
         parent = key.rsplit("/", 1)[0]
@@ -200,11 +201,12 @@ class Hasher:
             return "b3k:" + digest_hex(self.context.encode())
         return self.algo
 
-    def new(self) -> _HashObj:
+    def new(self) -> Any:
+        """A fresh hash object with ``update(bytes)`` and ``hexdigest()``."""
         if self.algo == "b3sum":
             if self.context is not None:
-                return blake3.blake3(derive_key_context=self.context)  # type: ignore[no-any-return]
-            return blake3.blake3()  # type: ignore[no-any-return]
+                return blake3.blake3(derive_key_context=self.context)
+            return blake3.blake3()
         import hashlib
 
         return hashlib.new("md5" if self.algo == "md5sum" else "sha256")
@@ -212,12 +214,9 @@ class Hasher:
     def hex(self, data: bytes) -> str:
         h = self.new()
         h.update(data)
-        return h.hexdigest()
+        return str(h.hexdigest())
 
 
-class _HashObj:  # structural type for the checksum objects above
-    def update(self, data: bytes, /) -> object: ...
-    def hexdigest(self) -> str: ...
 
 
 @dataclass(slots=True)

@@ -1,0 +1,56 @@
+"""snapdir pull [--store URI] --id ID DIR"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from .main import run_async
+from .options import (
+    emit_json,
+    id_option,
+    progress_mode,
+    resolve_store_uri,
+    store_option,
+    transfer_config,
+    transfer_options,
+)
+
+
+@click.command("pull")
+@store_option
+@id_option
+@click.option("--no-cache", is_flag=True, help="Stream verified objects straight into DIR "
+              "(no second copy in the local cache).")
+@click.option("--delete", is_flag=True, help="Make DIR an exact mirror: remove what the "
+              "snapshot does not have.")
+@transfer_options
+@click.argument("directory")
+def pull_command(store: str | None, snapshot_id: str, no_cache: bool, delete: bool,
+                 jobs: int | None, quiet: bool, progress: bool, as_json: bool,
+                 directory: str) -> None:
+    """Fetch snapshot ID from the store and check it out into DIRECTORY, verified."""
+    from ..stores import open_store
+    from ..transfer.fetch import check_id
+    from ..transfer.pull import pull
+
+    sid = check_id(snapshot_id)
+    uri = resolve_store_uri(store)
+
+    async def main() -> Any:
+        st = open_store(uri)
+        try:
+            return await pull(sid, st, directory, config=transfer_config(jobs),
+                              no_cache=no_cache, delete=delete,
+                              progress=progress_mode(quiet, progress))
+        finally:
+            await st.aclose()
+
+    r = run_async(main)
+    if as_json:
+        emit_json({"command": "pull", "id": r.id, "store": uri, "files": r.fetch.files,
+                   "objects": r.fetch.objects, "objects_fetched": r.fetch.objects_fetched,
+                   "bytes_fetched": r.fetch.bytes_fetched, "written": r.checkout.written,
+                   "unchanged": r.checkout.unchanged, "deleted": r.checkout.deleted,
+                   "seconds": round(r.seconds, 3)})

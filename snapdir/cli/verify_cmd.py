@@ -1,0 +1,44 @@
+"""snapdir verify [--store URI] --id ID"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from .main import run_async
+from .options import (
+    emit_json,
+    id_option,
+    progress_mode,
+    resolve_store_uri,
+    store_option,
+    transfer_config,
+    transfer_options,
+)
+
+
+@click.command("verify")
+@store_option
+@id_option
+@transfer_options
+def verify_command(store: str | None, snapshot_id: str, jobs: int | None, quiet: bool,
+                   progress: bool, as_json: bool) -> None:
+    """Re-hash every object of snapshot ID in the store; fail naming any bad one."""
+    from ..stores import open_store
+    from ..transfer.verify import verify
+
+    uri = resolve_store_uri(store)
+
+    async def main() -> Any:
+        st = open_store(uri)
+        try:
+            return await verify(snapshot_id, st, config=transfer_config(jobs),
+                                progress=progress_mode(quiet, progress))
+        finally:
+            await st.aclose()
+
+    r = run_async(main)
+    if as_json:
+        emit_json({"command": "verify", "id": r.id, "store": uri, "objects": r.objects,
+                   "bytes": r.bytes, "ok": True})

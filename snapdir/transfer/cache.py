@@ -1,0 +1,64 @@
+"""The local cache: objects and manifests in the store layout, on local disk.
+
+Writes go to a unique temporary name in the final directory, then ``os.replace``: a file
+under its real name is always complete and verified. No locks: two processes writing the
+same object race harmlessly (same bytes, atomic rename), and nothing survives a crash but
+temp files, which are ignored and cleaned by the next writer of that object.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from ..core.manifest import Manifest, digest_hex, parse
+from ..errors import IntegrityError
+from ..stores.base import manifest_key, object_key
+
+TMP_PREFIX = ".snapdir-tmp-"
+
+
+def temp_name(final: Path) -> Path:
+    return final.with_name(f"{TMP_PREFIX}{final.name[:16]}-{os.getpid()}-{secrets.token_hex(4)}")
+
+
+class LocalCache:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def object_path(self, digest: str) -> Path:
+        return self.root / object_key(digest)
+
+    def manifest_path(self, snapshot_id: str) -> Path:
+        return self.root / manifest_key(snapshot_id)
+
+    def has_object(self, digest: str) -> bool:
+        return os.path.isfile(self.object_path(digest))
+
+    def load_manifest(self, snapshot_id: str) -> Manifest | None:
+        """The cached manifest of ``snapshot_id`` (checked against the id), or None."""
+        try:
+            data = self.manifest_path(snapshot_id).read_bytes()
+        except FileNotFoundError:
+            return None
+        if digest_hex(data) != snapshot_id:
+            raise IntegrityError(
+                f"cached manifest {snapshot_id} is corrupt (its bytes hash to "
+                f"{digest_hex(data)}); delete {self.manifest_path(snapshot_id)} and fetch again",
+                key=manifest_key(snapshot_id), expected=snapshot_id, actual=digest_hex(data))
+        return parse(data)
+
+    def save_bytes(self, final: Path, data: bytes) -> None:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temp_name(final)
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, final)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def save_manifest(self, snapshot_id: str, data: bytes) -> None:
+        self.save_bytes(self.manifest_path(snapshot_id), data)

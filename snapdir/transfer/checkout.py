@@ -1,0 +1,225 @@
+"""checkout: place a manifest's files under a destination from verified objects.
+
+* Paths come from a strictly parsed manifest (no ``..``, no absolute paths, parents are
+  directories), and every directory on the way is made a real directory: a symlink found
+  in the destination is replaced, never followed out of it.
+* Files whose bytes already match are left alone; others are written to a temp name in the
+  same directory (reflink where the filesystem can, else a kernel copy) and renamed in.
+* Directory modes are applied after their contents, deepest first.
+* ``delete=True`` makes the destination an exact mirror (refusing dangerous roots).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import shutil
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import settings
+from ..core.manifest import Hasher, Manifest
+from ..errors import DestinationError, SnapdirError
+from ..hashing import hash_file
+from .cache import TMP_PREFIX, temp_name
+
+FICLONE = 0x40049409
+
+
+@dataclass(slots=True)
+class CheckoutResult:
+    files: int = 0
+    written: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    bytes_written: int = 0
+
+
+class _Copier:
+    def __init__(self) -> None:
+        self.reflink = True
+
+    def copy(self, src: Path, dst: Path, mode: int) -> None:
+        with open(src, "rb") as fi, open(dst, "wb") as fo:
+            if self.reflink:
+                try:
+                    fcntl.ioctl(fo.fileno(), FICLONE, fi.fileno())
+                    os.fchmod(fo.fileno(), mode)
+                    return
+                except OSError as exc:
+                    if exc.errno not in (errno.EOPNOTSUPP, errno.EXDEV, errno.EINVAL,
+                                         errno.ENOTTY, errno.EBADF, errno.ENOSYS):
+                        raise
+                    self.reflink = False
+            _kernel_copy(fi, fo)
+            os.fchmod(fo.fileno(), mode)
+
+
+def _kernel_copy(fi: object, fo: object) -> None:
+    src = fi.fileno()  # type: ignore[attr-defined]
+    dst = fo.fileno()  # type: ignore[attr-defined]
+    size = os.fstat(src).st_size
+    offset = 0
+    try:
+        while offset < size:
+            n = os.copy_file_range(src, dst, size - offset, offset, offset)
+            if n == 0:
+                break
+            offset += n
+    except OSError:
+        os.lseek(src, offset, 0)
+        os.lseek(dst, offset, 0)
+        while block := os.read(src, 8 * 1024 * 1024):
+            os.write(dst, block)
+
+
+def check_destination(dest: Path, delete: bool) -> Path:
+    """Refuse destinations that are files, or (with --delete) too dangerous to mirror."""
+    if dest.exists() and not dest.is_dir():
+        raise DestinationError(f"{dest}: exists and is not a directory; choose a directory")
+    real = Path(os.path.realpath(dest))
+    if delete:
+        forbidden = {Path("/"), Path(os.path.realpath(Path.home())),
+                     Path(os.path.realpath(settings.cache_dir())),
+                     Path(os.path.realpath(settings.data_dir()))}
+        store = settings.default_store()
+        if "://" not in store or store.startswith("file://"):
+            forbidden.add(Path(os.path.realpath(store.removeprefix("file://"))))
+        if real in forbidden or any(real in f.parents for f in forbidden if f != Path("/")):
+            raise DestinationError(f"{dest}: refusing --delete on /, $HOME, or a snapdir "
+                                   "cache/store directory (or a parent of one)")
+    return real
+
+
+def _ensure_dir(path: Path, delete: bool) -> None:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        os.mkdir(path, 0o700)
+        return
+    if stat.S_ISDIR(st.st_mode):
+        if not st.st_mode & stat.S_IWUSR or not st.st_mode & stat.S_IXUSR:
+            os.chmod(path, stat.S_IMODE(st.st_mode) | 0o700)
+        return
+    if stat.S_ISLNK(st.st_mode) or delete:
+        os.unlink(path)  # a link is replaced, never followed
+        os.mkdir(path, 0o700)
+        return
+    raise DestinationError(f"{path}: exists and is not a directory; move it away or use "
+                           "--delete")
+
+
+def prepare_dirs(manifest: Manifest, dest: Path, delete: bool) -> list[tuple[Path, int]]:
+    """Make every directory of ``manifest`` a real directory under ``dest``."""
+    check_destination(dest, delete)
+    dest.mkdir(parents=True, exist_ok=True)
+    dirs = []
+    for e in manifest.dirs():
+        rel = e.path[2:]
+        target = dest / rel if rel else dest
+        _ensure_dir(target, delete)
+        dirs.append((target, e.mode))
+    return dirs
+
+
+def matches(path: Path, digest: str, size: int, hasher: Hasher) -> bool:
+    """Does the file at ``path`` (not followed if a link) hold exactly ``digest``?"""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return _matches(path, st, digest, size, hasher)
+
+
+def _matches(path: Path, st: os.stat_result, digest: str, size: int, hasher: Hasher) -> bool:
+    if not stat.S_ISREG(st.st_mode) or st.st_size != size:
+        return False
+    try:
+        return hash_file(str(path), st.st_size, st.st_mtime_ns, hasher) == digest
+    except SnapdirError:
+        return False
+
+
+def checkout_manifest(
+    manifest: Manifest,
+    dest: Path,
+    object_path: Callable[[str], Path],
+    *,
+    delete: bool = False,
+    hasher: Hasher | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    placed: set[str] | None = None,
+) -> CheckoutResult:
+    """Materialise ``manifest`` under ``dest`` from files given by ``object_path(digest)``.
+
+    ``placed``: manifest paths already written and verified by the caller (pull --no-cache).
+    """
+    h = hasher or Hasher()
+    dirs = prepare_dirs(manifest, dest, delete)
+    result = CheckoutResult()
+    copier = _Copier()
+    for e in manifest.files():
+        result.files += 1
+        target = dest / e.path[2:]
+        if placed is not None and e.path in placed:
+            result.written += 1
+            continue
+        src = object_path(e.checksum)
+        size = src.stat().st_size
+        try:
+            st: os.stat_result | None = os.lstat(target)
+        except FileNotFoundError:
+            st = None
+        if st is not None and _matches(target, st, e.checksum, size, h):
+            if stat.S_IMODE(st.st_mode) != e.mode:
+                os.chmod(target, e.mode)
+            result.unchanged += 1
+        else:
+            if st is not None and stat.S_ISDIR(st.st_mode):
+                if not delete:
+                    raise DestinationError(f"{target}: is a directory where the snapshot has "
+                                           "a file; move it away or use --delete")
+                shutil.rmtree(target)
+            tmp = temp_name(target)
+            try:
+                copier.copy(src, tmp, e.mode)
+                os.replace(tmp, target)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            result.written += 1
+            result.bytes_written += size
+        if progress is not None:
+            progress(1, size)
+    if delete:
+        result.deleted = _mirror(dest, manifest)
+    for path, mode in reversed(dirs):
+        os.chmod(path, mode)
+    return result
+
+
+def _mirror(dest: Path, manifest: Manifest) -> int:
+    keep = {e.path[2:].rstrip("/") for e in manifest.entries}
+    removed = 0
+    for dirpath, dirnames, filenames in os.walk(dest, topdown=True, followlinks=False):
+        rel_dir = os.path.relpath(dirpath, dest)
+        rel_dir = "" if rel_dir == "." else rel_dir + "/"
+        for name in list(dirnames):
+            rel = rel_dir + name
+            full = os.path.join(dirpath, name)
+            if rel not in keep or os.path.islink(full):
+                if os.path.islink(full):
+                    os.unlink(full)
+                else:
+                    shutil.rmtree(full)
+                dirnames.remove(name)
+                removed += 1
+        for name in filenames:
+            rel = rel_dir + name
+            if rel not in keep or name.startswith(TMP_PREFIX):
+                os.unlink(os.path.join(dirpath, name))
+                removed += 1
+    return removed

@@ -1,0 +1,51 @@
+"""Transfer settings, validated at construction.
+
+Memory bound (bytes held by transfers at once)::
+
+    jobs × small_object_limit                       whole small objects being sent/received
+  + large_jobs × part_concurrency × part_size       multipart uploads / ranged downloads
+
+With the defaults: 32 × 8 MiB + 2 × 8 × 16 MiB ≈ 512 MiB worst case; in practice small
+objects are far below the limit. None of it grows with file size or dataset size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .. import settings
+from ..errors import UsageError
+
+MiB = 1024 * 1024
+S3_MAX_PARTS = 10_000
+S3_MIN_PART = 5 * MiB
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransferConfig:
+    jobs: int = field(default_factory=lambda: settings.env_int("SNAPDIR_JOBS", 32))
+    retries: int = field(default_factory=lambda: settings.env_int("SNAPDIR_RETRIES", 5))
+    #: objects at least this large go multipart / ranged, others in one request
+    multipart_threshold: int = 64 * MiB
+    part_size: int = 16 * MiB
+    part_concurrency: int = 8
+    #: how many large objects move at once (each with part_concurrency parts)
+    large_jobs: int = 2
+    small_object_limit: int = 8 * MiB
+    backoff_base: float = 0.1
+    backoff_cap: float = 5.0
+
+    def __post_init__(self) -> None:
+        for name in ("jobs", "retries", "multipart_threshold", "part_size", "part_concurrency",
+                     "large_jobs", "small_object_limit"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"{name} must be at least 1")
+        if self.part_size < S3_MIN_PART:
+            raise UsageError(f"part_size must be at least {S3_MIN_PART} bytes (S3's minimum)")
+
+    def part_size_for(self, size: int) -> int:
+        """A part size that keeps ``size`` within S3's 10,000-part limit."""
+        part = self.part_size
+        while -(-size // part) > S3_MAX_PARTS:
+            part *= 2
+        return part

@@ -1,0 +1,155 @@
+"""Receiving one object: streamed to a temporary file next to its final place while being
+hashed, verified, then renamed into place. A wrong byte never appears under the real name.
+Large objects come in parallel ranged GETs and are hashed with BLAKE3's threads."""
+
+from __future__ import annotations
+
+import os
+from functools import partial
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import anyio
+import blake3
+
+from ..core.manifest import Hasher
+from ..errors import IntegrityError
+from ..stores.base import Store, object_key
+from .cache import temp_name
+from .config import TransferConfig
+
+
+def _mismatch(store: Store, digest: str, actual: str, label: str) -> IntegrityError:
+    return IntegrityError(
+        f"object {digest} (for {label}) from {store.uri} is corrupt: its bytes hash to "
+        f"{actual}; it was not checked out; repair the store (re-push) and retry",
+        key=object_key(digest), expected=digest, actual=actual)
+
+
+def _write_small(tmp: Path, final: Path, chunks: list[bytes], digest: str,
+                 hasher: Hasher, mode: int | None) -> str:
+    h = hasher.new()
+    for c in chunks:
+        h.update(c)
+    actual = str(h.hexdigest())
+    if actual != digest:
+        return actual
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with open(tmp, "wb") as fh:
+        for c in chunks:
+            fh.write(c)
+        if mode is not None:
+            os.fchmod(fh.fileno(), mode)
+    os.replace(tmp, final)
+    return actual
+
+
+def _open_write(path: Path) -> BinaryIO:
+    return open(path, "wb")
+
+
+def _hash_path(path: Path, hasher: Hasher) -> str:
+    if hasher.algo == "b3sum" and hasher.context is None:
+        h = blake3.blake3(max_threads=blake3.blake3.AUTO)
+        if path.stat().st_size:
+            h.update_mmap(str(path))
+        return str(h.hexdigest())
+    h2 = hasher.new()
+    with open(path, "rb") as fh:
+        while block := fh.read(8 * 1024 * 1024):
+            h2.update(block)
+    return str(h2.hexdigest())
+
+
+async def download_object(store: Store, digest: str, final: Path, hasher: Hasher,
+                          config: TransferConfig, *, size_hint: int = 0, label: str = "",
+                          mode: int | None = None) -> int:
+    """Fetch object ``digest`` into ``final`` (verified); returns its size."""
+    key = object_key(digest)
+    label = label or key
+    tmp = temp_name(final)
+    try:
+        if size_hint >= config.multipart_threshold:
+            size = await store.head(key)
+            if size is not None and size >= config.multipart_threshold:
+                await _ranged(store, key, tmp, final, size, config)
+                actual = await anyio.to_thread.run_sync(_hash_path, tmp, hasher)
+                if actual != digest:
+                    raise _mismatch(store, digest, actual, label)
+                if mode is not None:
+                    os.chmod(tmp, mode)
+                os.replace(tmp, final)
+                return size
+        chunks: list[bytes] = []
+        held = 0
+        fh: BinaryIO | None = None
+        h: Any = None
+        try:
+            async for chunk in store.get(key):
+                if fh is None and held + len(chunk) <= config.small_object_limit:
+                    chunks.append(chunk)
+                    held += len(chunk)
+                    continue
+                if fh is None:  # too big to hold: stream to disk from here on
+                    final.parent.mkdir(parents=True, exist_ok=True)
+                    fh = await anyio.to_thread.run_sync(_open_write, tmp)
+                    h = hasher.new()
+                    for c in chunks:
+                        h.update(c)
+                        await anyio.to_thread.run_sync(fh.write, c)
+                    chunks = []
+                await anyio.to_thread.run_sync(h.update, chunk)
+                await anyio.to_thread.run_sync(fh.write, chunk)
+                held += len(chunk)
+            if fh is None:
+                actual = await anyio.to_thread.run_sync(
+                    _write_small, tmp, final, chunks, digest, hasher, mode)
+                if actual != digest:
+                    raise _mismatch(store, digest, actual, label)
+                return held
+            assert h is not None
+            actual = str(h.hexdigest())
+            if actual != digest:
+                raise _mismatch(store, digest, actual, label)
+            if mode is not None:
+                os.fchmod(fh.fileno(), mode)
+        finally:
+            if fh is not None:
+                fh.close()
+        os.replace(tmp, final)
+        return held
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+async def _ranged(store: Store, key: str, tmp: Path, final: Path, size: int,
+                  config: TransferConfig) -> None:
+    final.parent.mkdir(parents=True, exist_ok=True)
+    part = config.part_size_for(size)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.ftruncate(fd, size)
+
+        async def fetch_range(start: int, end: int) -> None:
+            offset = start
+            async for chunk in store.get(key, start, end):
+                await anyio.to_thread.run_sync(os.pwrite, fd, chunk, offset)
+                offset += len(chunk)
+            if offset != end:
+                from ..errors import StoreUnavailable
+                raise StoreUnavailable(f"{key}: truncated body ({offset - start} of "
+                                       f"{end - start} bytes); retrying", key)
+
+        limiter = anyio.CapacityLimiter(config.part_concurrency)
+
+        async def one(start: int, end: int) -> None:
+            from .retry import retrying
+            async with limiter:
+                await retrying(partial(fetch_range, start, end), config)
+
+        async with anyio.create_task_group() as tg:
+            for start in range(0, size, part):
+                tg.start_soon(one, start, min(size, start + part))
+    finally:
+        os.close(fd)

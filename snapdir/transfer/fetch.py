@@ -1,0 +1,137 @@
+"""fetch: manifest (checked against its id) → what the cache lacks → download + verify."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream
+
+from .. import settings
+from ..core.manifest import Hasher, Manifest, digest_hex, parse
+from ..core.plan import plan_fetch
+from ..errors import IntegrityError, ObjectNotFound
+from ..stores.base import Store, manifest_key
+from .cache import LocalCache
+from .config import TransferConfig
+from .download import download_object
+from .progress import Progress
+from .retry import retrying
+
+
+@dataclass(slots=True)
+class FetchResult:
+    id: str
+    files: int = 0
+    objects: int = 0
+    objects_fetched: int = 0
+    bytes_fetched: int = 0
+    seconds: float = 0.0
+
+
+def check_id(snapshot_id: str) -> str:
+    from ..errors import UsageError
+
+    sid = snapshot_id.strip().lower()
+    if len(sid) != 64 or any(c not in "0123456789abcdef" for c in sid):
+        raise UsageError(f"{snapshot_id!r} is not a snapshot id (64 hex characters); "
+                         "copy it from `snapdir push` or `snapdir id`")
+    return sid
+
+
+async def get_manifest(store: Store, snapshot_id: str, config: TransferConfig,
+                       cache: LocalCache | None = None) -> Manifest:
+    """The manifest of ``snapshot_id``: from the cache, else from the store (verified)."""
+    if cache is not None:
+        m = cache.load_manifest(snapshot_id)
+        if m is not None:
+            return m
+    key = manifest_key(snapshot_id)
+
+    async def get() -> bytes:
+        try:
+            data = await store.get_bytes(key)
+        except ObjectNotFound:
+            raise ObjectNotFound(f"snapshot {snapshot_id} is not in {store.uri} (no {key}); "
+                                 "check the id and --store", key) from None
+        actual = digest_hex(data)
+        if actual != snapshot_id:
+            raise IntegrityError(f"manifest {key} in {store.uri} does not hash to its id "
+                                 f"(got {actual}); the store is corrupt, refusing it",
+                                 key=key, expected=snapshot_id, actual=actual)
+        return data
+
+    data = await retrying(get, config)
+    manifest = parse(data)  # strict: untrusted input
+    if cache is not None:
+        await anyio.to_thread.run_sync(cache.save_manifest, snapshot_id, data)
+    return manifest
+
+
+def object_labels(manifest: Manifest) -> dict[str, tuple[str, int]]:
+    """digest -> (first path using it, largest manifest size seen: a size hint)."""
+    out: dict[str, tuple[str, int]] = {}
+    for e in manifest.files():
+        prev = out.get(e.checksum)
+        if prev is None:
+            out[e.checksum] = (e.path, e.size)
+        elif e.size > prev[1]:
+            out[e.checksum] = (prev[0], e.size)
+    return out
+
+
+async def download_all(store: Store, items: list[tuple[str, Path, str, int, int | None]],
+                       config: TransferConfig, prog: Progress) -> tuple[int, int]:
+    """Download ``(digest, final path, label, size hint, mode)`` items; (count, bytes)."""
+    hasher = Hasher("b3sum", settings.manifest_context())
+    totals = [0, 0]
+
+    async def worker(recv: MemoryObjectReceiveStream[tuple[str, Path, str, int, int | None]]
+                     ) -> None:
+        async with recv:
+            async for digest, final, label, hint, mode in recv:
+                size = await retrying(partial(download_object, store, digest, final, hasher,
+                                              config, size_hint=hint, label=label, mode=mode),
+                                      config)
+                totals[0] += 1
+                totals[1] += size
+                prog.add(1, size)
+
+    send, recv = anyio.create_memory_object_stream[tuple[str, Path, str, int, int | None]](
+        config.jobs)
+    async with anyio.create_task_group() as tg:
+        for _ in range(min(config.jobs, max(1, len(items)))):
+            tg.start_soon(worker, recv.clone())
+        recv.close()
+        async with send:
+            for item in items:
+                await send.send(item)
+    return totals[0], totals[1]
+
+
+async def fetch(snapshot_id: str, store: Store, *, config: TransferConfig | None = None,
+                progress: str = "auto") -> FetchResult:
+    """Bring snapshot ``snapshot_id`` and all its objects into the local cache."""
+    started = time.monotonic()
+    cfg = config or TransferConfig()
+    sid = check_id(snapshot_id)
+    cache = LocalCache(settings.object_cache_dir())
+    manifest = await get_manifest(store, sid, cfg, cache)
+    labels = object_labels(manifest)
+    result = FetchResult(id=sid, files=sum(1 for _ in manifest.files()), objects=len(labels))
+    cached = await anyio.to_thread.run_sync(
+        lambda: {d for d in labels if cache.has_object(d)})
+    todo = plan_fetch(labels, cached)
+    items: list[tuple[str, Path, str, int, int | None]] = [
+        (d, cache.object_path(d), labels[d][0], labels[d][1], None) for d in todo]
+    async with Progress("fetch", progress, files_total=len(items),
+                        bytes_total=sum(labels[d][1] for d in todo)) as prog:
+        result.objects_fetched, result.bytes_fetched = await download_all(store, items, cfg,
+                                                                          prog)
+    from . import known
+    known.remember(settings.cache_dir(), store.uri, sid)
+    result.seconds = time.monotonic() - started
+    return result

@@ -1,0 +1,85 @@
+"""Progress on stderr: a live line on a terminal, nothing otherwise (or periodic plain
+lines when asked). stdout is never touched: it carries only ids."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Self
+
+import anyio
+from anyio.abc import TaskGroup
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+@dataclass(slots=True)
+class Progress:
+    """Counters the pipeline bumps; a background task renders them."""
+
+    label: str
+    mode: str = "auto"  # "auto" (terminal only), "plain" (periodic lines), "off"
+    files_total: int = 0
+    bytes_total: int = 0
+    files_done: int = 0
+    bytes_done: int = 0
+    started: float = field(default_factory=time.monotonic)
+    _tg: TaskGroup | None = None
+    _scope: anyio.CancelScope | None = None
+
+    def add(self, files: int = 0, nbytes: int = 0) -> None:
+        self.files_done += files
+        self.bytes_done += nbytes
+
+    @property
+    def enabled(self) -> bool:
+        if self.mode == "off":
+            return False
+        return self.mode == "plain" or sys.stderr.isatty()
+
+    def line(self) -> str:
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        rate = self.bytes_done / elapsed
+        parts = [f"{self.label}: {self.files_done}/{self.files_total} files",
+                 f"{_human(self.bytes_done)}/{_human(self.bytes_total)}",
+                 f"{_human(rate)}/s"]
+        if rate > 0 and self.bytes_total > self.bytes_done:
+            parts.append(f"ETA {int((self.bytes_total - self.bytes_done) / rate)}s")
+        return ", ".join(parts)
+
+    async def _render(self) -> None:
+        tty = self.mode != "plain"
+        interval = 0.2 if tty else 5.0
+        while True:
+            await anyio.sleep(interval)
+            if tty:
+                sys.stderr.write("\r\x1b[2K" + self.line())
+            else:
+                sys.stderr.write(self.line() + "\n")
+            sys.stderr.flush()
+
+    async def __aenter__(self) -> Self:
+        if self.enabled:
+            self._tg = anyio.create_task_group()
+            await self._tg.__aenter__()
+            self._tg.start_soon(self._render)
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> bool | None:
+        if self._tg is not None:
+            self._tg.cancel_scope.cancel()
+            await self._tg.__aexit__(et, e, tb)
+            if self.mode != "plain":
+                sys.stderr.write("\r\x1b[2K")
+            sys.stderr.write(self.line() + "\n")
+            sys.stderr.flush()
+        return None

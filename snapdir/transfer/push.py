@@ -1,0 +1,176 @@
+"""push: walk → hash → diff against the store → upload objects → manifest last."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream
+
+from .. import settings
+from ..core.manifest import Hasher, Manifest, digest_hex, parse
+from ..core.plan import UploadPlan, plan_upload
+from ..errors import IntegrityError, ObjectNotFound, StoreError
+from ..snapshot import ManifestOptions, build_manifest
+from ..stores.base import OBJECTS, Store, digest_from_key, manifest_key, object_key
+from . import known
+from .cache import LocalCache
+from .config import TransferConfig
+from .progress import Progress
+from .retry import retrying
+from .upload import upload_object
+
+#: give up listing the store when it holds more than this many keys per object to check
+LIST_KEYS_PER_OBJECT = 50
+
+
+@dataclass(slots=True)
+class PushResult:
+    id: str
+    files: int = 0
+    bytes: int = 0
+    objects: int = 0
+    objects_sent: int = 0
+    bytes_sent: int = 0
+    objects_skipped: int = 0
+    already_present: bool = False
+    seconds: float = 0.0
+    manifest: Manifest | None = field(default=None, repr=False)
+
+
+async def _manifest_objects(store: Store, cache: LocalCache, sid: str) -> set[str]:
+    """Objects of manifest ``sid`` if the store holds it, else empty."""
+    try:
+        m = cache.load_manifest(sid)
+    except IntegrityError:
+        m = None
+    if m is None:
+        try:
+            data = await store.get_bytes(manifest_key(sid))
+        except ObjectNotFound:
+            return set()
+        if digest_hex(data) != sid:
+            return set()
+        m = parse(data)
+    elif await store.head(manifest_key(sid)) is None:
+        return set()
+    return m.object_digests()
+
+
+async def _list_objects(store: Store, budget: int) -> set[str] | None:
+    """Every object in the store, or None if there are more than ``budget`` keys."""
+    found: set[str] = set()
+    async for chunk in store.list(OBJECTS + "/"):
+        for key in chunk:
+            d = digest_from_key(key)
+            if d is not None:
+                found.add(d)
+        if len(found) > budget:
+            return None
+    return found
+
+
+async def plan_push(store: Store, objects: set[str], known_ids: list[str],
+                    cache: LocalCache, config: TransferConfig) -> UploadPlan:
+    present: set[str] = set()
+    for sid in known_ids:
+        try:
+            present |= await retrying(partial(_manifest_objects, store, cache, sid), config)
+        except StoreError:
+            continue
+    unknown = objects - present
+    listed = None
+    if unknown:
+        listed = await retrying(
+            partial(_list_objects, store, LIST_KEYS_PER_OBJECT * len(unknown)), config)
+    return plan_upload(objects, present, listed)
+
+
+async def push(
+    source: str | Path,
+    store: Store,
+    *,
+    options: ManifestOptions | None = None,
+    config: TransferConfig | None = None,
+    known_manifests: list[str] | None = None,
+    progress: str = "auto",
+) -> PushResult:
+    """Push directory ``source`` to ``store``; returns the snapshot id and counts."""
+    started = time.monotonic()
+    cfg = config or TransferConfig()
+    opts = options or ManifestOptions()
+    hasher = Hasher("b3sum", opts.context)
+    cache = LocalCache(settings.object_cache_dir())
+    sources: dict[str, tuple[str, int]] = {}
+    manifest = await anyio.to_thread.run_sync(
+        partial(build_manifest, str(source), opts, sources=sources))
+    data = manifest.encode()
+    sid = digest_hex(data)
+    result = PushResult(id=sid, manifest=manifest, objects=len(sources))
+    for e in manifest.files():
+        result.files += 1
+        result.bytes += e.size
+    mkey = manifest_key(sid)
+    if await retrying(partial(store.head, mkey), cfg) is not None:
+        result.already_present = True
+        result.objects_skipped = len(sources)
+        _finish(cache, store, sid, data, result, started)
+        return result
+
+    ids = list(known_manifests or []) + known.known_ids(settings.cache_dir(), store.uri)
+    plan = await plan_push(store, set(sources), ids, cache, cfg)
+    result.objects_skipped = plan.skip
+    todo = [(d, True) for d in plan.check] + [(d, False) for d in plan.upload]
+    file_limiter = anyio.CapacityLimiter(max(2, cfg.jobs // 4))
+    large_limiter = anyio.CapacityLimiter(cfg.large_jobs)
+    prog = Progress("push", progress, files_total=len(todo),
+                    bytes_total=sum(sources[d][1] for d, _ in todo))
+
+    async def worker(recv: MemoryObjectReceiveStream[tuple[str, bool]]) -> None:
+        async with recv:
+            async for digest, check in recv:
+                path, size = sources[digest]
+                key_present = False
+                if check:
+                    key_present = await retrying(
+                        partial(store.head, object_key(digest)), cfg) is not None
+                if key_present:
+                    result.objects_skipped += 1
+                else:
+                    if size >= cfg.multipart_threshold:
+                        async with large_limiter:
+                            await retrying(partial(upload_object, store, digest, path, size,
+                                                   hasher, cfg, file_limiter), cfg)
+                    else:
+                        await retrying(partial(upload_object, store, digest, path, size,
+                                               hasher, cfg, file_limiter), cfg)
+                    result.objects_sent += 1
+                    result.bytes_sent += size
+                prog.add(1, size)
+
+    async with prog:
+        send, recv = anyio.create_memory_object_stream[tuple[str, bool]](cfg.jobs)
+        async with anyio.create_task_group() as tg:
+            for _ in range(min(cfg.jobs, max(1, len(todo)))):
+                tg.start_soon(worker, recv.clone())
+            recv.close()
+            async with send:
+                for item in todo:
+                    await send.send(item)
+    # every object is in the store: now, and only now, the manifest
+    await retrying(partial(store.put_bytes, mkey, data), cfg)
+    _finish(cache, store, sid, data, result, started)
+    return result
+
+
+def _finish(cache: LocalCache, store: Store, sid: str, data: bytes, result: PushResult,
+            started: float) -> None:
+    try:
+        cache.save_manifest(sid, data)
+    except OSError:
+        pass  # the cache is an optimisation for later pushes
+    known.remember(settings.cache_dir(), store.uri, sid)
+    result.seconds = time.monotonic() - started

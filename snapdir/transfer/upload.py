@@ -1,0 +1,73 @@
+"""Sending one object: the bytes are hashed as they are read, and must match the digest the
+manifest gave them; otherwise the file changed since it was hashed and nothing is written."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from functools import partial
+
+import anyio
+
+from ..core.manifest import Hasher
+from ..errors import FileChanged, SourceError
+from ..stores.base import Store, object_key
+from .config import TransferConfig
+
+
+def _changed(path: str) -> FileChanged:
+    return FileChanged(f"{path}: the file changed since it was hashed; nothing was pushed for "
+                       "it and no manifest was written; re-run on a quiescent tree", path)
+
+
+def _read_error(path: str, exc: OSError) -> SourceError:
+    return SourceError(f"{path}: cannot read it ({exc.strerror}); nothing was pushed for it",
+                       path)
+
+
+def read_verified(path: str, size: int, digest: str, hasher: Hasher) -> bytes:
+    """The whole (small) file, checked against ``digest``."""
+    try:
+        with open(path, "rb", buffering=0) as fh:
+            data = fh.read(size + 1)
+    except OSError as exc:
+        raise _read_error(path, exc) from None
+    if len(data) != size or hasher.hex(data) != digest:
+        raise _changed(path)
+    return data
+
+
+async def verified_chunks(path: str, size: int, digest: str, hasher: Hasher,
+                          chunk: int) -> AsyncIterator[bytes]:
+    """Chunks of a large file; raises before the last chunk if the bytes do not match."""
+    h = hasher.new()
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise _read_error(path, exc) from None
+    try:
+        offset = 0
+        while offset < size:
+            want = min(chunk, size - offset)
+            data = await anyio.to_thread.run_sync(os.pread, fd, want, offset)
+            if len(data) != want:
+                raise _changed(path)
+            await anyio.to_thread.run_sync(h.update, data)
+            offset += want
+            if offset >= size and (h.hexdigest() != digest or os.fstat(fd).st_size != size):
+                raise _changed(path)
+            yield data
+    finally:
+        os.close(fd)
+
+
+async def upload_object(store: Store, digest: str, path: str, size: int, hasher: Hasher,
+                        config: TransferConfig, file_limiter: anyio.CapacityLimiter) -> None:
+    key = object_key(digest)
+    if size < config.multipart_threshold:
+        data = await anyio.to_thread.run_sync(
+            partial(read_verified, path, size, digest, hasher), limiter=file_limiter)
+        await store.put_bytes(key, data)
+    else:
+        chunks = verified_chunks(path, size, digest, hasher, config.part_size_for(size))
+        await store.put(key, chunks, size)

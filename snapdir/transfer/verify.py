@@ -1,0 +1,84 @@
+"""verify: re-hash every object of a snapshot in a store (nothing is written)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream
+
+from .. import settings
+from ..core.manifest import Hasher
+from ..errors import IntegrityError, ObjectNotFound, StoreError, TransferFailed
+from ..stores.base import Store, object_key
+from .config import TransferConfig
+from .fetch import check_id, get_manifest, object_labels
+from .progress import Progress
+from .retry import retrying
+
+
+@dataclass(slots=True)
+class VerifyResult:
+    id: str
+    objects: int = 0
+    bytes: int = 0
+    bad: list[str] = field(default_factory=list)
+
+
+async def verify(snapshot_id: str, store: Store, *, config: TransferConfig | None = None,
+                 progress: str = "auto") -> VerifyResult:
+    """Raise TransferFailed naming every missing or corrupt object; else the counts."""
+    cfg = config or TransferConfig()
+    sid = check_id(snapshot_id)
+    manifest = await get_manifest(store, sid, cfg)
+    labels = object_labels(manifest)
+    hasher = Hasher("b3sum", settings.manifest_context())
+    result = VerifyResult(id=sid, objects=len(labels))
+    failures: list[BaseException] = []
+
+    async def check(digest: str) -> int:
+        h = hasher.new()
+        n = 0
+        async for chunk in store.get(object_key(digest)):
+            h.update(chunk)
+            n += len(chunk)
+        actual = h.hexdigest()
+        if actual != digest:
+            raise IntegrityError(f"object {digest} (for {labels[digest][0]}) is corrupt: its "
+                                 f"bytes hash to {actual}", key=object_key(digest),
+                                 expected=digest, actual=actual)
+        return n
+
+    async def worker(recv: MemoryObjectReceiveStream[str], prog: Progress) -> None:
+        async with recv:
+            async for digest in recv:
+                try:
+                    n = await retrying(partial(check, digest), cfg)
+                except ObjectNotFound:
+                    failures.append(ObjectNotFound(
+                        f"object {digest} (for {labels[digest][0]}) is missing", object_key(digest)))
+                    result.bad.append(digest)
+                    continue
+                except (IntegrityError, StoreError) as exc:
+                    failures.append(exc)
+                    result.bad.append(digest)
+                    continue
+                result.bytes += n
+                prog.add(1, n)
+
+    async with Progress("verify", progress, files_total=len(labels)) as prog:
+        send, recv = anyio.create_memory_object_stream[str](cfg.jobs)
+        async with anyio.create_task_group() as tg:
+            for _ in range(min(cfg.jobs, max(1, len(labels)))):
+                tg.start_soon(worker, recv.clone(), prog)
+            recv.close()
+            async with send:
+                for d in labels:
+                    await send.send(d)
+    if failures:
+        first = failures[0]
+        raise TransferFailed(f"snapshot {sid} in {store.uri}: {len(failures)} of "
+                             f"{len(labels)} objects failed verification; first: {first}",
+                             failures)
+    return result
