@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import anyio
 import anyio.to_thread
 
 from .core.manifest import Manifest
 from .snapshot import ManifestOptions, build_manifest
 
 PathLike = str | os.PathLike[str]
+T = TypeVar("T")
 
 
 def manifest(
@@ -60,3 +64,201 @@ async def asnapshot_id(path: PathLike, *, follow: bool = True,
 
 
 aid = asnapshot_id
+
+
+# --- transfers ----------------------------------------------------------------------------
+
+if TYPE_CHECKING:
+    from .history import Ancestor, Location
+    from .stores.base import Store
+    from .transfer.checkout import CheckoutResult
+    from .transfer.config import TransferConfig
+    from .transfer.fetch import FetchResult
+    from .transfer.pull import PullResult
+    from .transfer.push import PushResult
+    from .transfer.verify import VerifyResult
+
+
+def _run(fn: Callable[[], Awaitable[T]]) -> T:
+    try:
+        import uvloop  # noqa: F401
+
+        opts: dict[str, Any] = {"use_uvloop": True}
+    except ImportError:
+        opts = {}
+    return anyio.run(fn, backend="asyncio", backend_options=opts)
+
+
+def store_uri(store: str | None) -> str:
+    from . import settings
+
+    return store or settings.default_store()
+
+
+def _open(uri: str) -> Store:
+    from .stores import open_store
+
+    return open_store(uri)
+
+
+async def apush(path: PathLike, store: str | None = None, *, name: str | None = None,
+                parents: Sequence[str] = (), options: ManifestOptions | None = None,
+                config: TransferConfig | None = None, progress: str = "off",
+                record: bool = True) -> PushResult:
+    """Push directory ``path``; record a revision named ``name`` (default: the directory's
+    base name) whose parents are the previous revision of that name plus ``parents``."""
+    from . import history
+    from .transfer.fetch import check_id
+    from .transfer.push import push as _push
+
+    parent_ids = [check_id(p) for p in parents]
+    uri = store_uri(store)
+    rev_name = name or os.path.basename(os.path.abspath(os.fspath(path))) or "root"
+    st = _open(uri)
+    try:
+        previous: list[str] = []
+        if record:
+            previous = (await history.revisions_in_store(st, rev_name))[:1]
+        result = await _push(os.fspath(path), st, options=options, config=config,
+                             known_manifests=previous, progress=progress)
+        if record:
+            await history.record_push(st, result.id, rev_name, previous, parent_ids,
+                                      os.fspath(path), result.files, result.bytes)
+        return result
+    finally:
+        await st.aclose()
+
+
+def push(path: PathLike, store: str | None = None, *, name: str | None = None,
+         parents: Sequence[str] = (), options: ManifestOptions | None = None,
+         config: TransferConfig | None = None) -> PushResult:
+    """Sync twin of :func:`apush`."""
+    return _run(lambda: apush(path, store, name=name, parents=parents, options=options,
+                              config=config))
+
+
+async def apull(snapshot_id: str, dest: PathLike, store: str | None = None, *,
+                no_cache: bool = False, delete: bool = False,
+                config: TransferConfig | None = None, progress: str = "off") -> PullResult:
+    """Fetch ``snapshot_id`` from ``store`` and check it out into ``dest``, verified."""
+    from . import history
+    from .transfer.pull import pull as _pull
+
+    uri = store_uri(store)
+    st = _open(uri)
+    try:
+        r = await _pull(snapshot_id, st, os.fspath(dest), config=config, no_cache=no_cache,
+                        delete=delete, progress=progress)
+    finally:
+        await st.aclose()
+    history.safe_event(r.id, "pull", os.path.abspath(os.fspath(dest)), uri)
+    return r
+
+
+def pull(snapshot_id: str, dest: PathLike, store: str | None = None, *,
+         no_cache: bool = False, delete: bool = False,
+         config: TransferConfig | None = None) -> PullResult:
+    return _run(lambda: apull(snapshot_id, dest, store, no_cache=no_cache, delete=delete,
+                              config=config))
+
+
+async def afetch(snapshot_id: str, store: str | None = None, *,
+                 config: TransferConfig | None = None, progress: str = "off") -> FetchResult:
+    from . import history, settings
+    from .transfer.fetch import fetch as _fetch
+
+    uri = store_uri(store)
+    st = _open(uri)
+    try:
+        r = await _fetch(snapshot_id, st, config=config, progress=progress)
+    finally:
+        await st.aclose()
+    history.safe_event(r.id, "fetch", str(settings.object_cache_dir()), uri)
+    return r
+
+
+def fetch(snapshot_id: str, store: str | None = None, *,
+          config: TransferConfig | None = None) -> FetchResult:
+    return _run(lambda: afetch(snapshot_id, store, config=config))
+
+
+async def acheckout(snapshot_id: str, dest: PathLike, *, delete: bool = False
+                    ) -> CheckoutResult:
+    from . import history
+    from .transfer.pull import checkout as _checkout
+
+    r = await _checkout(snapshot_id, os.fspath(dest), delete=delete)
+    history.safe_event(snapshot_id, "checkout", os.path.abspath(os.fspath(dest)), None)
+    return r
+
+
+def checkout(snapshot_id: str, dest: PathLike, *, delete: bool = False) -> CheckoutResult:
+    return _run(lambda: acheckout(snapshot_id, dest, delete=delete))
+
+
+async def astage(path: PathLike, *, options: ManifestOptions | None = None,
+                 config: TransferConfig | None = None, progress: str = "off") -> PushResult:
+    """Copy ``path``'s objects and manifest into the local cache."""
+    from . import history, settings
+    from .stores.file import FileStore
+    from .transfer.push import push as _push
+
+    st = FileStore(settings.object_cache_dir())
+    r = await _push(os.fspath(path), st, options=options, config=config, progress=progress)
+    history.safe_event(r.id, "stage", os.path.abspath(os.fspath(path)), None)
+    return r
+
+
+def stage(path: PathLike, *, options: ManifestOptions | None = None) -> PushResult:
+    return _run(lambda: astage(path, options=options))
+
+
+async def averify(snapshot_id: str, store: str | None = None, *,
+                  config: TransferConfig | None = None, progress: str = "off"
+                  ) -> VerifyResult:
+    from .transfer.verify import verify as _verify
+
+    st = _open(store_uri(store))
+    try:
+        return await _verify(snapshot_id, st, config=config, progress=progress)
+    finally:
+        await st.aclose()
+
+
+def verify(snapshot_id: str, store: str | None = None, *,
+           config: TransferConfig | None = None) -> VerifyResult:
+    return _run(lambda: averify(snapshot_id, store, config=config))
+
+
+async def aancestors(snapshot_id: str, store: str | None = None) -> list[Ancestor]:
+    """Ancestors of ``snapshot_id``, nearest first, across stores."""
+    from . import history
+    from .transfer.fetch import check_id
+
+    return await history.ancestors(check_id(snapshot_id), store_uri(store), _open)
+
+
+def ancestors(snapshot_id: str, store: str | None = None) -> list[Ancestor]:
+    return _run(lambda: aancestors(snapshot_id, store))
+
+
+async def arevisions(name: str, store: str | None = None) -> list[str]:
+    """Ids pushed under ``name`` to ``store``, newest first."""
+    from . import history
+
+    st = _open(store_uri(store))
+    try:
+        return await history.revisions_in_store(st, name)
+    finally:
+        await st.aclose()
+
+
+def revisions(name: str, store: str | None = None) -> list[str]:
+    return _run(lambda: arevisions(name, store))
+
+
+def locations(snapshot_id: str) -> list[Location]:
+    """Where this machine pushed, pulled, fetched, staged or checked out ``snapshot_id``."""
+    from . import history
+
+    return history.catalog().locations(snapshot_id)

@@ -18,10 +18,10 @@ from .options import emit_json, id_option
 @click.argument("directory")
 def checkout_command(snapshot_id: str, delete: bool, as_json: bool, directory: str) -> None:
     """Materialise snapshot ID from the local cache into DIRECTORY."""
-    from ..transfer.pull import checkout
+    from ..api import acheckout
 
     async def main() -> Any:
-        return await checkout(snapshot_id, directory, delete=delete)
+        return await acheckout(snapshot_id, directory, delete=delete)
 
     r = run_async(main)
     if as_json:

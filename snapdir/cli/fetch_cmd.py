@@ -25,19 +25,15 @@ from .options import (
 def fetch_command(store: str | None, snapshot_id: str, jobs: int | None, quiet: bool,
                   progress: bool, as_json: bool) -> None:
     """Bring snapshot ID and its objects from the store into the local cache, verified."""
-    from ..stores import open_store
-    from ..transfer.fetch import check_id, fetch
+    from ..api import afetch
+    from ..transfer.fetch import check_id
 
     sid = check_id(snapshot_id)
     uri = resolve_store_uri(store)
 
     async def main() -> Any:
-        st = open_store(uri)
-        try:
-            return await fetch(sid, st, config=transfer_config(jobs),
-                               progress=progress_mode(quiet, progress))
-        finally:
-            await st.aclose()
+        return await afetch(sid, uri, config=transfer_config(jobs),
+                            progress=progress_mode(quiet, progress))
 
     r = run_async(main)
     if as_json:

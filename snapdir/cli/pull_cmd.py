@@ -31,21 +31,16 @@ def pull_command(store: str | None, snapshot_id: str, no_cache: bool, delete: bo
                  jobs: int | None, quiet: bool, progress: bool, as_json: bool,
                  directory: str) -> None:
     """Fetch snapshot ID from the store and check it out into DIRECTORY, verified."""
-    from ..stores import open_store
+    from ..api import apull
     from ..transfer.fetch import check_id
-    from ..transfer.pull import pull
 
     sid = check_id(snapshot_id)
     uri = resolve_store_uri(store)
 
     async def main() -> Any:
-        st = open_store(uri)
-        try:
-            return await pull(sid, st, directory, config=transfer_config(jobs),
-                              no_cache=no_cache, delete=delete,
-                              progress=progress_mode(quiet, progress))
-        finally:
-            await st.aclose()
+        return await apull(sid, directory, uri, config=transfer_config(jobs),
+                           no_cache=no_cache, delete=delete,
+                           progress=progress_mode(quiet, progress))
 
     r = run_async(main)
     if as_json:

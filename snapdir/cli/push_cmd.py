@@ -22,27 +22,28 @@ from .options import (
 @click.command("push")
 @store_option
 @manifest_options
+@click.option("--name", default=None, help="Revision name (default: the directory's base "
+              "name).")
+@click.option("--parent", "parents", multiple=True, metavar="ID",
+              help="A snapshot this one was derived from, e.g. the dataset a model was "
+              "trained on (repeatable).")
 @transfer_options
 @directory_argument
 def push_command(store: str | None, no_follow: bool, exclude: tuple[str, ...],
-                 no_stat_cache: bool, jobs: int | None, quiet: bool, progress: bool,
-                 as_json: bool, directory: str) -> None:
+                 no_stat_cache: bool, name: str | None, parents: tuple[str, ...],
+                 jobs: int | None, quiet: bool, progress: bool, as_json: bool,
+                 directory: str) -> None:
     """Push DIRECTORY to the store; print its snapshot id."""
+    from ..api import apush
     from ..snapshot import ManifestOptions
-    from ..stores import open_store
-    from ..transfer.push import push
 
     uri = resolve_store_uri(store)
     kw: dict[str, Any] = {"stat_cache": False} if no_stat_cache else {}
     opts = ManifestOptions(follow=not no_follow, exclude=exclude, **kw)
 
     async def main() -> Any:
-        st = open_store(uri)
-        try:
-            return await push(directory, st, options=opts, config=transfer_config(jobs),
-                              progress=progress_mode(quiet, progress))
-        finally:
-            await st.aclose()
+        return await apush(directory, uri, name=name, parents=parents, options=opts,
+                           config=transfer_config(jobs), progress=progress_mode(quiet, progress))
 
     r = run_async(main)
     if as_json:

@@ -18,19 +18,16 @@ def stage_command(no_follow: bool, exclude: tuple[str, ...], no_stat_cache: bool
                   jobs: int | None, quiet: bool, progress: bool, as_json: bool,
                   directory: str) -> None:
     """Copy DIRECTORY's objects into the local cache; print its snapshot id."""
-    from .. import settings
+    from ..api import astage
     from ..snapshot import ManifestOptions
-    from ..stores.file import FileStore
-    from ..transfer.push import push
     from .options import emit_json, transfer_config
 
     kw: dict[str, Any] = {"stat_cache": False} if no_stat_cache else {}
     opts = ManifestOptions(follow=not no_follow, exclude=exclude, **kw)
 
     async def main() -> Any:
-        st = FileStore(settings.object_cache_dir())
-        return await push(directory, st, options=opts, config=transfer_config(jobs),
-                          progress=progress_mode(quiet, progress))
+        return await astage(directory, options=opts, config=transfer_config(jobs),
+                            progress=progress_mode(quiet, progress))
 
     r = run_async(main)
     if as_json:

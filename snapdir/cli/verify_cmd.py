@@ -25,18 +25,13 @@ from .options import (
 def verify_command(store: str | None, snapshot_id: str, jobs: int | None, quiet: bool,
                    progress: bool, as_json: bool) -> None:
     """Re-hash every object of snapshot ID in the store; fail naming any bad one."""
-    from ..stores import open_store
-    from ..transfer.verify import verify
+    from ..api import averify
 
     uri = resolve_store_uri(store)
 
     async def main() -> Any:
-        st = open_store(uri)
-        try:
-            return await verify(snapshot_id, st, config=transfer_config(jobs),
-                                progress=progress_mode(quiet, progress))
-        finally:
-            await st.aclose()
+        return await averify(snapshot_id, uri, config=transfer_config(jobs),
+                             progress=progress_mode(quiet, progress))
 
     r = run_async(main)
     if as_json:

@@ -1,0 +1,335 @@
+"""History: revision records in the store itself, and a local catalog.
+
+Every push writes one immutable record (JSON) into the store, under a prefix snapdir 1.x
+ignores, so a second machine sharing only the bucket sees the same history, and two
+machines pushing at once lose nothing (no shared index is rewritten)::
+
+    .snapdir-history/v1/ids/<id>/<time_ns>-<rand>.json     the record
+    .snapdir-history/v1/names/<quoted name>/<time_ns>-<id>  an empty marker, for `revisions`
+
+A record: ``{"format": 1, "id", "name", "parents": [{"id", "store"}], "store", "source":
+{"host", "path"}, "user", "time", "tool", "files", "bytes"}``. Records of a newer format
+or that do not parse are skipped with a warning.
+
+The local catalog (SQLite in the data directory) keeps the same records plus where this
+machine pushed, pulled, fetched or staged each id (``locations``).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import secrets
+import socket
+import sqlite3
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from . import __version__, settings
+from .errors import StoreError
+from .stores.base import HISTORY, Store
+
+FORMAT = 1
+PREFIX = f"{HISTORY}/v1"
+
+
+@dataclass(frozen=True, slots=True)
+class Parent:
+    id: str
+    store: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Revision:
+    id: str
+    name: str
+    store: str
+    parents: tuple[Parent, ...] = ()
+    host: str = ""
+    path: str = ""
+    user: str = ""
+    time: float = 0.0
+    tool: str = ""
+    files: int = 0
+    bytes: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": FORMAT, "id": self.id, "name": self.name, "store": self.store,
+                "parents": [asdict(p) for p in self.parents],
+                "source": {"host": self.host, "path": self.path}, "user": self.user,
+                "time": self.time, "tool": self.tool, "files": self.files, "bytes": self.bytes}
+
+    @staticmethod
+    def from_json(obj: Any) -> Revision:
+        """Parse a record; ValueError for anything malformed or of a newer format."""
+        if not isinstance(obj, dict):
+            raise ValueError("not a JSON object")
+        if obj.get("format") != FORMAT:
+            raise ValueError(f"record format {obj.get('format')!r} is not {FORMAT} (written "
+                             "by a newer snapdir?)")
+        parents = []
+        for p in obj.get("parents") or []:
+            if not isinstance(p, dict) or not _is_id(p.get("id")):
+                raise ValueError("bad parent")
+            store = p.get("store")
+            parents.append(Parent(p["id"], store if isinstance(store, str) else None))
+        src = obj.get("source") or {}
+        if not _is_id(obj.get("id")) or not isinstance(obj.get("name"), str):
+            raise ValueError("bad id or name")
+        return Revision(
+            id=obj["id"], name=obj["name"], store=str(obj.get("store", "")),
+            parents=tuple(parents), host=str(src.get("host", "")),
+            path=str(src.get("path", "")), user=str(obj.get("user", "")),
+            time=float(obj.get("time", 0.0)), tool=str(obj.get("tool", "")),
+            files=int(obj.get("files", 0)), bytes=int(obj.get("bytes", 0)))
+
+
+def _is_id(v: Any) -> bool:
+    return isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v)
+
+
+def warn(msg: str) -> None:
+    sys.stderr.write(f"snapdir: warning: {msg}\n")
+
+
+def new_revision(snapshot_id: str, name: str, store: str, parents: list[Parent],
+                 source: str, files: int, nbytes: int) -> Revision:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return Revision(id=snapshot_id, name=name, store=store, parents=tuple(parents),
+                    host=socket.gethostname(), path=os.path.abspath(source), user=user,
+                    time=time.time(), tool=f"snapdir {__version__}", files=files, bytes=nbytes)
+
+
+# --- in the store -------------------------------------------------------------------------
+
+
+def _name_prefix(name: str) -> str:
+    return f"{PREFIX}/names/{quote(name, safe='')}/"
+
+
+async def record_in_store(store: Store, rev: Revision) -> None:
+    stamp = f"{time.time_ns():020d}"
+    body = json.dumps(rev.to_json(), sort_keys=True).encode()
+    await store.put_bytes(f"{PREFIX}/ids/{rev.id}/{stamp}-{secrets.token_hex(4)}.json", body)
+    await store.put_bytes(f"{_name_prefix(rev.name)}{stamp}-{rev.id}", b"")
+
+
+async def revisions_in_store(store: Store, name: str) -> list[str]:
+    """Ids pushed under ``name``, newest first, each once."""
+    keys: list[str] = []
+    async for chunk in store.list(_name_prefix(name)):
+        keys.extend(chunk)
+    out: list[str] = []
+    for key in sorted(keys, reverse=True):
+        tail = key.rsplit("/", 1)[-1]
+        stamp, _, sid = tail.partition("-")
+        if not stamp.isdigit() or not _is_id(sid):
+            warn(f"skipping unrecognised history entry {key} in {store.uri}")
+            continue
+        if sid not in out:
+            out.append(sid)
+    return out
+
+
+async def records_in_store(store: Store, snapshot_id: str) -> list[Revision]:
+    keys: list[str] = []
+    async for chunk in store.list(f"{PREFIX}/ids/{snapshot_id}/"):
+        keys.extend(chunk)
+    out: list[Revision] = []
+    for key in sorted(keys):
+        try:
+            data = await store.get_bytes(key)
+            out.append(Revision.from_json(json.loads(data)))
+        except (ValueError, UnicodeDecodeError) as exc:
+            warn(f"skipping history record {key} in {store.uri}: {exc}")
+        except StoreError as exc:
+            warn(f"skipping history record {key} in {store.uri}: {exc}")
+    return out
+
+
+async def record_push(store: Store, snapshot_id: str, name: str, previous: list[str],
+                      parent_ids: list[str], source: str, files: int, nbytes: int) -> Revision:
+    """Write the revision record of a push (store + catalog); returns it."""
+    cat = catalog()
+    parents: list[Parent] = []
+    prev = next((p for p in previous if p != snapshot_id), None)
+    if prev is not None:
+        parents.append(Parent(prev, store.uri))
+    for pid in parent_ids:
+        if pid == snapshot_id or any(p.id == pid for p in parents):
+            continue
+        try:
+            known = cat.stores_of(pid)
+        except sqlite3.Error:
+            known = []
+        parents.append(Parent(pid, known[0] if known else None))
+    rev = new_revision(snapshot_id, name, store.uri, parents, source, files, nbytes)
+    if not (previous and previous[0] == snapshot_id and not parent_ids):
+        await record_in_store(store, rev)
+    try:
+        cat.add_revision(rev)
+        cat.add_event(snapshot_id, "push", os.path.abspath(source), store.uri)
+    except (sqlite3.Error, OSError) as exc:
+        warn(f"local catalog not updated ({exc})")
+    return rev
+
+
+# --- ancestors ----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Ancestor:
+    id: str
+    store: str | None
+    depth: int
+    revisions: list[Revision] = field(default_factory=list)
+
+
+async def ancestors(snapshot_id: str, store_uri: str,
+                    open_store: Callable[[str], Store]) -> list[Ancestor]:
+    """Every ancestor of ``snapshot_id``, nearest first, following parents across stores."""
+    stores: dict[str, Store] = {}
+
+    def get_store(uri: str) -> Store:
+        if uri not in stores:
+            stores[uri] = open_store(uri)
+        return stores[uri]
+
+    seen = {snapshot_id}
+    out: list[Ancestor] = []
+    frontier: list[tuple[str, str | None, int]] = [(snapshot_id, store_uri, 0)]
+    try:
+        while frontier:
+            sid, uri, depth = frontier.pop(0)
+            recs: list[Revision] = []
+            for candidate in dict.fromkeys([uri, store_uri]):
+                if candidate is None:
+                    continue
+                try:
+                    recs = await records_in_store(get_store(candidate), sid)
+                except StoreError as exc:
+                    warn(f"cannot read history of {sid} in {candidate}: {exc}")
+                    recs = []
+                if recs:
+                    break
+            if not recs:
+                recs = catalog().revisions_of(sid)
+            if depth > 0:
+                out.append(Ancestor(sid, uri, depth, recs))
+            if not recs:
+                warn(f"no history record for {sid}" + (f" in {uri}" if uri else "") +
+                     "; its ancestors (if any) are unknown")
+                continue
+            for rec in recs:
+                for p in rec.parents:
+                    if p.id in seen:
+                        if p.id in (snapshot_id, rec.id):
+                            warn(f"history cycle through {p.id}; not following it again")
+                        continue
+                    seen.add(p.id)
+                    frontier.append((p.id, p.store or rec.store or uri, depth + 1))
+    finally:
+        for st in stores.values():
+            await st.aclose()
+    return out
+
+
+# --- the local catalog --------------------------------------------------------------------
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS revisions (
+    id TEXT NOT NULL, name TEXT NOT NULL, store TEXT NOT NULL, record TEXT NOT NULL,
+    time REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS revisions_id ON revisions(id);
+CREATE TABLE IF NOT EXISTS events (
+    id TEXT NOT NULL, kind TEXT NOT NULL, location TEXT NOT NULL, store TEXT,
+    time REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS events_id ON events(id);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    id: str
+    kind: str  # push, pull, fetch, stage, checkout
+    location: str
+    store: str | None
+    time: float
+
+
+class Catalog:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(str(self.path), timeout=30)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(_SCHEMA)
+            with db:
+                yield db
+        finally:
+            db.close()
+
+    def add_revision(self, rev: Revision) -> None:
+        with self._db() as db:
+            db.execute("INSERT INTO revisions VALUES (?,?,?,?,?)",
+                       (rev.id, rev.name, rev.store, json.dumps(rev.to_json()), rev.time))
+
+    def add_event(self, snapshot_id: str, kind: str, location: str,
+                  store: str | None) -> None:
+        with self._db() as db:
+            db.execute("INSERT INTO events VALUES (?,?,?,?,?)",
+                       (snapshot_id, kind, location, store, time.time()))
+
+    def revisions_of(self, snapshot_id: str) -> list[Revision]:
+        try:
+            with self._db() as db:
+                rows = db.execute("SELECT record FROM revisions WHERE id=? ORDER BY time",
+                                  (snapshot_id,)).fetchall()
+        except sqlite3.Error:
+            return []
+        out = []
+        for (rec,) in rows:
+            try:
+                out.append(Revision.from_json(json.loads(rec)))
+            except ValueError:
+                continue
+        return out
+
+    def locations(self, snapshot_id: str) -> list[Location]:
+        with self._db() as db:
+            rows = db.execute("SELECT id, kind, location, store, time FROM events WHERE id=? "
+                              "ORDER BY time DESC", (snapshot_id,)).fetchall()
+        return [Location(*r) for r in rows]
+
+    def stores_of(self, snapshot_id: str) -> list[str]:
+        """Stores this machine pushed ``snapshot_id`` to or got it from, most recent first."""
+        with self._db() as db:
+            rows = db.execute("SELECT store FROM events WHERE id=? AND store IS NOT NULL "
+                              "ORDER BY time DESC", (snapshot_id,)).fetchall()
+        return list(dict.fromkeys(r[0] for r in rows))
+
+
+def catalog() -> Catalog:
+    return Catalog(settings.data_dir() / "catalog.sqlite")
+
+
+def safe_event(snapshot_id: str, kind: str, location: str, store: str | None) -> None:
+    """Record an event; the catalog never makes a transfer fail."""
+    try:
+        catalog().add_event(snapshot_id, kind, location, store)
+    except (sqlite3.Error, OSError) as exc:
+        warn(f"local catalog not updated ({exc})")
