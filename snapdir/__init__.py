@@ -38,6 +38,9 @@ _EXPORTS: dict[str, str] = {
     "revisions": "snapdir.api",
     "arevisions": "snapdir.api",
     "locations": "snapdir.api",
+    "ensure": "snapdir.api",
+    "aensure": "snapdir.api",
+    "diff": "snapdir.core.diff",
     "Manifest": "snapdir.core.manifest",
     "Entry": "snapdir.core.manifest",
     "ManifestOptions": "snapdir.snapshot",
@@ -77,6 +80,7 @@ if TYPE_CHECKING:
         stage,
         verify,
     )
+    from .core.diff import diff
     from .core.manifest import Entry, Manifest
     from .errors import (
         AccessDenied,

@@ -139,7 +139,8 @@ def push(path: PathLike, store: str | None = None, *, name: str | None = None,
 
 async def apull(snapshot_id: str, dest: PathLike, store: str | None = None, *,
                 no_cache: bool = False, delete: bool = False,
-                config: TransferConfig | None = None, progress: str = "off") -> PullResult:
+                config: TransferConfig | None = None, progress: str = "off",
+                include: Sequence[str] = ()) -> PullResult:
     """Fetch ``snapshot_id`` from ``store`` and check it out into ``dest``, verified."""
     from . import history
     from .transfer.pull import pull as _pull
@@ -148,7 +149,7 @@ async def apull(snapshot_id: str, dest: PathLike, store: str | None = None, *,
     st = _open(uri)
     try:
         r = await _pull(snapshot_id, st, os.fspath(dest), config=config, no_cache=no_cache,
-                        delete=delete, progress=progress)
+                        delete=delete, progress=progress, include=include)
     finally:
         await st.aclose()
     history.safe_event(r.id, "pull", os.path.abspath(os.fspath(dest)), uri)
@@ -157,9 +158,10 @@ async def apull(snapshot_id: str, dest: PathLike, store: str | None = None, *,
 
 def pull(snapshot_id: str, dest: PathLike, store: str | None = None, *,
          no_cache: bool = False, delete: bool = False,
-         config: TransferConfig | None = None) -> PullResult:
+         config: TransferConfig | None = None, include: Sequence[str] = ()) -> PullResult:
+    """Sync twin of :func:`apull`."""
     return _run(lambda: apull(snapshot_id, dest, store, no_cache=no_cache, delete=delete,
-                              config=config))
+                              config=config, include=include))
 
 
 async def afetch(snapshot_id: str, store: str | None = None, *,
@@ -262,3 +264,60 @@ def locations(snapshot_id: str) -> list[Location]:
     from . import history
 
     return history.catalog().locations(snapshot_id)
+
+
+def _dest_id(dest: str) -> str | None:
+    from .errors import SourceError
+
+    if not os.path.isdir(dest):
+        return None
+    try:
+        return snapshot_id(dest)
+    except SourceError:
+        return None
+
+
+def ensure(snapshot_id_: str, *, dest: PathLike, store: str | None = None,
+           config: TransferConfig | None = None) -> Path:
+    """Make ``dest`` hold exactly ``snapshot_id_`` and return it, for training scripts.
+
+    Returns at once when ``dest`` already matches (the stat cache makes that check cheap);
+    pulls otherwise. Safe when several ranks on one node call it at once: one pulls while
+    the others wait on an OS file lock (released by the kernel if the holder dies), then
+    find the tree in place.
+    """
+    import fcntl
+
+    from . import settings
+    from .core.manifest import digest_hex
+    from .transfer.fetch import check_id
+
+    sid = check_id(snapshot_id_)
+    target = os.path.abspath(os.fspath(dest))
+    if _dest_id(target) == sid:
+        return Path(target)
+    locks = settings.cache_dir() / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / (digest_hex(target.encode())[:32] + ".lock"), "a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            if _dest_id(target) != sid:
+                pull(sid, target, store, config=config)
+                if _dest_id(target) != sid:
+                    from .errors import IntegrityError
+
+                    raise IntegrityError(
+                        f"{target} does not hash to {sid} after the pull (the snapshot holds "
+                        "symlinks, which check out as files?); use `snapdir pull` instead")
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    return Path(target)
+
+
+async def aensure(snapshot_id_: str, *, dest: PathLike, store: str | None = None,
+                  config: TransferConfig | None = None) -> Path:
+    """Async twin of :func:`ensure` (runs it in a worker thread)."""
+    from functools import partial
+
+    return await anyio.to_thread.run_sync(
+        partial(ensure, snapshot_id_, dest=dest, store=store, config=config))

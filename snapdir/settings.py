@@ -82,3 +82,40 @@ def stat_cache_enabled() -> bool:
 def manifest_context() -> str | None:
     ctx = os.environ.get("SNAPDIR_MANIFEST_CONTEXT")
     return ctx if ctx else None
+
+
+def _env_or(name: str, default: str) -> Setting:
+    raw = os.environ.get(name)
+    if raw:
+        return Setting(name, raw, f"environment: {name}")
+    return Setting(name, default, "default")
+
+
+def describe(store_flag: str | None = None, jobs_flag: int | None = None) -> list[Setting]:
+    """Every setting, its value and where it came from."""
+    out: list[Setting] = []
+    if store_flag:
+        out.append(Setting("store", store_flag, "flag: --store"))
+    else:
+        s = _env_or("SNAPDIR_STORE", str(data_dir() / "store"))
+        out.append(Setting("store", s.value, s.source))
+    for label, var, fallback in (
+        ("cache directory", "SNAPDIR_CACHE_DIR", str(_xdg("XDG_CACHE_HOME", ".cache") /
+                                                     "snapdir")),
+        ("data directory", "SNAPDIR_DATA_DIR", str(_xdg("XDG_DATA_HOME", ".local/share") /
+                                                   "snapdir")),
+        ("hash threads", "SNAPDIR_HASH_THREADS", str(os.cpu_count() or 2)),
+        ("retry attempts", "SNAPDIR_RETRIES", "5"),
+        ("stat cache off", "SNAPDIR_NO_STAT_CACHE", "0"),
+        ("manifest context", "SNAPDIR_MANIFEST_CONTEXT", "(plain BLAKE3)"),
+        ("s3 endpoint", "AWS_ENDPOINT_URL", "(AWS)"),
+        ("s3 region", "AWS_REGION", "(botocore chain, else us-east-1)"),
+    ):
+        s = _env_or(var, fallback)
+        out.append(Setting(label, s.value, s.source))
+    if jobs_flag is not None:
+        out.insert(1, Setting("network jobs", str(jobs_flag), "flag: --jobs"))
+    else:
+        s = _env_or("SNAPDIR_JOBS", "32")
+        out.insert(1, Setting("network jobs", s.value, s.source))
+    return out

@@ -28,6 +28,10 @@ COMMANDS: dict[str, str] = {
     "ancestors": "history_cmd",
     "revisions": "history_cmd",
     "locations": "history_cmd",
+    "diff": "diff_cmd",
+    "status": "diff_cmd",
+    "sync": "sync_cmd",
+    "defaults": "defaults_cmd",
 }
 
 

@@ -25,10 +25,13 @@ from .options import (
               "(no second copy in the local cache).")
 @click.option("--delete", is_flag=True, help="Make DIR an exact mirror: remove what the "
               "snapshot does not have.")
+@click.option("--include", "include", multiple=True, metavar="GLOB",
+              help="Pull only paths matching this glob (relative to the snapshot root; a "
+              "directory name selects its subtree; repeatable).")
 @transfer_options
 @click.argument("directory")
 def pull_command(store: str | None, snapshot_id: str, no_cache: bool, delete: bool,
-                 jobs: int | None, quiet: bool, progress: bool, as_json: bool,
+                 include: tuple[str, ...], jobs: int | None, quiet: bool, progress: bool, as_json: bool,
                  directory: str) -> None:
     """Fetch snapshot ID from the store and check it out into DIRECTORY, verified."""
     from ..api import apull
@@ -39,7 +42,7 @@ def pull_command(store: str | None, snapshot_id: str, no_cache: bool, delete: bo
 
     async def main() -> Any:
         return await apull(sid, directory, uri, config=transfer_config(jobs),
-                           no_cache=no_cache, delete=delete,
+                           no_cache=no_cache, delete=delete, include=include,
                            progress=progress_mode(quiet, progress))
 
     r = run_async(main)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+import fnmatch
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
+
+from .manifest import Manifest, from_entries
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,3 +42,27 @@ def plan_upload(objects: Iterable[str], known_present: Collection[str],
 def plan_fetch(objects: Iterable[str], cached: Collection[str]) -> tuple[str, ...]:
     """Distinct objects not in the local cache, each once."""
     return tuple(sorted({d for d in objects if d not in cached}))
+
+
+def select(manifest: Manifest, patterns: Sequence[str]) -> Manifest:
+    """The part of ``manifest`` whose file paths match any glob in ``patterns``.
+
+    A pattern matches a file's path relative to the snapshot root (``shard-0[0-3]/*``,
+    ``*.json``), or names a directory whose whole subtree is selected (``shard-01``).
+    The directories above selected files are kept (with their manifest lines) so the
+    checkout has the same shape; nothing else is.
+    """
+    pats = [p.removeprefix("./") for p in patterns]
+    keep_files = []
+    for e in manifest.files():
+        rel = e.path[2:]
+        if any(fnmatch.fnmatchcase(rel, p) or rel.startswith(p.rstrip("/") + "/")
+               for p in pats):
+            keep_files.append(e)
+    parents = {"./"}
+    for e in keep_files:
+        parts = e.path[2:].split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            parents.add("./" + "/".join(parts[:i]) + "/")
+    kept = [e for e in manifest.entries if e.is_dir and e.path in parents]
+    return from_entries([*kept, *keep_files])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -12,7 +13,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from .. import settings
 from ..core.manifest import Hasher, Manifest, digest_hex, parse
-from ..core.plan import plan_fetch
+from ..core.plan import plan_fetch, select
 from ..errors import IntegrityError, ObjectNotFound
 from ..stores.base import Store, manifest_key
 from .cache import LocalCache
@@ -113,13 +114,16 @@ async def download_all(store: Store, items: list[tuple[str, Path, str, int, int 
 
 
 async def fetch(snapshot_id: str, store: Store, *, config: TransferConfig | None = None,
-                progress: str = "auto") -> FetchResult:
-    """Bring snapshot ``snapshot_id`` and all its objects into the local cache."""
+                progress: str = "auto", include: Sequence[str] = ()) -> FetchResult:
+    """Bring snapshot ``snapshot_id`` and its objects (those of the paths matching
+    ``include``, if given) into the local cache."""
     started = time.monotonic()
     cfg = config or TransferConfig()
     sid = check_id(snapshot_id)
     cache = LocalCache(settings.object_cache_dir())
     manifest = await get_manifest(store, sid, cfg, cache)
+    if include:
+        manifest = select(manifest, include)
     labels = object_labels(manifest)
     result = FetchResult(id=sid, files=sum(1 for _ in manifest.files()), objects=len(labels))
     cached = await anyio.to_thread.run_sync(

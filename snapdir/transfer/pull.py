@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -11,6 +12,7 @@ import anyio
 
 from .. import settings
 from ..core.manifest import Hasher
+from ..core.plan import select
 from ..stores.base import Store
 from .cache import LocalCache
 from .checkout import CheckoutResult, checkout_manifest, matches, prepare_dirs
@@ -27,9 +29,14 @@ class PullResult:
     seconds: float = 0.0
 
 
-async def checkout(snapshot_id: str, dest: str | Path, *, delete: bool = False) -> CheckoutResult:
+async def checkout(snapshot_id: str, dest: str | Path, *, delete: bool = False,
+                   include: Sequence[str] = ()) -> CheckoutResult:
     """Materialise a snapshot already in the local cache (see ``fetch``) under ``dest``."""
-    from ..errors import ObjectNotFound
+    from ..errors import ObjectNotFound, UsageError
+
+    if include and delete:
+        raise UsageError("--delete with --include would remove every path not included; "
+                         "use one or the other")
 
     sid = check_id(snapshot_id)
     cache = LocalCache(settings.object_cache_dir())
@@ -37,6 +44,8 @@ async def checkout(snapshot_id: str, dest: str | Path, *, delete: bool = False) 
     if manifest is None:
         raise ObjectNotFound(f"snapshot {sid} is not in the local cache; run `snapdir fetch "
                              f"--id {sid}` or `snapdir pull` first")
+    if include:
+        manifest = select(manifest, include)
     missing = [d for d in manifest.object_digests() if not cache.has_object(d)]
     if missing:
         raise ObjectNotFound(f"snapshot {sid}: {len(missing)} objects are missing from the "
@@ -49,18 +58,26 @@ async def checkout(snapshot_id: str, dest: str | Path, *, delete: bool = False) 
 
 async def pull(snapshot_id: str, store: Store, dest: str | Path, *,
                config: TransferConfig | None = None, no_cache: bool = False,
-               delete: bool = False, progress: str = "auto") -> PullResult:
+               delete: bool = False, progress: str = "auto",
+               include: Sequence[str] = ()) -> PullResult:
+    from ..errors import UsageError
+
     started = time.monotonic()
     cfg = config or TransferConfig()
     sid = check_id(snapshot_id)
+    if include and delete:
+        raise UsageError("--delete with --include would remove every path not included; "
+                         "use one or the other")
     if not no_cache:
-        f = await fetch(sid, store, config=cfg, progress=progress)
-        c = await checkout(sid, dest, delete=delete)
+        f = await fetch(sid, store, config=cfg, progress=progress, include=include)
+        c = await checkout(sid, dest, delete=delete, include=include)
         return PullResult(sid, f, c, time.monotonic() - started)
     # --no-cache: each distinct object is downloaded once, to its first path in dest
     target = Path(dest)
     cache = LocalCache(settings.object_cache_dir())
     manifest = await get_manifest(store, sid, cfg, cache)
+    if include:
+        manifest = select(manifest, include)
     hasher = Hasher("b3sum", settings.manifest_context())
     labels = object_labels(manifest)
     await anyio.to_thread.run_sync(prepare_dirs, manifest, target, delete)

@@ -1,0 +1,41 @@
+"""snapdir sync --id ID --from URI --to URI"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from .main import run_async
+from .options import emit_json, id_option, progress_mode, transfer_config, transfer_options
+
+
+@click.command("sync")
+@id_option
+@click.option("--from", "src", required=True, metavar="URI", help="Store to copy from.")
+@click.option("--to", "dst", required=True, metavar="URI", help="Store to copy to.")
+@transfer_options
+def sync_command(snapshot_id: str, src: str, dst: str, jobs: int | None, quiet: bool,
+                 progress: bool, as_json: bool) -> None:
+    """Copy snapshot ID between stores, streaming and verified, sending only what the
+    destination lacks."""
+    from ..stores import open_store
+    from ..transfer.sync import sync
+
+    async def main() -> Any:
+        a, b = open_store(src), open_store(dst)
+        try:
+            return await sync(snapshot_id, a, b, config=transfer_config(jobs),
+                              progress=progress_mode(quiet, progress))
+        finally:
+            await a.aclose()
+            await b.aclose()
+
+    r = run_async(main)
+    if as_json:
+        emit_json({"command": "sync", "id": r.id, "from": src, "to": dst,
+                   "objects": r.objects, "objects_sent": r.objects_sent,
+                   "bytes_sent": r.bytes_sent, "already_present": r.already_present,
+                   "seconds": round(r.seconds, 3)})
+    else:
+        click.echo(r.id)

@@ -1,0 +1,195 @@
+"""Push / pull / fetch / checkout / stage / verify through a file:// store, as a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import blake3
+from conftest import Cli, make_tree, object_files, tree_bytes
+
+ID_LEN = 64
+
+
+def sample(root: Path) -> Path:
+    files = {f"shard-{i:02d}/part-{j}.bin": os.urandom(1000 + 37 * i + j)
+             for i in range(5) for j in range(4)}
+    files["dup/a.txt"] = b"same"
+    files["dup/b.txt"] = b"same"
+    files["empty.txt"] = b""
+    files["name with spaces.txt"] = b"spaces"
+    files["unicodé/ü.txt"] = "ü".encode()
+    make_tree(root, files, {"shard-00/part-0.bin": 0o600})
+    (root / "empty-dir").mkdir()
+    return root
+
+
+def test_push_pull_round_trip_gives_the_same_id(cli: Cli, tmp_path: Path) -> None:
+    src = sample(tmp_path / "src")
+    store = tmp_path / "store"
+    pushed = cli("push", "--store", f"file://{store}", str(src))
+    sid = pushed.out.strip()
+    assert pushed.out == sid + "\n" and len(sid) == ID_LEN
+    assert sid == cli("id", str(src)).out.strip()
+    dest = tmp_path / "dest"
+    pulled = cli("pull", "--store", f"file://{store}", "--id", sid, str(dest))
+    assert pulled.out == ""
+    assert cli("id", str(dest)).out.strip() == sid
+    assert tree_bytes(dest) == tree_bytes(src)
+    assert (dest / "empty-dir").is_dir()
+    assert (dest / "shard-00/part-0.bin").stat().st_mode & 0o777 == 0o600
+    # the store holds one object per distinct content, named by its BLAKE3
+    contents = {blake3.blake3(b).hexdigest() for b in tree_bytes(src).values()}
+    names = {"".join(p.relative_to(store / ".objects").parts) for p in object_files(store)}
+    assert names == contents
+
+
+def test_plain_path_store_and_env_store(cli: Cli, tmp_path: Path) -> None:
+    src = sample(tmp_path / "src")
+    sid = cli("push", "--store", str(tmp_path / "st"), str(src)).out.strip()
+    cli.env["SNAPDIR_STORE"] = str(tmp_path / "st")
+    cli("pull", "--id", sid, str(tmp_path / "d"))
+    assert cli("id", str(tmp_path / "d")).out.strip() == sid
+
+
+def test_default_store_needs_no_setup(cli: Cli, tmp_path: Path) -> None:
+    src = sample(tmp_path / "src")
+    sid = cli("push", str(src)).out.strip()
+    assert (cli.home / "data" / "store" / ".manifests").is_dir()
+    cli("pull", "--id", sid, str(tmp_path / "d"))
+    assert cli("id", str(tmp_path / "d")).out.strip() == sid
+
+
+def test_repush_uploads_only_changed_objects(cli: Cli, tmp_path: Path) -> None:
+    src = sample(tmp_path / "src")
+    store = tmp_path / "store"
+    uri = f"file://{store}"
+    cli("push", "--store", uri, str(src))
+    before = object_files(store)
+    (src / "shard-01/part-2.bin").write_bytes(b"changed one")
+    (src / "shard-03/part-1.bin").write_bytes(b"changed two")
+    r = json.loads(cli("push", "--json", "--store", uri, str(src)).out)
+    after = object_files(store)
+    new = after - before
+    assert len(new) == 2
+    assert {p.read_bytes() for p in new} == {b"changed one", b"changed two"}
+    assert r["objects_sent"] == 2
+    assert r["bytes_sent"] == len(b"changed one") + len(b"changed two")
+    # pushing the same tree again sends nothing
+    r2 = json.loads(cli("push", "--json", "--store", uri, str(src)).out)
+    assert r2["already_present"] is True and r2["objects_sent"] == 0
+
+
+def test_corrupted_object_fails_pull_and_is_not_checked_out(cli: Cli, tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "src", {"good.txt": b"good", "victim.txt": b"precious bytes"})
+    store = tmp_path / "store"
+    sid = cli("push", "--store", str(store), str(src)).out.strip()
+    digest = blake3.blake3(b"precious bytes").hexdigest()
+    obj = store / ".objects" / digest[:3] / digest[3:6] / digest[6:9] / digest[9:]
+    obj.write_bytes(b"precious bytez")
+    dest = tmp_path / "dest"
+    r = cli("pull", "--store", str(store), "--id", sid, str(dest), check=False)
+    assert r.rc != 0
+    assert digest in r.err and "victim.txt" in r.err
+    assert "Traceback" not in r.err and len(r.err.strip().splitlines()) == 1
+    assert not (dest / "victim.txt").exists()
+    # nothing corrupt entered the cache either
+    cached = cli.home / "cache" / "store" / ".objects" / digest[:3] / digest[3:6] / digest[6:9]
+    assert not (cached / digest[9:]).exists()
+    v = cli("verify", "--store", str(store), "--id", sid, check=False)
+    assert v.rc != 0 and digest in v.err
+
+
+def test_verify_passes_on_a_good_store(cli: Cli, tmp_path: Path) -> None:
+    src = sample(tmp_path / "src")
+    sid = cli("push", "--store", str(tmp_path / "st"), str(src)).out.strip()
+    cli("verify", "--store", str(tmp_path / "st"), "--id", sid)
+
+
+def test_fetch_then_checkout_and_stage(cli: Cli, tmp_path: Path) -> None:
+    src = sample(tmp_path / "src")
+    sid = cli("push", "--store", str(tmp_path / "st"), str(src)).out.strip()
+    other = cli.machine("other")
+    other("fetch", "--store", str(tmp_path / "st"), "--id", sid)
+    other("checkout", "--id", sid, str(tmp_path / "co"))
+    assert tree_bytes(tmp_path / "co") == tree_bytes(src)
+    third = cli.machine("third")
+    staged = third("stage", str(src)).out.strip()
+    assert staged == sid
+    third("checkout", "--id", sid, str(tmp_path / "co2"))
+    assert third("id", str(tmp_path / "co2")).out.strip() == sid
+
+
+def test_checkout_leaves_matching_files_and_replaces_changed(cli: Cli, tmp_path: Path) -> None:
+    src = sample(tmp_path / "src")
+    sid = cli("push", "--store", str(tmp_path / "st"), str(src)).out.strip()
+    dest = tmp_path / "dest"
+    cli("pull", "--store", str(tmp_path / "st"), "--id", sid, str(dest))
+    keep = dest / "shard-02/part-1.bin"
+    ino = keep.stat().st_ino
+    (dest / "shard-04/part-3.bin").write_bytes(b"local edit")
+    (dest / "extra.txt").write_bytes(b"mine")
+    r = json.loads(cli("pull", "--json", "--store", str(tmp_path / "st"), "--id", sid,
+                       str(dest)).out)
+    assert keep.stat().st_ino == ino
+    assert r["written"] == 1
+    assert (dest / "extra.txt").exists()
+    cli("pull", "--delete", "--store", str(tmp_path / "st"), "--id", sid, str(dest))
+    assert not (dest / "extra.txt").exists()
+    assert cli("id", str(dest)).out.strip() == sid
+
+
+def test_no_cache_pull_keeps_one_copy(cli: Cli, tmp_path: Path) -> None:
+    src = sample(tmp_path / "src")
+    sid = cli("push", "--store", str(tmp_path / "st"), str(src)).out.strip()
+    other = cli.machine("nc")
+    other("pull", "--no-cache", "--store", str(tmp_path / "st"), "--id", sid,
+          str(tmp_path / "d"))
+    assert other("id", str(tmp_path / "d")).out.strip() == sid
+    objs = other.home / "cache" / "store" / ".objects"
+    assert not objs.exists() or not any(p.is_file() for p in objs.rglob("*"))
+
+
+def test_destination_symlink_is_not_followed(cli: Cli, tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "src", {"sub/f.txt": b"inside"})
+    sid = cli("push", "--store", str(tmp_path / "st"), str(src)).out.strip()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "sub").symlink_to(outside)
+    cli("pull", "--store", str(tmp_path / "st"), "--id", sid, str(dest))
+    assert list(outside.iterdir()) == []
+    assert (dest / "sub").is_dir() and not (dest / "sub").is_symlink()
+    assert (dest / "sub/f.txt").read_bytes() == b"inside"
+
+
+def test_delete_refuses_home(cli: Cli, tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "src", {"f.txt": b"x"})
+    sid = cli("push", "--store", str(tmp_path / "st"), str(src)).out.strip()
+    (cli.home / "precious").write_text("keep")
+    r = cli("pull", "--delete", "--store", str(tmp_path / "st"), "--id", sid, str(cli.home),
+            check=False)
+    assert r.rc != 0 and "--delete" in r.err
+    assert (cli.home / "precious").read_text() == "keep"
+
+
+def test_bad_inputs_are_one_line_errors(cli: Cli, tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "src", {"f.txt": b"x"})
+    cases = [
+        ("pull", "--store", str(tmp_path / "st"), "--id", "nothex", str(tmp_path / "d")),
+        ("pull", "--store", "gs://bucket/x", "--id", "a" * 64, str(tmp_path / "d")),
+        ("pull", "--store", str(tmp_path / "st"), "--id", "a" * 64, str(tmp_path / "d")),
+        ("push", "--store", str(tmp_path / "st"), str(tmp_path / "missing")),
+        ("push", "--store", str(tmp_path / "st"), str(src / "f.txt")),
+    ]
+    for args in cases:
+        r = cli(*args, check=False)
+        assert r.rc != 0, args
+        assert "Traceback" not in r.err, args
+        assert len(r.err.strip().splitlines()) == 1, (args, r.err)
+    sid = cli("push", "--store", str(tmp_path / "st"), str(src)).out.strip()
+    r = cli("pull", "--store", str(tmp_path / "st"), "--id", sid, str(src / "f.txt"),
+            check=False)
+    assert r.rc != 0 and "not a directory" in r.err
