@@ -152,7 +152,7 @@ async def apull(snapshot_id: str, dest: PathLike, store: str | None = None, *,
                         delete=delete, progress=progress, include=include)
     finally:
         await st.aclose()
-    history.safe_event(r.id, "pull", os.path.abspath(os.fspath(dest)), uri)
+    history.safe_event(r.id, "pull", os.path.abspath(os.fspath(dest)), st.uri)
     return r
 
 
@@ -175,7 +175,7 @@ async def afetch(snapshot_id: str, store: str | None = None, *,
         r = await _fetch(snapshot_id, st, config=config, progress=progress)
     finally:
         await st.aclose()
-    history.safe_event(r.id, "fetch", str(settings.object_cache_dir()), uri)
+    history.safe_event(r.id, "fetch", str(settings.object_cache_dir()), st.uri)
     return r
 
 
