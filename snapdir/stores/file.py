@@ -1,0 +1,201 @@
+"""A store in a local directory (``file:///abs/path`` or a plain path).
+
+Writes go to ``.tmp-<random>`` next to the final name and are renamed into place, so a
+reader never sees a partial object under its real key. Blocking calls run in worker
+threads (one ``CapacityLimiter`` per store).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import anyio
+import anyio.to_thread
+
+from ..errors import AccessDenied, ObjectNotFound, StoreError, StoreUnavailable
+
+TMP_PREFIX = ".tmp-"
+_READ_CHUNK = 1024 * 1024
+_T = TypeVar("_T")
+
+
+class FileStore:
+    """A ``Store`` rooted at directory ``root`` (created on the first write)."""
+
+    def __init__(self, root: str | os.PathLike[str], *, uri: str | None = None,
+                 fsync: bool = False, threads: int = 16, list_chunk: int = 1000) -> None:
+        self.root = Path(os.path.abspath(os.fspath(root)))
+        self.uri = uri or self.root.as_uri()
+        self.fsync = fsync
+        self.list_chunk = list_chunk
+        self._limiter = anyio.CapacityLimiter(threads)
+
+    def path_of(self, key: str) -> Path:
+        """The file that holds ``key`` (whether or not it exists)."""
+        parts = key.split("/")
+        if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise StoreError(f"invalid key {key!r} for {self.uri}", key=key)
+        return self.root.joinpath(*parts)
+
+    async def _run(self, fn: Callable[[], _T], key: str) -> _T:
+        try:
+            return await anyio.to_thread.run_sync(fn, limiter=self._limiter)
+        except OSError as exc:
+            raise self._error(exc, key) from exc
+
+    def _error(self, exc: OSError, key: str) -> StoreError:
+        where = f"{key} in {self.uri}"
+        if isinstance(exc, FileNotFoundError | NotADirectoryError | IsADirectoryError):
+            return ObjectNotFound(f"{where} does not exist", key=key)
+        if isinstance(exc, PermissionError):
+            return AccessDenied(f"permission denied on {where} ({exc.strerror}): check the "
+                                f"directory's owner and mode", key=key)
+        if exc.errno in (errno.EIO, errno.ETIMEDOUT, errno.ESTALE, errno.EAGAIN):
+            return StoreUnavailable(f"I/O error on {where}: {exc.strerror}", key=key)
+        return StoreError(f"cannot access {where}: {exc.strerror or exc}", key=key)
+
+    async def head(self, key: str) -> int | None:
+        path = self.path_of(key)
+
+        def stat() -> int | None:
+            try:
+                st = path.stat()
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+            return st.st_size if not path.is_dir() else None
+
+        return await self._run(stat, key)
+
+    async def get(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        path = self.path_of(key)
+        try:
+            f = await anyio.open_file(path, "rb", buffering=0, limiter=self._limiter)
+        except OSError as exc:
+            raise self._error(exc, key) from exc
+        async with f:
+            try:
+                if start:
+                    await f.seek(start)
+                pos = start
+                while end is None or pos < end:
+                    want = _READ_CHUNK if end is None else min(_READ_CHUNK, end - pos)
+                    chunk = await f.read(want)
+                    if not chunk:
+                        break
+                    pos += len(chunk)
+                    yield chunk
+            except OSError as exc:
+                raise self._error(exc, key) from exc
+
+    async def get_bytes(self, key: str) -> bytes:
+        return await self._run(self.path_of(key).read_bytes, key)
+
+    async def put(self, key: str, chunks: AsyncIterable[bytes], size: int) -> None:
+        path = self.path_of(key)
+        tmp = await self._run(lambda: _open_temp(path), key)
+        try:
+            written = 0
+            async with await anyio.open_file(tmp, "r+b", buffering=0,
+                                             limiter=self._limiter) as f:
+                async for chunk in chunks:
+                    view = memoryview(chunk)
+                    while view:
+                        n = await f.write(view)
+                        view = view[n:]
+                    written += len(chunk)
+                if self.fsync:
+                    await anyio.to_thread.run_sync(os.fsync, f.wrapped.fileno(),
+                                                   limiter=self._limiter)
+            if written != size:
+                raise StoreError(f"put of {key} to {self.uri} got {written} bytes, expected "
+                                 f"{size}: the source changed while it was read", key=key)
+            await self._run(lambda: os.replace(tmp, path), key)
+        except OSError as exc:
+            await _discard(tmp)
+            raise self._error(exc, key) from exc
+        except BaseException:
+            await _discard(tmp)
+            raise
+
+    async def put_bytes(self, key: str, data: bytes) -> None:
+        path = self.path_of(key)
+
+        def write() -> None:
+            tmp = _open_temp(path)
+            try:
+                with tmp.open("r+b", buffering=0) as f:
+                    view = memoryview(data)
+                    while view:
+                        view = view[f.write(view):]
+                    if self.fsync:
+                        os.fsync(f.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+
+        await self._run(write, key)
+
+    async def list(self, prefix: str) -> AsyncIterator[list[str]]:
+        # Walk only the deepest directory the prefix names; filter by the rest.
+        base = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        walker = _walk(self.root, base)
+        while True:
+            chunk = await self._run(lambda: _take(walker, self.list_chunk), prefix)
+            keys = [k for k in chunk if k.startswith(prefix)]
+            if keys:
+                yield keys
+            if len(chunk) < self.list_chunk:
+                return
+
+    async def delete(self, key: str) -> None:
+        path = self.path_of(key)
+        await self._run(lambda: path.unlink(missing_ok=True), key)
+
+    async def aclose(self) -> None:
+        pass
+
+
+def _open_temp(path: Path) -> Path:
+    """Create an empty, uniquely named temp file next to ``path`` (parents made)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{TMP_PREFIX}{secrets.token_hex(8)}")
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644))
+    return tmp
+
+
+async def _discard(tmp: Path) -> None:
+    with anyio.CancelScope(shield=True):
+        await anyio.to_thread.run_sync(lambda: tmp.unlink(missing_ok=True))
+
+
+def _walk(root: Path, base: str) -> Iterator[str]:
+    """Keys (posix, relative to ``root``) of the files under ``root/base``, skipping temps."""
+    top = os.path.join(root, *base.split("/")) if base else os.fspath(root)
+    stack = [top]
+    while stack:
+        d = stack.pop()
+        try:
+            it = os.scandir(d)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        with it:
+            for e in it:
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(e.path)
+                elif not e.name.startswith(TMP_PREFIX):
+                    yield os.path.relpath(e.path, root).replace(os.sep, "/")
+
+
+def _take(it: Iterator[str], n: int) -> list[str]:
+    out: list[str] = []
+    for item in it:
+        out.append(item)
+        if len(out) >= n:
+            break
+    return out

@@ -1,0 +1,379 @@
+"""S3 (and S3-compatible) stores: obstore moves the bytes, aiobotocore finds credentials.
+
+Credentials and region come from aiobotocore's session (env, profiles, SSO, assume-role,
+instance metadata) and are handed to obstore through a ``credential_provider`` that
+re-reads them before they expire. Endpoint: ``AWS_ENDPOINT_URL_S3``, then
+``AWS_ENDPOINT_URL``, then ``SNAPDIR_S3_STORE_ENDPOINT_URL``; a custom endpoint gets
+path-style requests and may be plain http.
+
+obstore retries little (``retries``, default 2); the transfer layer owns retrying, so every
+failure leaves here as one of our ``StoreError`` classes (see ``map_error``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.to_thread
+import obstore
+from obstore.exceptions import PermissionDeniedError, UnauthenticatedError
+from obstore.store import S3Store as _ObStore
+
+from ..errors import AccessDenied, ObjectNotFound, StoreError, StoreUnavailable, Throttled
+
+if TYPE_CHECKING:
+    from obstore import GetOptions
+    from obstore.store import ClientConfig, RetryConfig, S3Credential
+
+MiB = 1024 * 1024
+MAX_PARTS = 10_000
+MIN_PART = 5 * MiB
+DEFAULT_REGION = "us-east-1"
+ENDPOINT_VARS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "SNAPDIR_S3_STORE_ENDPOINT_URL")
+#: how long obstore may cache refreshable credentials before asking aiobotocore again
+_REFRESH_EVERY = timedelta(minutes=5)
+
+_STATUS = re.compile(r"\bstatus(?: code)?: (\d{3})\b")
+_CODE = re.compile(r"<Code>([A-Za-z0-9.]+)</Code>")
+_THROTTLE_CODES = frozenset({"SlowDown", "Throttling", "ThrottlingException", "TooManyRequests",
+                             "RequestLimitExceeded", "RequestThrottled"})
+_DENIED_CODES = frozenset({"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
+                           "ExpiredToken", "InvalidToken", "TokenRefreshRequired"})
+_TRANSIENT_CODES = frozenset({"RequestTimeout", "InternalError", "ServiceUnavailable"})
+
+
+def endpoint_from_env() -> str | None:
+    for var in ENDPOINT_VARS:
+        value = os.environ.get(var, "").strip()
+        if value:
+            return value
+    return None
+
+
+def part_size_for(size: int, minimum: int = 8 * MiB) -> int:
+    """Smallest whole-MiB part size >= ``minimum`` that keeps ``size`` within 10,000 parts."""
+    need = math.ceil(size / MAX_PARTS)
+    return max(minimum, MIN_PART, math.ceil(need / MiB) * MiB)
+
+
+class AiobotocoreCredentials:
+    """An obstore ``credential_provider`` backed by aiobotocore's credential chain."""
+
+    def __init__(self, uri: str, profile: str | None = None) -> None:
+        self.uri = uri
+        self.profile = profile
+        self._creds: Any = None
+        self._lock = anyio.Lock()
+        #: the last failure, so ``map_error`` can report it instead of obstore's wrapper
+        self.error: StoreError | None = None
+
+    async def __call__(self) -> S3Credential:
+        async with self._lock:
+            if self._creds is None:
+                from aiobotocore.session import get_session
+
+                session = get_session()
+                if self.profile:
+                    session.set_config_variable("profile", self.profile)
+                try:
+                    self._creds = await session.get_credentials()
+                except Exception as exc:
+                    self.error = AccessDenied(
+                        f"cannot load AWS credentials for {self.uri}: {type(exc).__name__}: "
+                        f"check AWS_PROFILE and your AWS config")
+                    raise self.error from exc
+                if self._creds is None:
+                    self.error = AccessDenied(
+                        f"no AWS credentials found for {self.uri}: set AWS_PROFILE or "
+                        f"AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or log in (aws sso login)")
+                    raise self.error
+            frozen = await self._creds.get_frozen_credentials()
+        refreshable = getattr(self._creds, "refresh_needed", None) is not None
+        return {
+            "access_key_id": frozen.access_key,
+            "secret_access_key": frozen.secret_key,
+            "token": frozen.token,
+            "expires_at": datetime.now(UTC) + _REFRESH_EVERY if refreshable else None,
+        }
+
+
+async def resolve_region(profile: str | None = None) -> str:
+    """``AWS_REGION``, else the session's region (env or profile config), else us-east-1."""
+    region = os.environ.get("AWS_REGION", "").strip()
+    if region:
+        return region
+
+    def from_session() -> str | None:
+        from aiobotocore.session import get_session
+
+        session = get_session()
+        if profile:
+            session.set_config_variable("profile", profile)
+        try:
+            value = session.get_config_variable("region")
+        except Exception:  # noqa: BLE001 - a broken profile should not stop a default
+            return None
+        return str(value) if value else None
+
+    return await anyio.to_thread.run_sync(from_session) or DEFAULT_REGION
+
+
+def map_error(exc: BaseException, key: str, uri: str, bucket: str,
+              creds: AiobotocoreCredentials | None = None) -> StoreError:
+    """Translate an obstore failure into the most specific ``StoreError``."""
+    if isinstance(exc, StoreError):
+        return exc
+    if creds is not None and creds.error is not None:
+        return type(creds.error)(f"{creds.error} (for {key})", key=key)
+    text = str(exc)
+    m = _STATUS.search(text)
+    status = int(m.group(1)) if m else None
+    c = _CODE.search(text)
+    code = c.group(1) if c else None
+    where = f"{key} in {uri}"
+    detail = " ".join(str(x) for x in (f"HTTP {status}" if status else None, code) if x)
+    if code == "NoSuchBucket":
+        return StoreError(f"bucket {bucket!r} does not exist (for {where}): create it or fix "
+                          f"the store URI", key=key)
+    if isinstance(exc, FileNotFoundError):
+        return ObjectNotFound(f"{where} does not exist", key=key)
+    if (isinstance(exc, PermissionDeniedError | UnauthenticatedError)
+            or status in (401, 403) or code in _DENIED_CODES):
+        return AccessDenied(f"access denied to {where} ({detail or 'forbidden'}): check the "
+                            f"AWS credentials/profile and the bucket policy", key=key)
+    if status in (429, 503) or code in _THROTTLE_CODES:
+        return Throttled(f"{uri} is throttling requests ({detail}) for {key}", key=key)
+    if (status is not None and status >= 500) or code in _TRANSIENT_CODES:
+        return StoreUnavailable(f"{uri} failed ({detail}) for {key}", key=key)
+    if status is None:
+        # connection refused/reset, timeouts, truncated bodies: no HTTP status to go by
+        first = text.strip().splitlines()[0][:300] if text.strip() else type(exc).__name__
+        return StoreUnavailable(f"cannot reach {uri} for {key}: {first}", key=key)
+    return StoreError(f"{uri} refused the request for {key} ({detail})", key=key)
+
+
+class S3Store:
+    """A ``Store`` at ``s3://bucket/prefix``.
+
+    Objects up to ``multipart_threshold`` bytes go up in one PUT; larger ones as a
+    multipart upload of ``part_size_for(size, part_size)`` parts, ``max_concurrency`` at a
+    time (memory: about ``max_concurrency * part size`` per object in flight). If the
+    chunk iterator raises, obstore aborts the multipart upload before re-raising.
+    """
+
+    def __init__(self, bucket: str, prefix: str = "", *, endpoint: str | None = None,
+                 region: str | None = None, profile: str | None = None,
+                 multipart_threshold: int = 64 * MiB, part_size: int = 8 * MiB,
+                 max_concurrency: int = 8, retries: int = 2,
+                 connect_timeout: timedelta = timedelta(seconds=10),
+                 read_timeout: timedelta = timedelta(seconds=60),
+                 request_timeout: timedelta = timedelta(minutes=30),
+                 list_chunk: int = 1000) -> None:
+        if part_size < MIN_PART:
+            raise ValueError(f"part_size must be at least {MIN_PART} bytes (S3's minimum)")
+        if max_concurrency < 1 or multipart_threshold < 1 or retries < 0:
+            raise ValueError("max_concurrency and multipart_threshold must be positive")
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.uri = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
+        self.endpoint = endpoint or endpoint_from_env()
+        self.region = region
+        self.multipart_threshold = multipart_threshold
+        self.part_size = part_size
+        self.max_concurrency = max_concurrency
+        self.list_chunk = list_chunk
+        self._retries = retries
+        self._client: ClientConfig = {"connect_timeout": connect_timeout,
+                                      "read_timeout": read_timeout, "timeout": request_timeout}
+        self.credentials = AiobotocoreCredentials(self.uri, profile)
+        self._profile = profile
+        self._store: _ObStore | None = None
+        self._region = region or DEFAULT_REGION
+        self._lock = anyio.Lock()
+
+    async def _ob(self) -> _ObStore:
+        if self._store is None:
+            async with self._lock:
+                if self._store is None:
+                    self._store = await self._build()
+        return self._store
+
+    async def _build(self) -> _ObStore:
+        region = self._region = self.region or await resolve_region(self._profile)
+        client: ClientConfig = {**self._client}
+        extra: dict[str, Any] = {}
+        if self.endpoint:
+            extra = {"endpoint": self.endpoint, "virtual_hosted_style_request": False}
+            client["allow_http"] = self.endpoint.startswith("http://")
+        retry: RetryConfig = {
+            "max_retries": self._retries, "retry_timeout": timedelta(seconds=60),
+            "backoff": {"init_backoff": timedelta(milliseconds=100),
+                        "max_backoff": timedelta(seconds=2)}}
+        return _ObStore(self.bucket, prefix=self.prefix or None, region=region,
+                        client_options=client, retry_config=retry,
+                        credential_provider=self.credentials, **extra)
+
+    def _error(self, exc: BaseException, key: str) -> StoreError:
+        return map_error(exc, key, self.uri, self.bucket, self.credentials)
+
+    async def head(self, key: str) -> int | None:
+        store = await self._ob()
+        try:
+            meta = await obstore.head_async(store, key)
+        except FileNotFoundError:
+            return None
+        except Exception as exc:
+            raise self._error(exc, key) from exc
+        return meta["size"]
+
+    async def get(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        if end is not None and end <= start:
+            return
+        store = await self._ob()
+        options: GetOptions = {}
+        if end is not None:
+            options["range"] = (start, end)
+        elif start:
+            options["range"] = {"offset": start}
+        try:
+            result = await obstore.get_async(store, key, options=options)
+            async for chunk in result.stream(min_chunk_size=MiB):
+                yield bytes(chunk)
+        except Exception as exc:
+            raise self._error(exc, key) from exc
+
+    async def get_bytes(self, key: str) -> bytes:
+        store = await self._ob()
+        try:
+            result = await obstore.get_async(store, key)
+            return bytes(await result.bytes_async())
+        except Exception as exc:
+            raise self._error(exc, key) from exc
+
+    async def put(self, key: str, chunks: AsyncIterable[bytes], size: int) -> None:
+        if size <= self.multipart_threshold:
+            buf = bytearray()
+            async for chunk in chunks:
+                buf += chunk
+            self._check_size(key, len(buf), size)
+            await self.put_bytes(key, bytes(buf))
+            return
+        store = await self._ob()
+        counted = _Counted(chunks, lambda got: self._check_size(key, got, size), size)
+        started = datetime.now(UTC)
+        try:
+            await obstore.put_async(store, key, counted, use_multipart=True,
+                                    chunk_size=part_size_for(size, self.part_size),
+                                    max_concurrency=self.max_concurrency)
+        except BaseException as exc:
+            if counted.failed:
+                raise  # the source's own error: obstore has aborted the upload already
+            # Cancelled (obstore just drops the upload) or failed: abort it ourselves.
+            with anyio.move_on_after(15, shield=True):
+                await self._abort_uploads(key, started)
+            if isinstance(exc, Exception):
+                raise self._error(exc, key) from exc
+            raise
+
+    async def _abort_uploads(self, key: str, since: datetime) -> None:
+        """Abort multipart uploads of ``key`` begun since ``since`` (best effort)."""
+        from aiobotocore.session import get_session
+
+        full = f"{self.prefix}/{key}" if self.prefix else key
+        since -= timedelta(minutes=1)  # clock skew between us and the server
+        try:
+            cred = await self.credentials()
+            async with get_session().create_client(
+                    "s3", endpoint_url=self.endpoint, region_name=self._region,
+                    aws_access_key_id=cred["access_key_id"],
+                    aws_secret_access_key=cred["secret_access_key"],
+                    aws_session_token=cred.get("token")) as client:
+                r = await client.list_multipart_uploads(Bucket=self.bucket, Prefix=full)
+                for up in r.get("Uploads", []):
+                    if up["Key"] == full and up["Initiated"] >= since:
+                        await client.abort_multipart_upload(Bucket=self.bucket, Key=full,
+                                                            UploadId=up["UploadId"])
+        except Exception:  # noqa: BLE001 - cleanup must not hide the original error
+            return
+
+    def _check_size(self, key: str, got: int, size: int) -> None:
+        if got != size:
+            raise StoreError(f"put of {key} to {self.uri} got {got} bytes, expected {size}: "
+                             f"the source changed while it was read", key=key)
+
+    async def put_bytes(self, key: str, data: bytes) -> None:
+        store = await self._ob()
+        try:
+            await obstore.put_async(store, key, data, use_multipart=False)
+        except Exception as exc:
+            raise self._error(exc, key) from exc
+
+    async def list(self, prefix: str) -> AsyncIterator[list[str]]:
+        store = await self._ob()
+        # obstore lists whole path segments; filter for a plain string prefix.
+        base = prefix.rsplit("/", 1)[0] if "/" in prefix else None
+        try:
+            async for metas in obstore.list(store, base, chunk_size=self.list_chunk):
+                keys = [m["path"] for m in metas if m["path"].startswith(prefix)]
+                if keys:
+                    yield keys
+        except Exception as exc:
+            raise self._error(exc, prefix) from exc
+
+    async def delete(self, key: str) -> None:
+        store = await self._ob()
+        try:
+            await obstore.delete_async(store, key)
+        except FileNotFoundError:
+            return
+        except Exception as exc:
+            raise self._error(exc, key) from exc
+
+    async def aclose(self) -> None:
+        self._store = None
+
+
+class _Counted:
+    """The caller's chunks, checked against ``size``; remembers whether the source failed.
+
+    A short or long source raises from inside the iterator, so obstore aborts the upload
+    instead of completing an object of the wrong size.
+    """
+
+    def __init__(self, chunks: AsyncIterable[bytes], check: Callable[[int], None],
+                 size: int) -> None:
+        self._it = aiter(chunks)
+        self._check = check
+        self._size = size
+        self.total = 0
+        self.failed = False
+
+    def __aiter__(self) -> _Counted:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            chunk = await self._it.__anext__()
+            self.total += len(chunk)
+            if self.total > self._size:
+                self._check(self.total)
+        except StopAsyncIteration:
+            self._mark_failed(self._check, self.total)
+            raise
+        except BaseException:
+            self.failed = True
+            raise
+        return chunk
+
+    def _mark_failed(self, check: Callable[[int], None], total: int) -> None:
+        try:
+            check(total)
+        except StoreError:
+            self.failed = True
+            raise

@@ -1,0 +1,220 @@
+"""S3Store against a real S3 server (SeaweedFS on loopback, see tests/conftest.py)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import pytest
+
+from snapdir.errors import AccessDenied, ObjectNotFound, StoreError
+from snapdir.stores import open_store
+from snapdir.stores.base import object_key
+from snapdir.stores.s3 import MiB, S3Store, map_error, part_size_for
+
+if TYPE_CHECKING:
+    from conftest import SeaweedFS
+
+pytestmark = [pytest.mark.anyio, pytest.mark.s3]
+
+KEY = object_key("49dc870df1de7fd60794cebce449f5ccdae575affaa67a24b62acb03e039db92")
+
+
+def make(sw: SeaweedFS, label: str, **kw: Any) -> S3Store:
+    uri = sw.unique_uri(label)
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    return S3Store(bucket, prefix, **kw)
+
+
+async def chunks_of(data: bytes, step: int = 3 * MiB, fail_after: int | None = None
+                    ) -> AsyncIterator[bytes]:
+    for i in range(0, len(data), step):
+        if fail_after is not None and i >= fail_after:
+            raise RuntimeError("source changed")
+        yield data[i:i + step]
+
+
+async def pending_uploads(sw: SeaweedFS, prefix: str) -> list[str]:
+    from aiobotocore.session import get_session
+
+    async with get_session().create_client(
+            "s3", endpoint_url=sw.endpoint, region_name=sw.region,
+            aws_access_key_id=sw.access_key, aws_secret_access_key=sw.secret_key) as c:
+        r = await c.list_multipart_uploads(Bucket=sw.bucket, Prefix=prefix)
+        return [u["Key"] for u in r.get("Uploads", [])]
+
+
+async def test_open_store_and_round_trip(s3_env: SeaweedFS) -> None:
+    st = open_store(s3_env.unique_uri("roundtrip"))
+    assert isinstance(st, S3Store)
+    assert await st.head(KEY) is None
+    await st.put_bytes(KEY, b"foo\n")
+    assert await st.head(KEY) == 4
+    assert await st.get_bytes(KEY) == b"foo\n"
+    assert b"".join([c async for c in st.get(KEY)]) == b"foo\n"
+    await st.delete(KEY)
+    assert await st.head(KEY) is None
+    await st.delete(KEY)  # idempotent
+    await st.aclose()
+
+
+async def test_ranged_get(s3_env: SeaweedFS) -> None:
+    st = make(s3_env, "range")
+    data = bytes(range(256)) * 100
+    await st.put_bytes("blob", data)
+    assert b"".join([c async for c in st.get("blob", 10, 300)]) == data[10:300]
+    assert b"".join([c async for c in st.get("blob", 25000)]) == data[25000:]
+    assert [c async for c in st.get("blob", 5, 5)] == []
+
+
+async def test_list_is_relative_and_filters_by_prefix(s3_env: SeaweedFS) -> None:
+    st = make(s3_env, "list", list_chunk=2)
+    keys = [object_key(f"{i:03d}" + "a" * 61) for i in range(5)] + [".manifests/abc/x"]
+    for k in keys:
+        await st.put_bytes(k, b"x")
+    got = [k async for chunk in st.list(".objects/") for k in chunk]
+    assert sorted(got) == sorted(keys[:5])
+    got = [k async for chunk in st.list(".objects/00") for k in chunk]
+    assert sorted(got) == sorted(keys[:5])
+    assert [k async for chunk in st.list(".objects/001") for k in chunk] == [keys[1]]
+    assert [c async for c in st.list("nothing/")] == []
+
+
+async def test_small_put_streams_into_one_request(s3_env: SeaweedFS) -> None:
+    st = make(s3_env, "small")
+    data = os.urandom(5 * MiB + 7)
+    await st.put(KEY, chunks_of(data, MiB), len(data))
+    assert await st.get_bytes(KEY) == data
+
+
+@pytest.mark.slow
+async def test_multipart_put(s3_env: SeaweedFS) -> None:
+    st = make(s3_env, "multipart", multipart_threshold=8 * MiB, part_size=8 * MiB,
+              max_concurrency=3)
+    data = os.urandom(40 * MiB + 123)
+    await st.put(KEY, chunks_of(data), len(data))
+    assert await st.head(KEY) == len(data)
+    assert b"".join([c async for c in st.get(KEY)]) == data
+    assert await pending_uploads(s3_env, st.prefix) == []
+
+
+async def test_failed_source_aborts_multipart(s3_env: SeaweedFS) -> None:
+    st = make(s3_env, "abort", multipart_threshold=5 * MiB, part_size=5 * MiB)
+    data = os.urandom(24 * MiB)
+    with pytest.raises(RuntimeError, match="source changed"):
+        await st.put(KEY, chunks_of(data, fail_after=18 * MiB), len(data))
+    assert await st.head(KEY) is None
+    assert await pending_uploads(s3_env, st.prefix) == []
+
+
+async def test_short_source_aborts_multipart(s3_env: SeaweedFS) -> None:
+    st = make(s3_env, "short", multipart_threshold=5 * MiB, part_size=5 * MiB)
+    data = os.urandom(12 * MiB)
+    with pytest.raises(StoreError, match="source changed"):
+        await st.put(KEY, chunks_of(data), len(data) + 1)
+    assert await st.head(KEY) is None
+    assert await pending_uploads(s3_env, st.prefix) == []
+
+
+async def test_cancelled_multipart_leaves_nothing(s3_env: SeaweedFS) -> None:
+    st = make(s3_env, "cancel", multipart_threshold=5 * MiB, part_size=5 * MiB)
+    data = os.urandom(30 * MiB)
+
+    async def slow() -> AsyncIterator[bytes]:
+        async for c in chunks_of(data, MiB):
+            await anyio.sleep(0.02)
+            yield c
+
+    with anyio.move_on_after(0.4):
+        await st.put(KEY, slow(), len(data))
+    await anyio.sleep(0.5)
+    assert await st.head(KEY) is None
+    assert await pending_uploads(s3_env, st.prefix) == []
+
+
+async def test_missing_key(s3_env: SeaweedFS) -> None:
+    st = make(s3_env, "missing")
+    with pytest.raises(ObjectNotFound) as info:
+        await st.get_bytes(KEY)
+    assert info.value.key == KEY
+    assert st.uri in str(info.value)
+    assert KEY in str(info.value)
+    with pytest.raises(ObjectNotFound):
+        async for _ in st.get(KEY):
+            pass
+
+
+async def test_wrong_credentials(s3_env: SeaweedFS, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "wrong-secret-value-1234"
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    st = make(s3_env, "denied")
+    for call in (lambda: st.put_bytes(KEY, b"x"), lambda: st.get_bytes(KEY)):
+        with pytest.raises(AccessDenied) as info:
+            await call()
+        msg = str(info.value)
+        assert secret not in msg
+        assert s3_env.secret_key not in msg
+        assert KEY in msg
+        assert st.uri in msg
+        assert "\n" not in msg
+
+
+async def test_no_credentials(s3_env: SeaweedFS, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    st = make(s3_env, "nocreds")
+    with pytest.raises(AccessDenied, match="no AWS credentials"):
+        await st.put_bytes(KEY, b"x")
+
+
+async def test_missing_bucket(s3_env: SeaweedFS) -> None:
+    st = S3Store("no-such-bucket-snapdir", "p")
+    for call in (lambda: st.put_bytes(KEY, b"x"), lambda: st.get_bytes(KEY)):
+        with pytest.raises(StoreError, match="bucket 'no-such-bucket-snapdir' does not exist"):
+            await call()
+    with pytest.raises(StoreError, match="does not exist"):
+        async for _ in st.list(".objects/"):
+            pass
+
+
+async def test_unreachable_endpoint_is_retryable(s3_env: SeaweedFS) -> None:
+    st = S3Store(s3_env.bucket, "p", endpoint="http://127.0.0.1:9", retries=0)
+    with pytest.raises(StoreError) as info:
+        await st.put_bytes(KEY, b"x")
+    assert info.value.retryable
+    assert "\n" not in str(info.value)
+
+
+def test_endpoint_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SNAPDIR_S3_STORE_ENDPOINT_URL", "http://c")
+    assert S3Store("b").endpoint == "http://c"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://b")
+    assert S3Store("b").endpoint == "http://b"
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://a")
+    assert S3Store("b").endpoint == "http://a"
+    assert S3Store("b", endpoint="http://x").endpoint == "http://x"
+
+
+def test_part_size() -> None:
+    assert part_size_for(100 * MiB) == 8 * MiB
+    big = 5 * 1024**4  # 5 TiB
+    assert big / part_size_for(big) <= 10_000
+    assert part_size_for(big) % MiB == 0
+
+
+@pytest.mark.parametrize(("text", "kind", "retryable"), [
+    ("Server returned non-2xx status code: 503 Service Unavailable: <Code>SlowDown</Code>",
+     "Throttled", True),
+    ("status: 429, body", "Throttled", True),
+    ("Server returned non-2xx status code: 500 Internal Server Error", "StoreUnavailable", True),
+    ("error sending request: connection reset by peer", "StoreUnavailable", True),
+    ("Server returned non-2xx status code: 400 Bad Request: <Code>InvalidRequest</Code>",
+     "StoreError", False),
+])
+def test_map_error(text: str, kind: str, retryable: bool) -> None:
+    err = map_error(RuntimeError(text), "k", "s3://b/p", "b")
+    assert type(err).__name__ == kind
+    assert err.retryable is retryable
+    assert err.key == "k"
