@@ -110,3 +110,11 @@ class TransferFailed(SnapdirError):
     def __init__(self, message: str, failures: list[BaseException] | None = None) -> None:
         super().__init__(message)
         self.failures = failures or []
+
+
+def with_path(exc: StoreError, path: str) -> StoreError:
+    """The same store error, its message naming the file it was for."""
+    if path in str(exc):
+        return exc
+    new = type(exc)(f"{exc} (for {path})", exc.key)
+    return new

@@ -14,7 +14,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from .. import settings
 from ..core.manifest import Hasher, Manifest, digest_hex, parse
 from ..core.plan import plan_fetch, select
-from ..errors import IntegrityError, ObjectNotFound
+from ..errors import IntegrityError, ObjectNotFound, StoreError, with_path
 from ..stores.base import Store, manifest_key
 from .cache import LocalCache
 from .config import TransferConfig
@@ -94,9 +94,12 @@ async def download_all(store: Store, items: list[tuple[str, Path, str, int, int 
                      ) -> None:
         async with recv:
             async for digest, final, label, hint, mode in recv:
-                size = await retrying(partial(download_object, store, digest, final, hasher,
-                                              config, size_hint=hint, label=label, mode=mode),
-                                      config)
+                try:
+                    size = await retrying(partial(download_object, store, digest, final,
+                                                  hasher, config, size_hint=hint, label=label,
+                                                  mode=mode), config)
+                except StoreError as exc:
+                    raise with_path(exc, label) from exc
                 totals[0] += 1
                 totals[1] += size
                 prog.add(1, size)

@@ -13,7 +13,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from .. import settings
 from ..core.manifest import Hasher, Manifest, digest_hex, parse
 from ..core.plan import UploadPlan, plan_upload
-from ..errors import IntegrityError, ObjectNotFound, StoreError
+from ..errors import IntegrityError, ObjectNotFound, StoreError, with_path
 from ..snapshot import ManifestOptions, build_manifest
 from ..stores.base import OBJECTS, Store, digest_from_key, manifest_key, object_key
 from . import known
@@ -140,13 +140,16 @@ async def push(
                 if key_present:
                     result.objects_skipped += 1
                 else:
-                    if size >= cfg.multipart_threshold:
-                        async with large_limiter:
+                    try:
+                        if size >= cfg.multipart_threshold:
+                            async with large_limiter:
+                                await retrying(partial(upload_object, store, digest, path,
+                                                       size, hasher, cfg, file_limiter), cfg)
+                        else:
                             await retrying(partial(upload_object, store, digest, path, size,
                                                    hasher, cfg, file_limiter), cfg)
-                    else:
-                        await retrying(partial(upload_object, store, digest, path, size,
-                                               hasher, cfg, file_limiter), cfg)
+                    except StoreError as exc:
+                        raise with_path(exc, path) from exc
                     result.objects_sent += 1
                     result.bytes_sent += size
                 prog.add(1, size)
