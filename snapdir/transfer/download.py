@@ -22,7 +22,9 @@ from .config import TransferConfig
 def _mismatch(store: Store, digest: str, actual: str, label: str) -> IntegrityError:
     return IntegrityError(
         f"object {digest} (for {label}) from {store.uri} is corrupt: its bytes hash to "
-        f"{actual}; it was not checked out; repair the store (re-push) and retry",
+        f"{actual}; it was not checked out; to repair the store, delete {object_key(digest)} "
+        "and the snapshot's manifest from it, then push a good copy again (a push skips "
+        "snapshots whose manifest is present)",
         key=object_key(digest), expected=digest, actual=actual)
 
 

@@ -1,0 +1,196 @@
+"""History and lineage on a real S3 server (SeaweedFS on loopback): revision records live
+in the bucket, so a machine that shares only the bucket sees the same history."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from conftest import Bucket, Cli, make_tree
+
+pytestmark = pytest.mark.s3
+
+HISTORY = ".snapdir-history/"
+
+
+def lines(text: str) -> list[str]:
+    return [ln for ln in text.splitlines() if ln.strip()]
+
+
+def write_dataset(root: Path, version: int) -> Path:
+    files = {f"train/{i:03d}.bin": os.urandom(200) for i in range(20)}
+    files["VERSION"] = f"{version}\n".encode()
+    return make_tree(root, files)
+
+
+class World:
+    """Dataset v1 -> v2 and an unrelated dataset in one prefix, pushed from a 'data' machine;
+    a model trained on v2 pushed from a 'trainer' machine to another prefix."""
+
+    def __init__(self, cli: Cli, bucket: Bucket, tmp: Path) -> None:
+        base = bucket.unique_uri("history")
+        self.datasets = f"{base}/datasets"
+        self.models = f"{base}/models"
+        self.data_machine = cli.machine("data-team")
+        self.trainer = cli.machine("trainer")
+        self.auditor = cli.machine("auditor")
+        d = self.data_machine
+        self.ds_dir = write_dataset(tmp / "imagenet", 1)
+        self.v1 = d("push", "-q", "--store", self.datasets, str(self.ds_dir)).out.strip()
+        (self.ds_dir / "VERSION").write_text("2\n")
+        (self.ds_dir / "train/007.bin").write_bytes(os.urandom(300))
+        self.v2 = d("push", "-q", "--store", self.datasets, str(self.ds_dir)).out.strip()
+        self.other = d("push", "-q", "--store", self.datasets,
+                       str(write_dataset(tmp / "cifar", 1))).out.strip()
+        # the trainer pulls v2, trains, pushes the checkpoint naming v2 as its parent
+        self.train_copy = tmp / "trainer-data" / "imagenet"
+        self.trainer("pull", "-q", "--store", self.datasets, "--id", self.v2,
+                     str(self.train_copy))
+        ckpt = make_tree(tmp / "run-42", {"weights.bin": os.urandom(5000),
+                                           "config.json": b'{"lr": 0.1}'})
+        self.model = self.trainer("push", "-q", "--store", self.models, "--parent", self.v2,
+                                  str(ckpt)).out.strip()
+
+
+@pytest.fixture
+def world(s3_cli: Cli, bucket: Bucket, tmp_path: Path) -> World:
+    return World(s3_cli, bucket, tmp_path)
+
+
+def test_ancestors_revisions_and_locations_across_machines(world: World) -> None:
+    w = world
+    assert len({w.v1, w.v2, w.other, w.model}) == 4
+    # the auditor has never seen any of it: fresh cache, data dir and home
+    anc = w.auditor("ancestors", "--store", w.models, w.model)
+    assert lines(anc.out) == [w.v2, w.v1]
+    assert "warning" not in anc.err.lower()
+    assert "Traceback" not in anc.err
+    assert lines(w.auditor("revisions", "--store", w.datasets, "imagenet").out) == [w.v2, w.v1]
+    assert lines(w.auditor("revisions", "--store", w.datasets, "cifar").out) == [w.other]
+    assert lines(w.auditor("revisions", "--store", w.models, "run-42").out) == [w.model]
+    # v1 has no ancestors
+    assert lines(w.auditor("ancestors", "--store", w.datasets, w.v1).out) == []
+
+    # --json: one object per line, naming each ancestor's dataset and store
+    out = w.auditor("ancestors", "--json", "--store", w.models, w.model).out
+    objs = [json.loads(ln) for ln in lines(out)]
+    assert [o["id"] for o in objs] == [w.v2, w.v1]
+    assert [o["name"] for o in objs] == ["imagenet", "imagenet"]
+    assert [o["store"] for o in objs] == [w.datasets, w.datasets]
+
+    # locations: the trainer knows where its pulled copy is; the auditor knows nothing
+    loc = w.trainer("locations", w.v2).out
+    assert str(w.train_copy) in loc
+    assert "pull" in loc
+    assert w.auditor("locations", w.v2).out.strip() == ""
+    loc_json = [json.loads(ln) for ln in lines(w.trainer("locations", "--json", w.v2).out)]
+    assert any(o["kind"] == "pull" and o["location"] == str(w.train_copy)
+               and o["store"] == w.datasets for o in loc_json)
+
+
+def test_unreadable_or_newer_records_are_skipped_with_a_warning(world: World,
+                                                                bucket: Bucket) -> None:
+    w = world
+    ids = f"{HISTORY}v1/ids"
+    # a record from some future snapdir that, if believed, would add `other` as a parent
+    future = {"format": 2, "id": w.v2, "name": "imagenet", "store": w.datasets,
+              "parents": [{"id": w.other, "store": w.datasets}], "time": 9e9}
+    bucket.put(w.datasets, f"{ids}/{w.v2}/99999999999999999999-future.json",
+               json.dumps(future).encode())
+    bucket.put(w.datasets, f"{ids}/{w.v2}/99999999999999999999-garbage.json",
+               b"\xff\xfe\x00 this is not json {")
+    bucket.put(w.models, f"{ids}/{w.model}/00000000000000000000-junk.json", b'["a list"]')
+    bucket.put(w.datasets, f"{HISTORY}v1/names/imagenet/not-a-marker", b"")
+    bucket.put(w.datasets, f"{HISTORY}v1/names/imagenet/99999999999999999999-nothex", b"junk")
+
+    anc = w.auditor("ancestors", "--store", w.models, w.model)
+    assert lines(anc.out) == [w.v2, w.v1]
+    assert "warning" in anc.err.lower()
+    for bad in ("future.json", "garbage.json", "junk.json"):  # each one named
+        assert bad in anc.err, anc.err
+    assert "Traceback" not in anc.err
+    objs = [json.loads(ln) for ln in lines(
+        w.auditor("ancestors", "--json", "--store", w.models, w.model).out)]
+    assert [o["id"] for o in objs] == [w.v2, w.v1]
+
+    rev = w.auditor("revisions", "--store", w.datasets, "imagenet")
+    assert lines(rev.out) == [w.v2, w.v1]
+    assert "warning" in rev.err.lower()
+    assert "not-a-marker" in rev.err
+    assert "nothex" in rev.err
+    assert "Traceback" not in rev.err
+
+    # and a push of a new revision still works and lands on top
+    (w.ds_dir / "VERSION").write_text("3\n")
+    v3 = w.data_machine("push", "-q", "--store", w.datasets, str(w.ds_dir)).out.strip()
+    assert lines(w.auditor("revisions", "--store", w.datasets, "imagenet").out) == [
+        v3, w.v2, w.v1]
+    assert lines(w.auditor("ancestors", "--store", w.datasets, v3).out) == [w.v2, w.v1]
+
+
+def test_concurrent_pushes_of_one_name_both_recorded(s3_cli: Cli, bucket: Bucket,
+                                                     tmp_path: Path) -> None:
+    store = bucket.unique_uri("concurrent")
+    a = write_dataset(tmp_path / "a" / "shared", 1)
+    b = write_dataset(tmp_path / "b" / "shared", 2)
+    m1, m2 = s3_cli.machine("node-1"), s3_cli.machine("node-2")
+    procs = [m.popen("push", "-q", "--store", store, str(d))  # type: ignore[attr-defined]
+             for m, d in ((m1, a), (m2, b))]
+    outs = []
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        outs.append(out.strip())
+    assert outs[0] != outs[1]
+    assert outs[0] == s3_cli("id", str(a)).out.strip()
+    assert outs[1] == s3_cli("id", str(b)).out.strip()
+    got = lines(s3_cli.machine("reader")("revisions", "--store", store, "shared").out)
+    assert sorted(got) == sorted(outs)
+
+
+def test_name_defaults_to_directory_and_can_be_overridden(s3_cli: Cli, bucket: Bucket,
+                                                          tmp_path: Path) -> None:
+    store = bucket.unique_uri("names")
+    ckpt = make_tree(tmp_path / "checkpoints", {"w.bin": os.urandom(100)})
+    sid = s3_cli("push", "-q", "--store", store, "--name", "run-7 final", str(ckpt)).out.strip()
+    reader = s3_cli.machine("reader")
+    assert lines(reader("revisions", "--store", store, "run-7 final").out) == [sid]
+    assert lines(reader("revisions", "--store", store, "checkpoints").out) == []
+    (ckpt / "w.bin").write_bytes(os.urandom(100))
+    sid2 = s3_cli("push", "-q", "--store", store, str(ckpt)).out.strip()
+    assert lines(reader("revisions", "--store", store, "checkpoints").out) == [sid2]
+    # the directory-named revision does not inherit the other name's history
+    assert lines(reader("ancestors", "--store", store, sid2).out) == []
+    # a name with a slash stays one name
+    sid3 = s3_cli("push", "-q", "--store", store, "--name", "team/ds", str(ckpt)).out.strip()
+    assert sid3 == sid2
+    assert lines(reader("revisions", "--store", store, "team/ds").out) == [sid2]
+    assert lines(reader("revisions", "--store", store, "team").out) == []
+
+
+def test_python_api(s3_env: object, s3_cli: Cli, bucket: Bucket, tmp_path: Path) -> None:
+    import snapdir
+
+    base = bucket.unique_uri("api")
+    datasets, models = f"{base}/datasets", f"{base}/models"
+    ds = write_dataset(tmp_path / "dir-name-not-used", 1)
+    r1 = snapdir.push(ds, datasets, name="api-ds")
+    assert r1.id == snapdir.snapshot_id(ds)
+    (ds / "VERSION").write_text("2\n")
+    r2 = snapdir.push(ds, datasets, name="api-ds")
+    unrelated = snapdir.push(write_dataset(tmp_path / "x", 9), datasets, name="api-other")
+    model = snapdir.push(make_tree(tmp_path / "m", {"w": b"weights"}), models,
+                         name="api-model", parents=[r2.id])
+    assert [a.id for a in snapdir.ancestors(model.id, models)] == [r2.id, r1.id]
+    assert unrelated.id not in [a.id for a in snapdir.ancestors(model.id, models)]
+    assert snapdir.revisions("api-ds", datasets) == [r2.id, r1.id]
+    assert snapdir.revisions("dir-name-not-used", datasets) == []
+    pushed = [loc for loc in snapdir.locations(r2.id) if loc.kind == "push"]
+    assert [loc.location for loc in pushed] == [str(ds)]
+    assert pushed[0].store == datasets
+    # what the API recorded is what another machine's CLI reads from the bucket
+    other = s3_cli.machine("cli-reader")
+    assert lines(other("ancestors", "--store", models, model.id).out) == [r2.id, r1.id]
+    assert lines(other("revisions", "--store", datasets, "api-ds").out) == [r2.id, r1.id]
