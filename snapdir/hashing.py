@@ -18,6 +18,11 @@ from .errors import FileChanged, SourceError
 #: Files at least this large are hashed with BLAKE3's multi-threaded mmap path.
 LARGE_FILE = 8 * 1024 * 1024
 _CHUNK = 4 * 1024 * 1024
+_FLAGS = os.O_RDONLY | os.O_CLOEXEC
+# preadv2(RWF_NOWAIT): read only what the page cache holds (Linux >= 4.14); elsewhere the
+# nowait path is never taken (see snapshot.py).
+_NOWAIT: int = getattr(os, "RWF_NOWAIT", 0)
+HAS_NOWAIT = bool(_NOWAIT) and hasattr(os, "preadv")
 
 
 def _changed(path: str) -> FileChanged:
@@ -34,30 +39,58 @@ def _open_error(path: str, exc: OSError) -> SourceError:
     return SourceError(f"{path}: cannot read it ({exc.strerror})", path)
 
 
-def hash_file(path: str, size: int, mtime_ns: int, hasher: Hasher) -> str:
-    """Checksum of ``path``, which the walk saw with ``size`` and ``mtime_ns``."""
+def hash_file(path: str, size: int, mtime_ns: int, hasher: Hasher, *,
+              nowait: bool = False) -> str | None:
+    """Checksum of ``path``, which the walk saw with ``size`` and ``mtime_ns``.
+
+    With ``nowait`` (small files only), return None at once, having hashed nothing, when
+    the bytes are not all in the page cache (``RWF_NOWAIT``): the caller then hands the file
+    to a thread that may block on the disk.
+    """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, _FLAGS)
     except OSError as exc:
         raise _open_error(path, exc) from None
     try:
-        st = os.fstat(fd)
-        if st.st_size != size or st.st_mtime_ns != mtime_ns:
-            raise _changed(path)
         if size >= LARGE_FILE and hasher.algo == "b3sum":
+            st = os.fstat(fd)
+            if st.st_size != size or st.st_mtime_ns != mtime_ns:
+                raise _changed(path)
             h = blake3.blake3(max_threads=blake3.blake3.AUTO, derive_key_context=hasher.context) \
                 if hasher.context is not None else blake3.blake3(max_threads=blake3.blake3.AUTO)
             h.update_mmap(path)
             got = size  # mmap maps exactly the size at open; re-checked below
+        elif size < _CHUNK:
+            # One read of size + 1 bytes: a file that grew reads longer, one that shrank
+            # reads shorter; fstat afterwards catches any other change since the walk.
+            if nowait:
+                buf = bytearray(size + 1)
+                try:
+                    got = os.preadv(fd, (buf,), 0, _NOWAIT)
+                except BlockingIOError:
+                    return None
+                if got < size:
+                    return None  # partly cached (or shrunk): let the blocking path decide
+                data: bytes | memoryview = memoryview(buf)[:got]
+            else:
+                data = os.read(fd, size + 1)
+                got = len(data)
+            if got == size:
+                after = os.fstat(fd)
+                if after.st_size == size and after.st_mtime_ns == mtime_ns:
+                    return hasher.hex(data)  # type: ignore[arg-type]  # any buffer
+            raise _changed(path)
         else:
             h = hasher.new()
             got = 0
             while True:
-                data = os.read(fd, min(_CHUNK, max(size - got + 1, 1)))
-                if not data:
+                chunk = os.read(fd, min(_CHUNK, size - got + 1))
+                if not chunk:
                     break
-                got += len(data)
-                h.update(data)
+                got += len(chunk)
+                h.update(chunk)
+                if got > size:
+                    break
         after = os.fstat(fd)
         if got != size or after.st_size != size or after.st_mtime_ns != mtime_ns:
             raise _changed(path)

@@ -91,7 +91,7 @@ def walk(
     """Yield batches of files to hash as they are found, then the root DirNode last."""
     abs_root = absolute(root)
     try:
-        st = os.lstat(root)
+        st = os.lstat(root.rstrip("/") or "/")
         target = os.stat(root) if stat.S_ISLNK(st.st_mode) else st
     except FileNotFoundError:
         raise SourceError(f"{root}: no such directory; check the path", root) from None
@@ -108,11 +108,19 @@ def walk(
     stack: list[tuple[str, str, DirNode, frozenset[tuple[int, int]]]] = [
         (root.rstrip("/") or "/", "", top, frozenset({(target.st_dev, target.st_ino)}))
     ]
+    S_ISLNK, S_ISREG, S_ISDIR, S_IMODE = stat.S_ISLNK, stat.S_ISREG, stat.S_ISDIR, stat.S_IMODE
+    dir_flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
     while stack:
         fs_dir, rel_dir, node, ancestors = stack.pop()
+        # scandir on a directory fd: DirEntry.stat is then fstatat(fd, name), no path walk
         try:
-            with os.scandir(fs_dir) as it:
-                entries = list(it)
+            dfd = os.open(fs_dir, dir_flags)
+            try:
+                with os.scandir(dfd) as it:
+                    entries = list(it)
+            except BaseException:
+                os.close(dfd)
+                raise
         except PermissionError:
             raise SourceError(
                 f"{fs_dir}: permission denied reading the directory; fix its permissions or "
@@ -120,46 +128,57 @@ def walk(
         except OSError as exc:
             raise SourceError(f"{fs_dir}: cannot read the directory ({exc.strerror})",
                               fs_dir) from None
-        for de in entries:
-            name = de.name
-            rel = rel_dir + name
-            fs_path = de.path
-            if exclude is not None and exclude.search(abs_root + "/" + rel):
-                continue
-            try:
-                lst = de.stat(follow_symlinks=False)
-            except FileNotFoundError:
-                continue  # vanished between readdir and stat
-            mode = lst.st_mode
-            if stat.S_ISLNK(mode):
-                if not follow:
+        try:
+            fs_base = fs_dir + "/" if fs_dir != "/" else "/"
+            # one check for the whole directory; per name only if something looks wrong
+            names_ok = "\n" not in (joined := "/".join(de.name for de in entries)) and \
+                joined.isascii()
+            rel_base = prefix + rel_dir
+            for de in entries:
+                name = de.name
+                rel = rel_dir + name
+                if exclude is not None and exclude.search(abs_root + "/" + rel):
                     continue
                 try:
-                    tst = os.stat(fs_path)
-                except OSError:
-                    continue  # dangling (or unreadable) link: left out, like 1.x
-            else:
-                tst = lst
-            tmode = tst.st_mode
-            if stat.S_ISREG(tmode):
-                _check_name(name, fs_path)
-                pending.append(PendingFile(
-                    node, prefix + rel, stat.S_IMODE(mode), lst.st_size, fs_path,
-                    tst.st_dev, tst.st_ino, tst.st_size, tst.st_mtime_ns, tst.st_ctime_ns))
-                if len(pending) >= batch:
-                    yield pending
-                    pending = []
-            elif stat.S_ISDIR(tmode):
-                _check_name(name, fs_path)
-                key = (tst.st_dev, tst.st_ino)
-                if key in ancestors:
-                    raise SymlinkCycle(
-                        f"{fs_path}: symlink cycle (it leads back to one of its own parent "
-                        "directories); use --no-follow or --exclude it", fs_path)
-                child = DirNode(prefix + rel + "/", stat.S_IMODE(mode), [], [])
-                node.dirs.append(child)
-                stack.append((fs_path, rel + "/", child, ancestors | {key}))
-            # FIFOs, sockets, devices: left out, like 1.x
+                    lst = de.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # vanished between readdir and stat
+                mode = lst.st_mode
+                if S_ISLNK(mode):
+                    if not follow:
+                        continue
+                    try:
+                        tst = os.stat(fs_base + name)
+                    except OSError:
+                        continue  # dangling (or unreadable) link: left out, like 1.x
+                    tmode = tst.st_mode
+                else:
+                    tst = lst
+                    tmode = mode
+                if S_ISREG(tmode):
+                    if not names_ok:
+                        _check_name(name, fs_base + name)
+                    pending.append(PendingFile(
+                        node, rel_base + name, S_IMODE(mode), lst.st_size, fs_base + name,
+                        tst.st_dev, tst.st_ino, tst.st_size, tst.st_mtime_ns, tst.st_ctime_ns))
+                    if len(pending) >= batch:
+                        yield pending
+                        pending = []
+                elif S_ISDIR(tmode):
+                    fs_path = fs_base + name
+                    if not names_ok:
+                        _check_name(name, fs_path)
+                    key = (tst.st_dev, tst.st_ino)
+                    if key in ancestors:
+                        raise SymlinkCycle(
+                            f"{fs_path}: symlink cycle (it leads back to one of its own parent "
+                            "directories); use --no-follow or --exclude it", fs_path)
+                    child = DirNode(rel_base + name + "/", S_IMODE(mode), [], [])
+                    node.dirs.append(child)
+                    stack.append((fs_path, rel + "/", child, ancestors | {key}))
+                # FIFOs, sockets, devices: left out, like 1.x
+        finally:
+            os.close(dfd)
     if pending:
         yield pending
     yield top

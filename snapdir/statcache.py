@@ -42,8 +42,25 @@ class NoStatCache:
     def get(self, f: PendingFile) -> str | None:
         return None
 
-    def update(self, rows: Iterable[tuple[PendingFile, str]], started_ns: int) -> None:
+    def hit(self, f: PendingFile) -> str | None:
+        """Like ``get``, and a hit is kept for ``save`` (a cached row is never racy)."""
         return None
+
+    def begin(self, started_ns: int) -> None:
+        """The run starts now: files changed less than ``RACY_NS`` before are not kept."""
+
+    def add(self, f: PendingFile, checksum: str) -> None:
+        """One file of this run and its checksum (kept unless racy)."""
+
+    def save(self) -> None:
+        """Replace the index with exactly the files added in this run."""
+
+    def update(self, rows: Iterable[tuple[PendingFile, str]], started_ns: int) -> None:
+        """Replace the index with exactly ``rows`` (the files of this run), minus racy ones."""
+        self.begin(started_ns)
+        for f, cs in rows:
+            self.add(f, cs)
+        self.save()
 
 
 class StatCache(NoStatCache):
@@ -52,15 +69,19 @@ class StatCache(NoStatCache):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._rows: dict[Key, Row] = {}
+        self._fresh: dict[Key, Row] = {}
+        self._limit = 0
         try:
-            data = path.read_bytes()
+            with open(path, "rb") as fh:
+                data = fh.read()
             version, rows = marshal.loads(data)
             if version == _VERSION and isinstance(rows, dict):
                 self._rows = rows
         except FileNotFoundError:
             pass
         except (OSError, ValueError, EOFError, TypeError) as exc:
-            sys.stderr.write(f"snapdir: warning: ignoring unreadable stat cache {path} ({exc})\n")
+            print(f"snapdir: warning: ignoring unreadable stat cache {path} ({exc})",
+                  file=sys.stderr)
 
     def get(self, f: PendingFile) -> str | None:
         row = self._rows.get((f.dev, f.ino))
@@ -69,15 +90,28 @@ class StatCache(NoStatCache):
             return row[3]
         return None
 
-    def update(self, rows: Iterable[tuple[PendingFile, str]], started_ns: int) -> None:
-        """Replace the index with exactly ``rows`` (the files of this run), minus racy ones."""
-        limit = started_ns - RACY_NS
-        fresh: dict[Key, Row] = {
-            (f.dev, f.ino): (f.data_size, f.mtime_ns, f.ctime_ns, cs)
-            for f, cs in rows if f.mtime_ns < limit and f.ctime_ns < limit
-        }
+    def hit(self, f: PendingFile) -> str | None:
+        key = (f.dev, f.ino)
+        row = self._rows.get(key)
+        if row is not None and row[0] == f.data_size and row[1] == f.mtime_ns \
+                and row[2] == f.ctime_ns:
+            self._fresh[key] = row  # the same tuple: save() then compares by identity
+            return row[3]
+        return None
+
+    def begin(self, started_ns: int) -> None:
+        self._limit = started_ns - RACY_NS
+        self._fresh = {}
+
+    def add(self, f: PendingFile, checksum: str) -> None:
+        if f.mtime_ns < self._limit and f.ctime_ns < self._limit:
+            self._fresh[(f.dev, f.ino)] = (f.data_size, f.mtime_ns, f.ctime_ns, checksum)
+
+    def save(self) -> None:
+        fresh, self._fresh = self._fresh, {}
         if fresh == self._rows:
             return
+        self._rows = fresh
         tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.{time.time_ns()}.tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,8 +119,8 @@ class StatCache(NoStatCache):
             os.replace(tmp, self.path)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
-            sys.stderr.write(
-                f"snapdir: warning: stat cache not updated in {self.path.parent} ({exc})\n")
+            print(f"snapdir: warning: stat cache not updated in {self.path.parent} ({exc})",
+                  file=sys.stderr)
 
 
 def open_stat_cache(cache_dir: Path, root: str, tag: str, enabled: bool = True) -> NoStatCache:

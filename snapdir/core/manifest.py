@@ -67,7 +67,9 @@ class Manifest:
     entries: tuple[Entry, ...]
 
     def text(self) -> str:
-        return "".join(e.line() + "\n" for e in self.entries)
+        # Entry.line() inlined: this runs once per file on every `snapdir id`
+        return "".join([f"{e.kind} {e.mode:o} {e.checksum} {e.size} {e.path}\n"
+                        for e in self.entries])
 
     def encode(self) -> bytes:
         return self.text().encode("utf-8")
