@@ -95,10 +95,13 @@ def store_uri(store: str | None) -> str:
     return store or settings.default_store()
 
 
-def _open(uri: str) -> Store:
+def _open(uri: str, config: TransferConfig | None = None) -> Store:
     from .stores import open_store
+    from .transfer.config import TransferConfig
 
-    return open_store(uri)
+    cfg = config or TransferConfig()
+    return open_store(uri, multipart_threshold=cfg.multipart_threshold,
+                      part_size=cfg.part_size, part_concurrency=cfg.part_concurrency)
 
 
 async def apush(path: PathLike, store: str | None = None, *, name: str | None = None,
@@ -114,7 +117,7 @@ async def apush(path: PathLike, store: str | None = None, *, name: str | None = 
     parent_ids = [check_id(p) for p in parents]
     uri = store_uri(store)
     rev_name = name or os.path.basename(os.path.abspath(os.fspath(path))) or "root"
-    st = _open(uri)
+    st = _open(uri, config)
     try:
         previous: list[str] = []
         if record:
@@ -146,7 +149,7 @@ async def apull(snapshot_id: str, dest: PathLike, store: str | None = None, *,
     from .transfer.pull import pull as _pull
 
     uri = store_uri(store)
-    st = _open(uri)
+    st = _open(uri, config)
     try:
         r = await _pull(snapshot_id, st, os.fspath(dest), config=config, no_cache=no_cache,
                         delete=delete, progress=progress, include=include)
@@ -170,7 +173,7 @@ async def afetch(snapshot_id: str, store: str | None = None, *,
     from .transfer.fetch import fetch as _fetch
 
     uri = store_uri(store)
-    st = _open(uri)
+    st = _open(uri, config)
     try:
         r = await _fetch(snapshot_id, st, config=config, progress=progress)
     finally:
@@ -220,7 +223,7 @@ async def averify(snapshot_id: str, store: str | None = None, *,
                   ) -> VerifyResult:
     from .transfer.verify import verify as _verify
 
-    st = _open(store_uri(store))
+    st = _open(store_uri(store), config)
     try:
         return await _verify(snapshot_id, st, config=config, progress=progress)
     finally:

@@ -15,8 +15,12 @@ from .base import Store
 __all__ = ["Store", "open_store"]
 
 
-def open_store(uri: str) -> Store:
-    """``s3://bucket/prefix``, ``file:///abs/path`` or a plain (possibly relative) path."""
+def open_store(uri: str, *, multipart_threshold: int | None = None,
+               part_size: int | None = None, part_concurrency: int | None = None) -> Store:
+    """``s3://bucket/prefix``, ``file:///abs/path`` or a plain (possibly relative) path.
+
+    The multipart settings apply to S3 (the transfer layer passes its TransferConfig's).
+    """
     if not uri:
         raise UsageError("empty store URI: use s3://bucket/prefix or file:///path")
     scheme, sep, rest = uri.partition("://")
@@ -31,7 +35,14 @@ def open_store(uri: str) -> Store:
             raise UsageError(f"no bucket in store URI {uri!r}: use s3://bucket/prefix")
         from .s3 import S3Store
 
-        return S3Store(bucket, prefix.strip("/"))
+        st = S3Store(bucket, prefix.strip("/"))
+        if multipart_threshold is not None:
+            st.multipart_threshold = multipart_threshold
+        if part_size is not None:
+            st.part_size = part_size
+        if part_concurrency is not None:
+            st.max_concurrency = part_concurrency
+        return st
     if scheme == "file":
         parts = urlsplit(uri)
         if parts.netloc not in ("", "localhost"):

@@ -5,7 +5,7 @@ Memory bound (bytes held by transfers at once)::
     jobs × small_object_limit                       whole small objects being sent/received
   + large_jobs × part_concurrency × part_size       multipart uploads / ranged downloads
 
-With the defaults: 32 × 8 MiB + 2 × 8 × 16 MiB ≈ 512 MiB worst case; in practice small
+With the defaults: 32 × 8 MiB + 2 × 8 × 8 MiB ≈ 384 MiB worst case; in practice small
 objects are far below the limit. None of it grows with file size or dataset size.
 """
 
@@ -27,7 +27,7 @@ class TransferConfig:
     retries: int = field(default_factory=lambda: settings.env_int("SNAPDIR_RETRIES", 5))
     #: objects at least this large go multipart / ranged, others in one request
     multipart_threshold: int = 64 * MiB
-    part_size: int = 16 * MiB
+    part_size: int = 8 * MiB
     part_concurrency: int = 8
     #: how many large objects move at once (each with part_concurrency parts)
     large_jobs: int = 2
