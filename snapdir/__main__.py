@@ -1,3 +1,3 @@
-from snapdir.cli.main import main
+from snapdir.cli.fast import main
 
 main()
