@@ -111,6 +111,12 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("snapdir: aborted", err=True)
         sys.exit(130)
+    except click.UsageError as exc:
+        # one line, like every other error (click's own format spans four)
+        where = exc.ctx.command_path if exc.ctx is not None else "snapdir"
+        msg = " ".join(exc.format_message().split())
+        click.echo(f"snapdir: usage error: {msg} (see '{where} --help')", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

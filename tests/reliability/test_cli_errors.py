@@ -1,0 +1,155 @@
+"""Malformed command-line input: one line on stderr, a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from relutil import Cli, Run, make_tree
+
+GOOD_ID = "0" * 64
+
+
+def one_line_error(r: Run, *, code: int | None = None, needle: str = "") -> None:
+    assert r.rc != 0, f"succeeded: {r.out!r}"
+    if code is not None:
+        assert r.rc == code, (r.rc, r.err)
+    err = r.err.strip()
+    assert err, "no message"
+    assert "\n" not in err, f"not one stderr line: {r.err!r}"
+    assert "Traceback" not in err, err
+    assert "internal error" not in err, err
+    assert needle.lower() in err.lower(), err
+
+
+@pytest.mark.parametrize("args", [
+    ["pull", "--id", "abc", "DEST"],
+    ["pull", "--id", "g" * 64, "DEST"],
+    ["pull", "--id", "", "DEST"],
+    ["pull", "--id", "0" * 65, "DEST"],
+    ["fetch", "--id", "not-an-id"],
+    ["checkout", "--id", "12345", "DEST"],
+    ["pull", "DEST"],  # no --id at all
+    ["pull", "--id", GOOD_ID, "--bogus", "DEST"],
+    ["frobnicate"],
+], ids=lambda a: "-".join(x[:8] or "empty" for x in a))
+def test_bad_ids_and_usage(cli: Cli, tmp_path: Path, args: list[str]) -> None:
+    args = [str(tmp_path / "dest") if a == "DEST" else a for a in args]
+    one_line_error(cli(*args, check=False), code=2)
+    assert not (tmp_path / "dest").exists()
+
+
+@pytest.mark.parametrize(("store", "needle"), [
+    ("ftp://host/path", "unknown store scheme"),
+    ("gs://bucket/prefix", "unknown store scheme"),
+    ("s3:///prefix", "no bucket"),
+    ("s3://", "no bucket"),
+    ("file://remotehost/x", "host"),
+    ("file://relative/x", "host"),
+])
+def test_bad_store_uris(cli: Cli, tmp_path: Path, store: str, needle: str) -> None:
+    src = make_tree(tmp_path / "src", {"a.txt": b"a"})
+    one_line_error(cli("push", "--store", store, str(src), check=False), code=2, needle=needle)
+    one_line_error(cli("pull", "--store", store, "--id", GOOD_ID, str(tmp_path / "d"),
+                       check=False), code=2, needle=needle)
+
+
+@pytest.mark.s3
+def test_missing_bucket(s3_env, cli: Cli, tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "src", {"a.txt": b"a"})
+    r = cli("push", "-q", "--store", "s3://no-such-bucket-snapdir/p", str(src), check=False)
+    one_line_error(r, needle="no-such-bucket-snapdir")
+
+
+@pytest.mark.s3
+@pytest.mark.parametrize("which", ["secret", "key"])
+def test_wrong_credentials_never_print_the_secret(s3_env, cli: Cli, tmp_path: Path,
+                                                  which: str) -> None:
+    wrong = "wr0ngSecretValue-do-not-print-42"
+    if which == "secret":
+        cli.env["AWS_SECRET_ACCESS_KEY"] = wrong
+    else:
+        cli.env["AWS_ACCESS_KEY_ID"] = "AKIAWRONGKEYID0000"
+    src = make_tree(tmp_path / "src", {"a.txt": b"a"})
+    uri = s3_env.unique_uri("creds")
+    for args in (["push", "-q", "--store", uri, str(src)],
+                 ["pull", "-q", "--store", uri, "--id", GOOD_ID, str(tmp_path / "d")]):
+        r = cli(*args, check=False)
+        one_line_error(r, needle="denied")
+        for secret in (wrong, s3_env.secret_key):
+            assert secret not in r.out + r.err
+
+
+def test_source_is_a_file_or_missing(cli: Cli, tmp_path: Path) -> None:
+    f = tmp_path / "file.txt"
+    f.write_bytes(b"x")
+    store = str(tmp_path / "store")
+    one_line_error(cli("push", "--store", store, str(f), check=False), needle="not a directory")
+    one_line_error(cli("push", "--store", store, str(tmp_path / "nope"), check=False),
+                   needle="no such directory")
+    one_line_error(cli("id", str(f), check=False))
+
+
+def test_destination_is_a_file(cli: Cli, tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "src", {"a.txt": b"a", "d/b.txt": b"b"})
+    store = str(tmp_path / "store")
+    sid = cli("push", "-q", "--store", store, str(src)).out.strip()
+    dest = tmp_path / "dest.txt"
+    dest.write_bytes(b"keep me")
+    one_line_error(cli("pull", "-q", "--store", store, "--id", sid, str(dest), check=False),
+                   needle="not a directory")
+    one_line_error(cli("checkout", "--id", sid, str(dest), check=False),
+                   needle="not a directory")
+    one_line_error(cli("pull", "-q", "--no-cache", "--store", store, "--id", sid, str(dest),
+                       check=False), needle="not a directory")
+    assert dest.read_bytes() == b"keep me"
+    # a file inside the destination where the snapshot has a directory
+    dest2 = tmp_path / "dest2"
+    dest2.mkdir()
+    (dest2 / "d").write_bytes(b"in the way")
+    one_line_error(cli("pull", "-q", "--store", store, "--id", sid, str(dest2), check=False),
+                   needle="not a directory")
+    assert (dest2 / "d").read_bytes() == b"in the way"
+
+
+def test_snapshot_not_in_store(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "store").mkdir()
+    one_line_error(cli("pull", "-q", "--store", str(tmp_path / "store"), "--id", GOOD_ID,
+                       str(tmp_path / "d"), check=False), needle="not in")
+    one_line_error(cli("checkout", "--id", GOOD_ID, str(tmp_path / "d"), check=False),
+                   needle="not in the local cache")
+
+
+@pytest.mark.skipif(not shutil.which("setpriv"), reason="needs setpriv to drop root")
+def test_unreadable_source_file(cli: Cli) -> None:
+    """Root ignores file modes, so the push runs as ``nobody`` (setpriv) on a tree in a
+    world-writable scratch dir, with one file chmod 000."""
+    base = Path(tempfile.mkdtemp(prefix="snapdir-unreadable-", dir="/tmp"))
+    try:
+        os.chmod(base, 0o777)
+        src = make_tree(base / "src", {"ok.txt": b"ok", "secret.txt": b"nope"})
+        os.chmod(src / "secret.txt", 0o000)
+        for p in (base / "src",):
+            os.chmod(p, 0o755)
+        home = base / "home"
+        home.mkdir(mode=0o777)
+        os.chmod(home, 0o777)
+        env = dict(cli.env, HOME=str(home), SNAPDIR_CACHE_DIR=str(home / "c"),
+                   SNAPDIR_DATA_DIR=str(home / "d"), XDG_CACHE_HOME=str(home / "xc"),
+                   XDG_DATA_HOME=str(home / "xd"))
+        drop = [] if os.geteuid() != 0 else ["setpriv", "--reuid=65534", "--regid=65534",
+                                              "--clear-groups"]
+        for args in (["push", "-q", "--store", str(home / "store"), str(src)],
+                     ["id", str(src)]):
+            p = subprocess.run([*drop, sys.executable, "-m", "snapdir", *args], env=env,
+                               capture_output=True, text=True, timeout=60, cwd=home,
+                               check=False)
+            one_line_error(Run(p.returncode, p.stdout, p.stderr), needle="secret.txt")
+            assert "permission denied" in p.stderr
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -1,0 +1,69 @@
+"""Several snapdir processes on one store or one cache at the same time."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from relutil import Cli, check_content_addressed, check_store_manifests_complete, small_tree
+
+
+def start(cli: Cli, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "snapdir", *args], env=cli.env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(p: subprocess.Popen[str]) -> str:
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, f"{p.args} failed ({p.returncode}): {err}"
+    return out.strip()
+
+
+@pytest.mark.parametrize("kind", ["file", pytest.param("s3", marks=pytest.mark.s3)])
+def test_two_overlapping_pushes_at_once(request: pytest.FixtureRequest, kind: str,
+                                        tmp_path: Path) -> None:
+    if kind == "s3":
+        sw = request.getfixturevalue("s3_env")
+        store = sw.unique_uri("overlap")
+    else:
+        store = str(tmp_path / "store")
+    cli = request.getfixturevalue("cli")
+    # 250 files each, 180 of them identical in both trees (same paths and bytes)
+    a = small_tree(tmp_path / "a", 250, seed=1, shared=180)
+    b = small_tree(tmp_path / "b", 250, seed=2, shared=180)
+    want_a, want_b = cli("id", str(a)).out.strip(), cli("id", str(b)).out.strip()
+    assert want_a != want_b
+    pa = start(cli.machine("ma"), "push", "-q", "--store", store, str(a))
+    pb = start(cli.machine("mb"), "push", "-q", "--store", store, str(b))
+    assert (finish(pa), finish(pb)) == (want_a, want_b)
+    if kind == "file":
+        assert check_store_manifests_complete(tmp_path / "store") == 2
+        check_content_addressed(tmp_path / "store")
+    for sid, name in ((want_a, "ra"), (want_b, "rb")):
+        dest = tmp_path / name
+        cli.machine(f"pull-{name}")("pull", "-q", "--store", store, "--id", sid, str(dest))
+        assert cli("id", str(dest)).out.strip() == sid
+
+
+@pytest.mark.s3
+@pytest.mark.slow
+@pytest.mark.parametrize("shared_cache", [True, False], ids=["shared-cache", "own-caches"])
+def test_eight_pulls_of_one_id(s3_env, cli: Cli, tmp_path: Path,
+                               shared_cache: bool) -> None:
+    src = small_tree(tmp_path / "src", 150, seed=3, size=(0, 20000))
+    uri = s3_env.unique_uri("eight")
+    sid = cli("push", "-q", "--store", uri, str(src)).out.strip()
+    shared = cli.machine("shared")
+    procs = []
+    for i in range(8):
+        m = shared if shared_cache else cli.machine(f"m{i}")
+        procs.append(start(m, "pull", "-q", "--store", uri, "--id", sid,
+                           str(tmp_path / f"dest{i}")))
+    for p in procs:
+        finish(p)
+    ids = {cli("id", str(tmp_path / f"dest{i}")).out.strip() for i in range(8)}
+    assert ids == {sid}
+    if shared_cache:
+        assert check_content_addressed(Path(shared.env["SNAPDIR_CACHE_DIR"]) / "store") > 0

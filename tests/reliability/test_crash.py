@@ -1,0 +1,234 @@
+"""kill -9 at random points of push, pull, fetch and checkout; then check the invariants
+and that re-running the command finishes with the right result.
+
+Invariants after every kill:
+* the store never holds a manifest whose objects are missing, and every object in it hashes
+  to its key;
+* the cache never holds an object (or manifest) whose bytes do not hash to its name;
+* the destination never holds a file under its final name whose bytes differ from the
+  manifest (``.snapdir-tmp-*`` files are allowed).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+import pytest
+from relutil import (
+    Cli,
+    FaultProxy,
+    big_file,
+    check_content_addressed,
+    check_destination,
+    check_store_manifests_complete,
+    small_tree,
+)
+
+from snapdir.core.manifest import digest_hex, parse
+from snapdir.stores import open_store
+from snapdir.stores.base import MANIFESTS, manifest_key, object_key
+
+SEEDS = (11, 22, 33)
+OBJECTS = 304  # distinct objects in dataset()
+
+
+def dataset(root: Path) -> Path:
+    small_tree(root, 300, seed=5)
+    for i in range(4):
+        big_file(root / "big" / f"part{i}.bin", 6 * 1024 * 1024 + i, seed=100 + i)
+    return root
+
+
+def crash(cli: Cli, args: list[str], delay: float | None = None,
+          when: Callable[[], bool] | None = None) -> bool:
+    """Start ``snapdir *args`` and SIGKILL it after ``delay`` s or as soon as ``when()``
+    holds; True if it was killed while still running."""
+    p = subprocess.Popen([sys.executable, "-m", "snapdir", *args], env=cli.env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + (delay if delay is not None else 120)
+    try:
+        while p.poll() is None:
+            if time.monotonic() >= deadline or (when is not None and when()):
+                p.send_signal(signal.SIGKILL)
+                p.wait()
+                return True
+            time.sleep(0.003)
+        return False
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def count_files(*roots: Path) -> int:
+    return sum(len(files) for root in roots for _, _, files in os.walk(root))
+
+
+def at_least(n: int, *roots: Path) -> Callable[[], bool]:
+    return lambda: count_files(*roots) >= n
+
+
+def cache_root(cli: Cli) -> Path:
+    return Path(cli.env["SNAPDIR_CACHE_DIR"]) / "store"
+
+
+def _report(what: str, killed: list[bool]) -> None:
+    print(f"\n{what}: killed mid-run in {sum(killed)} of {len(killed)} runs")
+
+
+def test_kill_push_file_store(cli: Cli, tmp_path: Path) -> None:
+    src = dataset(tmp_path / "src")
+    want = cli("id", str(src)).out.strip()
+    killed = []
+    for seed in SEEDS:
+        rng = random.Random(seed)
+        m = cli.machine(f"m{seed}")
+        store = tmp_path / f"store{seed}"
+        killed.append(crash(m, ["push", "-q", "--store", str(store), str(src)],
+                            when=at_least(rng.randrange(1, OBJECTS), store / ".objects")))
+        check_store_manifests_complete(store)
+        check_content_addressed(store)
+        check_content_addressed(cache_root(m))
+        assert m("push", "-q", "--store", str(store), str(src)).out.strip() == want
+        assert check_store_manifests_complete(store) == 1
+        dest = tmp_path / f"dest{seed}"
+        cli.machine(f"p{seed}")("pull", "-q", "--store", str(store), "--id", want, str(dest))
+        assert cli("id", str(dest)).out.strip() == want
+    _report("push (file store)", killed)
+    assert any(killed)
+
+
+@pytest.mark.s3
+def test_kill_push_s3(s3_env, cli: Cli, tmp_path: Path) -> None:
+    """Killed after a random number of S3 requests, counted by a fault-free proxy."""
+    src = dataset(tmp_path / "src")
+    want = cli("id", str(src)).out.strip()
+    killed = []
+    with FaultProxy(s3_env.endpoint, rate=0.0) as counter:
+        for seed in SEEDS:
+            rng = random.Random(seed)
+            m = cli.machine(f"m{seed}")
+            m.env["AWS_ENDPOINT_URL"] = counter.endpoint
+            uri = s3_env.unique_uri(f"crash-{seed}")
+            target = counter.requests + rng.randrange(2, OBJECTS)
+            killed.append(crash(m, ["push", "-q", "--store", uri, str(src)],
+                                when=lambda t=target: counter.requests >= t))
+            anyio.run(_check_s3_store, uri)
+            check_content_addressed(cache_root(m))
+            assert m("push", "-q", "--store", uri, str(src)).out.strip() == want
+            assert anyio.run(_check_s3_store, uri) == 1
+            dest = tmp_path / f"dest{seed}"
+            cli.machine(f"p{seed}")("pull", "-q", "--store", uri, "--id", want, str(dest))
+            assert cli("id", str(dest)).out.strip() == want
+    _report("push (S3)", killed)
+    assert any(killed)
+
+
+async def _check_s3_store(uri: str) -> int:
+    """Every manifest in the S3 store hashes to its key and has all its objects."""
+    store = open_store(uri)
+    n = 0
+    try:
+        async for keys in store.list(MANIFESTS + "/"):
+            for key in keys:
+                data = await store.get_bytes(key)
+                sid = digest_hex(data)
+                assert manifest_key(sid) == key
+                for d in parse(data).object_digests():
+                    assert await store.head(object_key(d)) is not None, f"{key} lacks {d}"
+                n += 1
+    finally:
+        await store.aclose()
+    return n
+
+
+@pytest.fixture
+def pushed(cli: Cli, tmp_path: Path) -> tuple[Path, str, bytes]:
+    """(file store, id, manifest bytes)."""
+    src = dataset(tmp_path / "src")
+    store = tmp_path / "store"
+    sid = cli("push", "-q", "--store", str(store), str(src)).out.strip()
+    data = (store / manifest_key(sid)).read_bytes()
+    return store, sid, data
+
+
+def test_kill_pull(cli: Cli, tmp_path: Path, pushed) -> None:
+    store, sid, data = pushed
+    killed = []
+    for seed in SEEDS:
+        rng = random.Random(seed)
+        m = cli.machine(f"m{seed}")
+        dest = tmp_path / f"dest{seed}"
+        args = ["pull", "-q", "--store", str(store), "--id", sid, str(dest)]
+        killed.append(crash(m, args, when=at_least(rng.randrange(1, 2 * OBJECTS),
+                                                   cache_root(m) / ".objects", dest)))
+        check_content_addressed(cache_root(m))
+        check_destination(dest, data)
+        m(*args)
+        check_destination(dest, data)
+        assert cli("id", str(dest)).out.strip() == sid
+    _report("pull", killed)
+    assert any(killed)
+
+
+def test_kill_pull_no_cache(cli: Cli, tmp_path: Path, pushed) -> None:
+    store, sid, data = pushed
+    killed = []
+    for seed in SEEDS:
+        rng = random.Random(seed)
+        m = cli.machine(f"m{seed}")
+        dest = tmp_path / f"dest{seed}"
+        args = ["pull", "-q", "--no-cache", "--store", str(store), "--id", sid, str(dest)]
+        killed.append(crash(m, args, when=at_least(rng.randrange(1, OBJECTS), dest)))
+        check_destination(dest, data)
+        m(*args)
+        check_destination(dest, data)
+        assert cli("id", str(dest)).out.strip() == sid
+    _report("pull --no-cache", killed)
+    assert any(killed)
+
+
+def test_kill_fetch_then_checkout(cli: Cli, tmp_path: Path, pushed) -> None:
+    store, sid, _data = pushed
+    killed = []
+    for seed in SEEDS:
+        rng = random.Random(seed)
+        m = cli.machine(f"m{seed}")
+        args = ["fetch", "-q", "--store", str(store), "--id", sid]
+        killed.append(crash(m, args, when=at_least(rng.randrange(1, OBJECTS),
+                                                   cache_root(m) / ".objects")))
+        check_content_addressed(cache_root(m))
+        m(*args)
+        check_content_addressed(cache_root(m))
+        dest = tmp_path / f"dest{seed}"
+        m("checkout", "--id", sid, str(dest))
+        assert cli("id", str(dest)).out.strip() == sid
+    _report("fetch", killed)
+    assert any(killed)
+
+
+def test_kill_checkout(cli: Cli, tmp_path: Path, pushed) -> None:
+    store, sid, data = pushed
+    m = cli.machine("co")
+    m("fetch", "-q", "--store", str(store), "--id", sid)
+    killed = []
+    for seed in SEEDS:
+        rng = random.Random(seed)
+        dest = tmp_path / f"dest{seed}"
+        args = ["checkout", "--id", sid, str(dest)]
+        killed.append(crash(m, args, when=at_least(rng.randrange(1, OBJECTS), dest)))
+        check_destination(dest, data)
+        check_content_addressed(cache_root(m))
+        m(*args)
+        check_destination(dest, data)
+        assert cli("id", str(dest)).out.strip() == sid
+    _report("checkout", killed)
+    assert any(killed)

@@ -1,0 +1,182 @@
+"""Hostile stores: manifests and objects written straight into a file store.
+
+Each manifest is stored under the key of its real BLAKE3, so the id check passes and the
+manifest's content is what gets judged. Every pull must be refused with one stderr line and
+a non-zero exit, and write nothing outside the destination (a sibling sentinel directory
+stays empty); links already in the destination are never followed out of it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from relutil import Cli, Run, b3
+
+from snapdir.stores.base import manifest_key, object_key
+
+HELLO = b"hello"
+H = b3(HELLO)
+EMPTY_DIR = b3(b"")
+
+
+def put(store: Path, key: str, data: bytes) -> None:
+    p = store / key
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_bytes(data)
+
+
+def put_manifest(store: Path, data: bytes) -> str:
+    sid = b3(data)
+    put(store, manifest_key(sid), data)
+    return sid
+
+
+def root(size: int = 5) -> bytes:
+    return f"D 755 {EMPTY_DIR} {size} ./\n".encode()
+
+
+def f(path: str | bytes, size: int | str = 5, checksum: str = H, mode: str = "644") -> bytes:
+    p = path if isinstance(path, bytes) else path.encode()
+    return f"F {mode} {checksum} {size} ".encode() + p + b"\n"
+
+
+def d(path: str, size: int = 5) -> bytes:
+    return f"D 755 {EMPTY_DIR} {size} {path}\n".encode()
+
+
+def cases(sentinel: Path) -> dict[str, bytes]:
+    return {
+        "dotdot": root() + f("./../sentinel/escape.txt"),
+        "dotdot-inner": root() + d("./a/") + f("./a/../../sentinel/escape.txt"),
+        "dotdot-dir": root() + d("./../sentinel/") + f("./../sentinel/escape.txt"),
+        "absolute": root() + f(str(sentinel / "abs.txt")),
+        "absolute-dir": d("/") + f(str(sentinel / "abs.txt")),
+        "double-slash": root() + f(".//" + str(sentinel / "abs.txt").lstrip("/")),
+        "dot-component": root() + f("././a.txt"),
+        "duplicate": root() + f("./a.txt") + f("./a.txt"),
+        "duplicate-file-and-dir": root() + f("./a") + d("./a/"),
+        "file-under-file": root() + f("./a") + f("./a/b"),
+        "missing-parent": root() + f("./nodir/a.txt"),
+        "no-root": f("./a.txt"),
+        "file-root": f("./"),
+        "bad-hex-upper": root() + f("./a.txt", checksum=H.upper()),
+        "bad-hex-chars": root() + f("./a.txt", checksum="z" * 64),
+        "bad-hex-short": root() + f("./a.txt", checksum="abc"),
+        "negative-size": root() + f("./a.txt", size=-5),
+        "absurd-size": root() + f("./a.txt", size="9" * 30),
+        "size-over-int64": root() + f("./a.txt", size=2**63),
+        "plus-size": root() + f("./a.txt", size="+5"),
+        "bad-mode": root() + f("./a.txt", mode="999"),
+        "non-utf8": root() + f(b"./\xff\xfe.txt"),
+        "nul": root() + f(b"./a\x00b.txt"),
+        "overlong-line": root() + f("./" + "x" * 70_000),
+        "unknown-type": root() + b"L 777 " + H.encode() + b" 5 ./a.txt\n",
+        "too-few-fields": root() + b"F 644 " + H.encode() + b" 5\n",
+        "binary-garbage": bytes(range(256)) * 4,
+    }
+
+
+NO_CACHE_CASES = {"dotdot", "dotdot-dir", "absolute", "double-slash", "file-under-file",
+                  "duplicate-file-and-dir"}
+
+
+def refused(r: Run) -> None:
+    assert r.rc != 0, f"accepted: {r.out!r} {r.err!r}"
+    err = r.err.strip()
+    assert err, "no message"
+    assert "\n" not in err, f"more than one stderr line: {r.err!r}"
+    assert "Traceback" not in err, err
+    assert "internal error" not in err, err
+
+
+@pytest.fixture
+def env(cli: Cli, tmp_path: Path) -> tuple[Cli, Path, Path, Path]:
+    store = tmp_path / "store"
+    put(store, object_key(H), HELLO)
+    sentinel = tmp_path / "sentinel"
+    sentinel.mkdir()
+    return cli, store, tmp_path / "dest", sentinel
+
+
+@pytest.mark.parametrize("no_cache", [False, True], ids=["cache", "no-cache"])
+def test_hostile_manifests_are_refused(env, no_cache: bool) -> None:
+    cli, store, dest, sentinel = env
+    extra = ["--no-cache"] if no_cache else []
+    for name, data in cases(sentinel).items():
+        if no_cache and name not in NO_CACHE_CASES:
+            continue  # the manifest is parsed the same way before either mode
+        sid = put_manifest(store, data)
+        r = cli("pull", "-q", *extra, "--store", str(store), "--id", sid, str(dest),
+                check=False)
+        try:
+            refused(r)
+        except AssertionError as exc:
+            raise AssertionError(f"case {name}: {exc}") from None
+        assert "manifest" in r.err, f"case {name}: {r.err}"
+        assert list(sentinel.iterdir()) == [], f"case {name} wrote outside the destination"
+        assert not dest.exists() or list(dest.iterdir()) == [], f"case {name} wrote files"
+    assert sorted(p.name for p in sentinel.parent.iterdir()) == sorted(
+        ["store", "sentinel", "home"] + (["dest"] if dest.exists() else []))
+
+
+def test_manifest_not_matching_its_id(env) -> None:
+    cli, store, dest, sentinel = env
+    good = root() + f("./a.txt")
+    wrong_id = b3(b"something else")
+    put(store, manifest_key(wrong_id), good)
+    r = cli("pull", "-q", "--store", str(store), "--id", wrong_id, str(dest), check=False)
+    refused(r)
+    assert "does not hash to its id" in r.err
+    assert not dest.exists() or list(dest.iterdir()) == []
+    assert list(sentinel.iterdir()) == []
+
+
+@pytest.mark.parametrize("no_cache", [False, True], ids=["cache", "no-cache"])
+def test_object_not_matching_its_key(env, no_cache: bool) -> None:
+    cli, store, dest, sentinel = env
+    put(store, object_key(H), b"HELLO")  # right size, wrong bytes
+    sid = put_manifest(store, root() + f("./a.txt"))
+    extra = ["--no-cache"] if no_cache else []
+    r = cli("pull", "-q", *extra, "--store", str(store), "--id", sid, str(dest), check=False)
+    refused(r)
+    assert "corrupt" in r.err
+    assert not (dest / "a.txt").exists()
+    assert [p.name for p in dest.rglob("*")] == [] if dest.exists() else True
+    assert list(sentinel.iterdir()) == []
+    cache = Path(cli.env["SNAPDIR_CACHE_DIR"]) / "store"
+    assert not (cache / object_key(H)).exists(), "a corrupt object reached the cache"
+
+
+@pytest.mark.parametrize("no_cache", [False, True], ids=["cache", "no-cache"])
+def test_links_in_destination_are_not_followed(env, no_cache: bool) -> None:
+    cli, store, dest, sentinel = env
+    data = root(10) + f("./a.txt") + d("./sub/") + f("./sub/f.txt")
+    sid = put_manifest(store, data)
+    outside = sentinel
+    (outside / "target.txt").write_bytes(b"original")
+    dest.mkdir()
+    (dest / "sub").symlink_to(outside, target_is_directory=True)
+    (dest / "a.txt").symlink_to(outside / "target.txt")
+    extra = ["--no-cache"] if no_cache else []
+    cli("pull", "-q", *extra, "--store", str(store), "--id", sid, str(dest))
+    assert sorted(p.name for p in outside.iterdir()) == ["target.txt"]
+    assert (outside / "target.txt").read_bytes() == b"original"
+    assert not (dest / "sub").is_symlink()
+    assert (dest / "sub").is_dir()
+    assert not (dest / "a.txt").is_symlink()
+    assert (dest / "a.txt").read_bytes() == HELLO
+    assert (dest / "sub" / "f.txt").read_bytes() == HELLO
+
+
+def test_size_field_is_only_a_hint(env) -> None:
+    """An in-range but absurd SIZE (FORMAT.md: never use it to check an object) must not
+    make a pull misbehave: it completes with the object's real bytes, or is refused cleanly."""
+    cli, store, dest, sentinel = env
+    sid = put_manifest(store, root(2**62) + f("./a.txt", size=2**62))
+    r = cli("pull", "-q", "--store", str(store), "--id", sid, str(dest), check=False)
+    if r.rc == 0:
+        assert (dest / "a.txt").read_bytes() == HELLO
+    else:
+        refused(r)
+    assert list(sentinel.iterdir()) == []
