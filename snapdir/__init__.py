@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from .api import (
         aancestors,
         acheckout,
+        aensure,
         afetch,
         aid,
         amanifest,
@@ -69,6 +70,7 @@ if TYPE_CHECKING:
         astage,
         averify,
         checkout,
+        ensure,
         fetch,
         id,
         locations,

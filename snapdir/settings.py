@@ -11,6 +11,7 @@ network jobs             SNAPDIR_JOBS                                 32
 hash threads             SNAPDIR_HASH_THREADS                         number of CPUs
 checksum context         SNAPDIR_MANIFEST_CONTEXT                     (plain BLAKE3)
 retry attempts           SNAPDIR_RETRIES                              5
+progress interval        SNAPDIR_PROGRESS_INTERVAL (seconds)          5 plain, 0.2 terminal
 ======================== ============================================ =====================
 """
 
@@ -108,7 +109,11 @@ def describe(store_flag: str | None = None, jobs_flag: int | None = None) -> lis
         ("retry attempts", "SNAPDIR_RETRIES", "5"),
         ("stat cache off", "SNAPDIR_NO_STAT_CACHE", "0"),
         ("manifest context", "SNAPDIR_MANIFEST_CONTEXT", "(plain BLAKE3)"),
-        ("s3 endpoint", "AWS_ENDPOINT_URL", "(AWS)"),
+        ("progress interval", "SNAPDIR_PROGRESS_INTERVAL", "5 s plain, 0.2 s terminal"),
+        # the first endpoint variable set wins, as in stores/s3.py
+        ("s3 endpoint", next((v for v in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL",
+                                          "SNAPDIR_S3_STORE_ENDPOINT_URL")
+                              if os.environ.get(v)), "AWS_ENDPOINT_URL"), "(AWS)"),
         ("s3 region", "AWS_REGION", "(botocore chain, else us-east-1)"),
     ):
         s = _env_or(var, fallback)

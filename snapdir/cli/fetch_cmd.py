@@ -39,4 +39,5 @@ def fetch_command(store: str | None, snapshot_id: str, jobs: int | None, quiet: 
     if as_json:
         emit_json({"command": "fetch", "id": r.id, "store": uri, "files": r.files,
                    "objects": r.objects, "objects_fetched": r.objects_fetched,
-                   "bytes_fetched": r.bytes_fetched, "seconds": round(r.seconds, 3)})
+                   "bytes_fetched": r.bytes_fetched, "bytes_skipped": r.bytes_skipped,
+                   "seconds": round(r.seconds, 3)})

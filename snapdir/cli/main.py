@@ -107,7 +107,8 @@ def cli() -> None:
 
 def main() -> None:
     try:
-        cli.main(standalone_mode=False)
+        # prog_name: `python -m snapdir` reads _SNAPDIR_COMPLETE and says "snapdir" too
+        cli.main(standalone_mode=False, prog_name="snapdir")
     except click.exceptions.Abort:
         click.echo("snapdir: aborted", err=True)
         sys.exit(130)

@@ -49,6 +49,7 @@ def pull_command(store: str | None, snapshot_id: str, no_cache: bool, delete: bo
     if as_json:
         emit_json({"command": "pull", "id": r.id, "store": uri, "files": r.fetch.files,
                    "objects": r.fetch.objects, "objects_fetched": r.fetch.objects_fetched,
-                   "bytes_fetched": r.fetch.bytes_fetched, "written": r.checkout.written,
+                   "bytes_fetched": r.fetch.bytes_fetched,
+                   "bytes_skipped": r.fetch.bytes_skipped, "written": r.checkout.written,
                    "unchanged": r.checkout.unchanged, "deleted": r.checkout.deleted,
                    "seconds": round(r.seconds, 3)})

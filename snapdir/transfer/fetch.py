@@ -30,6 +30,8 @@ class FetchResult:
     objects: int = 0
     objects_fetched: int = 0
     bytes_fetched: int = 0
+    #: bytes of the objects that were already local (not downloaded)
+    bytes_skipped: int = 0
     seconds: float = 0.0
 
 
@@ -132,6 +134,7 @@ async def fetch(snapshot_id: str, store: Store, *, config: TransferConfig | None
     cached = await anyio.to_thread.run_sync(
         lambda: {d for d in labels if cache.has_object(d)})
     todo = plan_fetch(labels, cached)
+    result.bytes_skipped = sum(labels[d][1] for d in cached)
     items: list[tuple[str, Path, str, int, int | None]] = [
         (d, cache.object_path(d), labels[d][0], labels[d][1], None) for d in todo]
     async with Progress("fetch", progress, files_total=len(items),

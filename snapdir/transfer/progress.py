@@ -3,6 +3,7 @@ lines when asked). stdout is never touched: it carries only ids."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -19,6 +20,16 @@ def _human(n: float) -> str:
             return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
         n /= 1024
     return f"{n:.1f} TiB"
+
+
+def _interval(default: float) -> float:
+    """Seconds between progress updates: env SNAPDIR_PROGRESS_INTERVAL, else ``default``."""
+    raw = os.environ.get("SNAPDIR_PROGRESS_INTERVAL", "")
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        return default
+    return value if value > 0 else default
 
 
 @dataclass(slots=True)
@@ -57,7 +68,7 @@ class Progress:
 
     async def _render(self) -> None:
         tty = self.mode != "plain"
-        interval = 0.2 if tty else 5.0
+        interval = _interval(0.2 if tty else 5.0)
         while True:
             await anyio.sleep(interval)
             if tty:

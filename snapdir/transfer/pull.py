@@ -93,6 +93,8 @@ async def pull(snapshot_id: str, store: Store, dest: str | Path, *,
 
     items = await anyio.to_thread.run_sync(todo)
     res = FetchResult(id=sid, files=len(modes), objects=len(labels))
+    needed = {i[0] for i in items}
+    res.bytes_skipped = sum(hint for d, (_, hint) in labels.items() if d not in needed)
     async with Progress("pull", progress, files_total=len(items),
                         bytes_total=sum(i[3] for i in items)) as prog:
         res.objects_fetched, res.bytes_fetched = await download_all(store, items, cfg, prog)

@@ -1,0 +1,156 @@
+"""The Python API, sync and async, against the real SeaweedFS (issue 6)."""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from featkit import object_key, s3_put, sample_tree, tree_bytes
+
+import snapdir
+
+if TYPE_CHECKING:
+    from conftest import SeaweedFS
+
+pytestmark = pytest.mark.s3
+
+
+def pulls_of(sid: str) -> list[Any]:
+    return [loc for loc in snapdir.locations(sid) if loc.kind == "pull"]
+
+
+def test_sync_api_round_trip(s3_env: SeaweedFS, tmp_path: Path) -> None:
+    files = sample_tree(tmp_path / "data")
+    uri = s3_env.unique_uri("api-sync")
+    sid = snapdir.id(tmp_path / "data")
+    assert sid == snapdir.snapshot_id(tmp_path / "data")
+    m = snapdir.manifest(tmp_path / "data")
+    assert isinstance(m, snapdir.Manifest)
+    assert m.id == sid
+
+    r = snapdir.push(tmp_path / "data", uri, name="ds")
+    assert (r.id, r.files, r.objects_sent) == (sid, len(files), len(files))
+    assert snapdir.push(tmp_path / "data", uri, name="ds").objects_sent == 0
+    assert snapdir.verify(sid, uri).objects == len(files)
+    assert snapdir.revisions("ds", uri) == [sid]
+
+    p = snapdir.pull(sid, tmp_path / "out", uri)
+    assert p.id == sid
+    assert p.fetch.objects_fetched == len(files)
+    assert tree_bytes(tmp_path / "out") == files
+    # fetch: already cached, nothing downloaded; checkout from the cache into a new dir
+    assert snapdir.fetch(sid, uri).objects_fetched == 0
+    c = snapdir.checkout(sid, tmp_path / "co")
+    assert c.written == len(files)
+    assert snapdir.id(tmp_path / "co") == sid
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "weights.bin").write_bytes(os.urandom(500))
+    models = s3_env.unique_uri("api-models")
+    model = snapdir.push(tmp_path / "model", models, parents=[sid])
+    assert [a.id for a in snapdir.ancestors(model.id, models)] == [sid]
+
+
+@pytest.mark.anyio
+async def test_async_api_round_trip(s3_env: SeaweedFS, tmp_path: Path) -> None:
+    files = sample_tree(tmp_path / "data", shards=2)
+    uri = s3_env.unique_uri("api-async")
+    sid = await snapdir.aid(tmp_path / "data")
+    assert (await snapdir.amanifest(tmp_path / "data")).id == sid
+    assert await snapdir.asnapshot_id(tmp_path / "data") == sid
+    r = await snapdir.apush(tmp_path / "data", uri, name="ds-async")
+    assert r.id == sid
+    assert (await snapdir.averify(sid, uri)).objects == len(files)
+    assert await snapdir.arevisions("ds-async", uri) == [sid]
+    await snapdir.apull(sid, tmp_path / "out", uri)
+    assert tree_bytes(tmp_path / "out") == files
+    assert (await snapdir.afetch(sid, uri)).id == sid
+    await snapdir.acheckout(sid, tmp_path / "co")
+    assert tree_bytes(tmp_path / "co") == files
+    assert await snapdir.aancestors(sid, uri) == []
+    dest = await snapdir.aensure(sid, store=uri, dest=tmp_path / "ensured")
+    assert dest == tmp_path / "ensured"
+    assert tree_bytes(dest) == files
+
+
+def test_ensure_returns_at_once_when_dest_matches(s3_env: SeaweedFS, tmp_path: Path) -> None:
+    files = sample_tree(tmp_path / "data", shards=2)
+    uri = s3_env.unique_uri("ensure")
+    sid = snapdir.push(tmp_path / "data", uri).id
+    dest = tmp_path / "train"
+    assert snapdir.ensure(sid, store=uri, dest=dest) == dest
+    assert tree_bytes(dest) == files
+    assert len(pulls_of(sid)) == 1
+    assert snapdir.ensure(sid, store=uri, dest=dest) == dest
+    assert len(pulls_of(sid)) == 1  # matched: no second pull
+    (dest / "meta.json").write_bytes(b"tampered\n")
+    snapdir.ensure(sid, store=uri, dest=dest)
+    assert tree_bytes(dest) == files
+    assert len(pulls_of(sid)) == 2
+
+
+RANK = textwrap.dedent("""
+    import os, sys, time
+    import snapdir
+    go = sys.argv[1]
+    while not os.path.exists(go):
+        time.sleep(0.002)
+    print(snapdir.ensure(sys.argv[2], store=sys.argv[3], dest=sys.argv[4]))
+""")
+
+
+def test_ensure_concurrent_ranks_pull_once(s3_env: SeaweedFS, tmp_path: Path) -> None:
+    files = sample_tree(tmp_path / "data", shards=6, per_shard=5)
+    uri = s3_env.unique_uri("ensure-ranks")
+    sid = snapdir.push(tmp_path / "data", uri).id
+    # a fresh cache, as on a node that never saw the dataset; same catalog for counting
+    env = dict(os.environ, SNAPDIR_CACHE_DIR=str(tmp_path / "node-cache"))
+    dest, go = tmp_path / "node" / "train", tmp_path / "go"
+    ranks = [subprocess.Popen([sys.executable, "-c", RANK, str(go), sid, uri, str(dest)],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(4)]
+    time.sleep(1.0)  # let every rank import snapdir and reach the barrier
+    go.touch()
+    outputs = [p.communicate(timeout=120) for p in ranks]
+    for p, (out, err) in zip(ranks, outputs, strict=True):
+        assert p.returncode == 0, err
+        assert out.strip() == str(dest)
+        assert err == ""  # no catalog warnings, no tracebacks
+    assert len(pulls_of(sid)) == 1
+    assert snapdir.id(dest) == sid
+    assert tree_bytes(dest) == files
+
+
+def test_errors_are_typed(s3_env: SeaweedFS, tmp_path: Path,
+                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SNAPDIR_RETRIES", "1")
+    uri = s3_env.unique_uri("errors")
+    with pytest.raises(snapdir.UsageError):
+        snapdir.pull("not-an-id", tmp_path / "out", uri)
+    with pytest.raises(snapdir.ObjectNotFound) as missing:
+        snapdir.pull("0" * 64, tmp_path / "out", uri)
+    assert isinstance(missing.value, snapdir.StoreError)
+    with pytest.raises(snapdir.SourceError):
+        snapdir.push(tmp_path / "no-such-dir", uri)
+
+    sample_tree(tmp_path / "data", shards=1, per_shard=1)
+    sid = snapdir.push(tmp_path / "data", uri).id
+    digest = next(iter(snapdir.manifest(tmp_path / "data").files())).checksum
+    s3_put(s3_env, uri, object_key(digest), b"corrupt")
+    with pytest.raises(snapdir.SnapdirError) as bad:
+        snapdir.verify(sid, uri)
+    assert isinstance(bad.value, snapdir.IntegrityError | snapdir.TransferFailed)
+    assert digest in str(bad.value)
+
+
+def test_py_typed_is_shipped() -> None:
+    assert importlib.resources.files("snapdir").joinpath("py.typed").is_file()
+    pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
+    assert 'snapdir = ["py.typed"]' in pyproject

@@ -1,0 +1,114 @@
+"""``snapdir defaults``, shell completion, and progress on stderr."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from featkit import Cli, json_lines, make_tree
+
+if TYPE_CHECKING:
+    from conftest import SeaweedFS
+
+#: README's settings table, each with a value to set it to
+ENV_SETTINGS = {"SNAPDIR_STORE": "/srv/store", "SNAPDIR_CACHE_DIR": "/srv/cache",
+                "SNAPDIR_DATA_DIR": "/srv/data", "SNAPDIR_JOBS": "7", "SNAPDIR_RETRIES": "3",
+                "SNAPDIR_HASH_THREADS": "2", "SNAPDIR_NO_STAT_CACHE": "1",
+                "SNAPDIR_MANIFEST_CONTEXT": "my-team v1"}
+
+
+def settings(cli: Cli, *args: str) -> dict[str, dict[str, str]]:
+    return {s["name"]: s for s in json_lines(cli("defaults", "--json", *args).out)}
+
+
+def test_defaults_names_every_setting_and_its_source(cli: Cli) -> None:
+    before = settings(cli)
+    assert before["network jobs"] == {"name": "network jobs", "value": "32",
+                                      "source": "default"}
+    assert before["store"]["source"] == "default"
+    plain = cli("defaults").out
+    assert "network jobs" in plain
+    assert "[default]" in plain
+
+    cli.env.update(ENV_SETTINGS)
+    after = settings(cli)
+    by_source = {s["source"]: s["value"] for s in after.values()}
+    for var, value in ENV_SETTINGS.items():
+        assert by_source.get(f"environment: {var}") == value, (var, after)
+    assert after["network jobs"]["value"] == "7"
+
+    for var in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):  # the first of these wins
+        cli.env[var] = f"http://{var.lower()}:9000"
+        assert settings(cli)["s3 endpoint"]["source"] == f"environment: {var}"
+
+    flags = settings(cli, "--jobs", "3", "--store", "s3://b/p")
+    assert (flags["network jobs"]["value"], flags["network jobs"]["source"]) == (
+        "3", "flag: --jobs")
+    assert (flags["store"]["value"], flags["store"]["source"]) == ("s3://b/p", "flag: --store")
+
+
+@pytest.mark.parametrize(("shell", "marker"), [("bash", "complete -o nosort -F"),
+                                               ("zsh", "compdef"),
+                                               ("fish", "complete --no-files --command")])
+def test_completion_scripts(cli: Cli, shell: str, marker: str) -> None:
+    exe = Path(sys.executable).parent / "snapdir"
+    for argv in ([str(exe)], [sys.executable, "-m", "snapdir"]):
+        env = dict(cli.env, _SNAPDIR_COMPLETE=f"{shell}_source")
+        p = subprocess.run(argv, env=env, check=False, capture_output=True, text=True,
+                           timeout=60)
+        assert p.returncode == 0, p.stderr
+        assert marker in p.stdout, p.stdout[:300]
+        assert "_SNAPDIR_COMPLETE" in p.stdout
+
+
+def test_completion_answers(cli: Cli) -> None:
+    def complete(words: str) -> list[str]:
+        env = dict(cli.env, _SNAPDIR_COMPLETE="bash_complete", COMP_WORDS=words,
+                   COMP_CWORD=str(len(words.split()) - 1))
+        p = subprocess.run([sys.executable, "-m", "snapdir"], env=env, check=False, capture_output=True,
+                           text=True, timeout=60)
+        return [ln.split(",", 1)[1] for ln in p.stdout.splitlines()]
+
+    assert complete("snapdir pu") == ["pull", "push"]
+    assert "--include" in complete("snapdir pull --inc")
+    assert "--exit-code" in complete("snapdir diff --ex")
+
+
+@pytest.mark.s3
+def test_progress_lines_quiet_and_clean_stdout(s3_env: SeaweedFS, cli: Cli,
+                                               tmp_path: Path) -> None:
+    make_tree(tmp_path / "ds", {f"f/{i:04d}.bin": os.urandom(512) for i in range(300)})
+    uri = s3_env.unique_uri("progress")
+    cli.env["SNAPDIR_PROGRESS_INTERVAL"] = "0.02"
+
+    r = cli("push", "--progress", "-j", "1", "--store", uri, str(tmp_path / "ds"))
+    assert re.fullmatch(r"[0-9a-f]{64}\n", r.out)  # stdout: the id only
+    sid = r.out.strip()
+    lines = r.err.splitlines()
+    progress = [ln for ln in lines if re.match(r"push: \d+/300 files, ", ln)]
+    assert len(progress) >= 2, r.err  # periodic
+    assert progress == lines  # and nothing else
+    assert "\r" not in r.err
+    assert "\x1b" not in r.err
+    assert progress[-1].startswith("push: 300/300 files")
+
+    b = cli.machine("b")
+    b.env["SNAPDIR_PROGRESS_INTERVAL"] = "0.02"
+    r = b("pull", "--progress", "--json", "-j", "1", "--store", uri, "--id", sid,
+          str(tmp_path / "out"))
+    assert json.loads(r.out)["files"] == 300
+    assert len(r.out.splitlines()) == 1
+    assert re.search(r"^fetch: 300/300 files", r.err, re.MULTILINE), r.err
+
+    # -q wins over --progress; without --progress a non-terminal stderr stays silent
+    for flags in (["-q", "--progress"], []):
+        r = b("fetch", *flags, "--store", uri, "--id", sid)
+        assert (r.out, r.err) == ("", "")
+        r = cli("push", *flags, "--store", uri, str(tmp_path / "ds"))
+        assert (r.out, r.err) == (sid + "\n", "")

@@ -1,0 +1,75 @@
+"""``snapdir sync --id ID --from URI --to URI``: S3 → S3 and S3 → file://, verified."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from featkit import Cli, blake3_hex, make_tree, object_key, s3_put, sample_tree, tree_bytes
+
+if TYPE_CHECKING:
+    from conftest import SeaweedFS
+
+pytestmark = pytest.mark.s3
+
+
+def manifest_path(store: Path, sid: str) -> Path:
+    return store / ".manifests" / sid[:3] / sid[3:6] / sid[6:9] / sid[9:]
+
+
+def test_sync_sends_only_what_the_destination_lacks(s3_env: SeaweedFS, cli: Cli,
+                                                   tmp_path: Path) -> None:
+    files = sample_tree(tmp_path / "ds", shards=2)
+    src, dst = s3_env.unique_uri("sync-src"), s3_env.unique_uri("sync-dst")
+    mirror = tmp_path / "mirror"
+    v1 = cli("push", "--store", src, str(tmp_path / "ds")).out.strip()
+    make_tree(tmp_path / "ds", {"shard-02/part-0.bin": b"one more shard"})
+    v2 = cli("push", "--store", src, str(tmp_path / "ds")).out.strip()
+
+    for to in (dst, mirror.as_uri()):
+        r = json.loads(cli("sync", "--json", "--id", v1, "--from", src, "--to", to).out)
+        assert (r["objects_sent"], r["bytes_sent"]) == (len(files),
+                                                        sum(map(len, files.values())))
+        again = json.loads(cli("sync", "--json", "--id", v1, "--from", src, "--to", to).out)
+        assert again["objects_sent"] == 0
+        r = json.loads(cli("sync", "--json", "--id", v2, "--from", src, "--to", to).out)
+        assert (r["objects_sent"], r["bytes_sent"]) == (1, len(b"one more shard"))
+        # plain output: just the id
+        assert cli("sync", "--id", v2, "--from", src, "--to", to).out == v2 + "\n"
+
+    assert manifest_path(mirror, v2).is_file()
+    # what arrived is a complete, verified store: a fresh machine pulls from each
+    for i, store in enumerate((dst, mirror.as_uri())):
+        m = cli.machine(f"reader-{i}")
+        m("verify", "--store", store, "--id", v2)
+        m("pull", "--store", store, "--id", v2, str(tmp_path / f"pulled-{i}"))
+        assert tree_bytes(tmp_path / f"pulled-{i}") == tree_bytes(tmp_path / "ds")
+
+
+def test_sync_refuses_a_corrupt_source_object(s3_env: SeaweedFS, cli: Cli,
+                                              tmp_path: Path) -> None:
+    files = sample_tree(tmp_path / "ds", shards=2)
+    src = s3_env.unique_uri("sync-corrupt")
+    sid = cli("push", "--store", src, str(tmp_path / "ds")).out.strip()
+    bad = blake3_hex(files["shard-01/part-1.bin"])
+    s3_put(s3_env, src, object_key(bad), b"bit rot")
+    cli.env["SNAPDIR_RETRIES"] = "1"
+
+    mirror = tmp_path / "mirror"
+    r = cli("sync", "--id", sid, "--from", src, "--to", mirror.as_uri(), check=False)
+    assert r.rc == 1
+    assert r.out == ""
+    assert bad in r.err
+    assert "Traceback" not in r.err
+    assert not manifest_path(mirror, sid).exists()
+    assert not (mirror / object_key(bad)).exists()
+
+    dst = s3_env.unique_uri("sync-corrupt-dst")
+    r = cli("sync", "--id", sid, "--from", src, "--to", dst, check=False)
+    assert r.rc == 1
+    assert bad in r.err
+    v = cli("verify", "--store", dst, "--id", sid, check=False)
+    assert v.rc != 0
+    assert "not in" in v.err
