@@ -131,7 +131,7 @@ def parse(data: bytes, *, strict: bool = True) -> Manifest:
         size = int(size_s)
         if size > MAX_SIZE:
             raise _fail(lineno, "size out of range")
-        if "\x00" in path or "\r" in path:
+        if "\x00" in path:
             raise _fail(lineno, "control character in path")
         entries.append(Entry(kind, int(mode_s, 8), checksum, size, path))
     if strict:
