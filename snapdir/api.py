@@ -107,7 +107,7 @@ def _open(uri: str, config: TransferConfig | None = None) -> Store:
 async def apush(path: PathLike, store: str | None = None, *, name: str | None = None,
                 parents: Sequence[str] = (), options: ManifestOptions | None = None,
                 config: TransferConfig | None = None, progress: str = "off",
-                record: bool = True) -> PushResult:
+                record: bool = True, force: bool = False) -> PushResult:
     """Push directory ``path``; record a revision named ``name`` (default: the directory's
     base name) whose parents are the previous revision of that name plus ``parents``."""
     from . import history
@@ -123,7 +123,7 @@ async def apush(path: PathLike, store: str | None = None, *, name: str | None = 
         if record:
             previous = (await history.revisions_in_store(st, rev_name))[:1]
         result = await _push(os.fspath(path), st, options=options, config=config,
-                             known_manifests=previous, progress=progress)
+                             known_manifests=previous, progress=progress, force=force)
         if record:
             await history.record_push(st, result.id, rev_name, previous, parent_ids,
                                       os.fspath(path), result.files, result.bytes)

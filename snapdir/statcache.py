@@ -80,8 +80,7 @@ class StatCache(NoStatCache):
         except FileNotFoundError:
             pass
         except (OSError, ValueError, EOFError, TypeError) as exc:
-            print(f"snapdir: warning: ignoring unreadable stat cache {path} ({exc})",
-                  file=sys.stderr)
+            sys.stderr.write(f"snapdir: warning: ignoring unreadable stat cache {path} ({exc})\n")
 
     def get(self, f: PendingFile) -> str | None:
         row = self._rows.get((f.dev, f.ino))
@@ -119,8 +118,8 @@ class StatCache(NoStatCache):
             os.replace(tmp, self.path)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
-            print(f"snapdir: warning: stat cache not updated in {self.path.parent} ({exc})",
-                  file=sys.stderr)
+            sys.stderr.write(
+                f"snapdir: warning: stat cache not updated in {self.path.parent} ({exc})\n")
 
 
 def open_stat_cache(cache_dir: Path, root: str, tag: str, enabled: bool = True) -> NoStatCache:

@@ -27,11 +27,13 @@ from .options import (
 @click.option("--parent", "parents", multiple=True, metavar="ID",
               help="A snapshot this one was derived from, e.g. the dataset a model was "
               "trained on (repeatable).")
+@click.option("--force", is_flag=True, help="Upload every object even if the store has it "
+              "(repairs a store whose objects were damaged).")
 @transfer_options
 @directory_argument
 def push_command(store: str | None, no_follow: bool, exclude: tuple[str, ...],
                  no_stat_cache: bool, name: str | None, parents: tuple[str, ...],
-                 jobs: int | None, quiet: bool, progress: bool, as_json: bool,
+                 force: bool, jobs: int | None, quiet: bool, progress: bool, as_json: bool,
                  directory: str) -> None:
     """Push DIRECTORY to the store; print its snapshot id."""
     from ..api import apush
@@ -43,7 +45,8 @@ def push_command(store: str | None, no_follow: bool, exclude: tuple[str, ...],
 
     async def main() -> Any:
         return await apush(directory, uri, name=name, parents=parents, options=opts,
-                           config=transfer_config(jobs), progress=progress_mode(quiet, progress))
+                           config=transfer_config(jobs), progress=progress_mode(quiet, progress),
+                           force=force)
 
     r = run_async(main)
     if as_json:

@@ -97,8 +97,12 @@ async def push(
     config: TransferConfig | None = None,
     known_manifests: list[str] | None = None,
     progress: str = "auto",
+    force: bool = False,
 ) -> PushResult:
-    """Push directory ``source`` to ``store``; returns the snapshot id and counts."""
+    """Push directory ``source`` to ``store``; returns the snapshot id and counts.
+
+    ``force`` uploads every object even if the store has it (repairs a damaged store).
+    """
     started = time.monotonic()
     cfg = config or TransferConfig()
     opts = options or ManifestOptions()
@@ -114,14 +118,17 @@ async def push(
         result.files += 1
         result.bytes += e.size
     mkey = manifest_key(sid)
-    if await retrying(partial(store.head, mkey), cfg) is not None:
+    if not force and await retrying(partial(store.head, mkey), cfg) is not None:
         result.already_present = True
         result.objects_skipped = len(sources)
         _finish(cache, store, sid, data, result, started)
         return result
 
     ids = list(known_manifests or []) + known.known_ids(settings.cache_dir(), store.uri)
-    plan = await plan_push(store, set(sources), ids, cache, cfg)
+    if force:
+        plan = UploadPlan(tuple(sorted(sources)), (), 0)
+    else:
+        plan = await plan_push(store, set(sources), ids, cache, cfg)
     result.objects_skipped = plan.skip
     todo = [(d, True) for d in plan.check] + [(d, False) for d in plan.upload]
     file_limiter = anyio.CapacityLimiter(max(2, cfg.jobs // 4))

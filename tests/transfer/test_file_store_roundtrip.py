@@ -193,3 +193,22 @@ def test_bad_inputs_are_one_line_errors(cli: Cli, tmp_path: Path) -> None:
     r = cli("pull", "--store", str(tmp_path / "st"), "--id", sid, str(src / "f.txt"),
             check=False)
     assert r.rc != 0 and "not a directory" in r.err
+
+
+def test_force_push_repairs_a_damaged_store(cli: Cli, tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "src", {"a.txt": b"alpha", "b.txt": b"bravo"})
+    store = tmp_path / "store"
+    sid = cli("push", "--store", str(store), str(src)).out.strip()
+    digest = blake3.blake3(b"bravo").hexdigest()
+    obj = store / ".objects" / digest[:3] / digest[3:6] / digest[6:9] / digest[9:]
+    obj.write_bytes(b"brav0")
+    r = cli("pull", "--store", str(store), "--id", sid, str(tmp_path / "d"), check=False)
+    assert r.rc != 0 and "push --force" in r.err
+    # a plain re-push trusts the manifest in the store and repairs nothing
+    cli("push", "--store", str(store), str(src))
+    assert obj.read_bytes() == b"brav0"
+    cli("push", "--force", "--store", str(store), str(src))
+    assert obj.read_bytes() == b"bravo"
+    other = cli.machine("after-repair")
+    other("pull", "--store", str(store), "--id", sid, str(tmp_path / "d2"))
+    assert other("id", str(tmp_path / "d2")).out.strip() == sid
