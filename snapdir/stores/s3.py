@@ -63,7 +63,12 @@ def part_size_for(size: int, minimum: int = 8 * MiB) -> int:
 
 
 class AiobotocoreCredentials:
-    """An obstore ``credential_provider`` backed by aiobotocore's credential chain."""
+    """An obstore ``credential_provider`` backed by aiobotocore's credential chain.
+
+    Static keys in the environment are botocore's first choice too (unless a profile was
+    given explicitly); they are used directly, which saves importing aiobotocore (aiohttp,
+    two SSL contexts: 0.3-0.6 s of every command's start-up).
+    """
 
     def __init__(self, uri: str, profile: str | None = None) -> None:
         self.uri = uri
@@ -73,7 +78,21 @@ class AiobotocoreCredentials:
         #: the last failure, so ``map_error`` can report it instead of obstore's wrapper
         self.error: StoreError | None = None
 
+    def _from_env(self) -> S3Credential | None:
+        if self.profile or os.environ.get("AWS_CREDENTIAL_EXPIRATION"):
+            return None
+        key = os.environ.get("AWS_ACCESS_KEY_ID")
+        secret = os.environ.get("AWS_SECRET_ACCESS_KEY")
+        if not key or not secret:
+            return None
+        token = os.environ.get("AWS_SESSION_TOKEN") or os.environ.get("AWS_SECURITY_TOKEN")
+        return {"access_key_id": key, "secret_access_key": secret, "token": token,
+                "expires_at": None}
+
     async def __call__(self) -> S3Credential:
+        static = self._from_env()
+        if static is not None:
+            return static
         async with self._lock:
             if self._creds is None:
                 from aiobotocore.session import get_session
@@ -105,7 +124,9 @@ class AiobotocoreCredentials:
 
 async def resolve_region(profile: str | None = None) -> str:
     """``AWS_REGION``, else the session's region (env or profile config), else us-east-1."""
-    region = os.environ.get("AWS_REGION", "").strip()
+    # the environment beats the config file in botocore too; skip importing aiobotocore
+    region = (os.environ.get("AWS_REGION", "").strip()
+              or os.environ.get("AWS_DEFAULT_REGION", "").strip())
     if region:
         return region
 

@@ -1,0 +1,3 @@
+from benchmarks.entry import main
+
+raise SystemExit(main())

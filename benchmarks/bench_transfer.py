@@ -1,0 +1,257 @@
+"""Benchmark push / pull through one local SeaweedFS: snapdir vs s5cmd, snapdir 1.12, aws-cli.
+
+    .venv/bin/python benchmarks/bench_transfer.py [--runs N] [--quick] [--work DIR]
+                                                  [--tools a,b] [--cases a,b,c,d] [--no-write]
+
+Cases (data generated once in ``--work``, default ``benchmarks/.work/transfer``):
+
+* (a) ``small``: 5,000 files x 64 KiB in 50 directories;
+* (b) ``large``: 4 files x 256 MiB;
+* (c) ``huge``: one 2 GiB file;
+* (d) ``repush``: a copy of (a) pushed once (untimed), 1 % of its files rewritten, pushed
+  again (timed): snapdir re-pushes with its caches from the first push, s5cmd runs
+  ``sync``, aws-cli ``s3 sync`` (both compare size and mtime against the first upload).
+
+Every push goes to a fresh prefix; every pull into a fresh directory with a fresh cache
+(``SNAPDIR_CACHE_DIR`` for ours, ``XDG_CACHE_HOME``/``HOME`` for the reference). Each
+timing is the whole process (``wait4`` gives its peak RSS). The run order of the tools
+rotates between repetitions; the table shows medians. ``--quick``: 1,000 x 64 KiB,
+4 x 80 MiB, 1 x 320 MiB, one run, nothing written unless ``--write``.
+
+Results go to benchmarks/RESULTS.md between the ``bench_transfer`` markers and the raw
+numbers to ``<work>/transfer.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.harness import (
+    MiB,
+    Run,
+    Tool,
+    ToolFailed,
+    clean_env,
+    data_files,
+    delete_prefix,
+    find_tools,
+    fmt_mb,
+    fmt_ratio,
+    fmt_s,
+    generate,
+    median,
+    modify,
+    run,
+    unique,
+)
+from benchmarks.seaweed import seaweedfs
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "RESULTS.md"
+START = "<!-- bench_transfer:start -->"
+END = "<!-- bench_transfer:end -->"
+
+FULL = {"a": ("small", 5000, 64 * 1024, 50), "b": ("large", 4, 256 * MiB, 1),
+        "c": ("huge", 1, 2048 * MiB, 1)}
+QUICK = {"a": ("small", 1000, 64 * 1024, 10), "b": ("large", 4, 80 * MiB, 1),
+         "c": ("huge", 1, 320 * MiB, 1)}
+LABEL = {"a": "(a) {n:,} × {s}", "b": "(b) {n} × {s}", "c": "(c) {n} × {s}",
+         "d": "(d) re-push, 1 % of (a) changed"}
+
+
+def human(size: int) -> str:
+    if size >= 1024 * MiB:
+        return f"{size / (1024 * MiB):g} GiB"
+    if size >= MiB:
+        return f"{size / MiB:g} MiB"
+    return f"{size / 1024:g} KiB"
+
+
+class Bench:
+    def __init__(self, work: Path, tools: list[Tool], base_env: dict[str, str],
+                 base_uri: str) -> None:
+        self.work = work
+        self.tools = tools
+        self.base_env = base_env
+        self.base_uri = base_uri
+        self.runs: dict[str, list[dict[str, float]]] = {}
+
+    def record(self, case: str, op: str, tool: Tool, r: Run) -> None:
+        self.runs.setdefault(f"{case}/{op}/{tool.name}", []).append(
+            {"seconds": r.seconds, "rss_kib": r.rss_kib})
+        print(f"  {case} {op:6s} {tool.name:13s} {r.seconds:8.2f} s  {r.rss_kib / 1024:6.0f} MB",
+              file=sys.stderr, flush=True)
+
+    def state(self, label: str) -> Path:
+        p = self.work / "state" / label
+        shutil.rmtree(p, ignore_errors=True)
+        p.mkdir(parents=True)
+        return p
+
+    def go(self, tool: Tool, cmd_env: tuple[list[str], dict[str, str]]) -> Run:
+        cmd, extra = cmd_env
+        try:
+            return run(cmd, clean_env(self.base_env, extra))
+        except ToolFailed as exc:  # one retry: a shared, busy machine; then give up loudly
+            print(f"  {tool.name} failed, retrying once: {exc}", file=sys.stderr, flush=True)
+            return run(cmd, clean_env(self.base_env, extra))
+
+    def push_pull(self, case: str, src: Path, tool: Tool) -> None:
+        uri = unique(self.base_uri, f"{tool.name}-{case}")
+        st = self.state(f"{tool.name}-push")
+        r = self.go(tool, tool.push(src, uri, st))
+        self.record(case, "push", tool, r)
+        handle = tool.handle(r, uri)
+        dest = self.work / "pulled"
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir(parents=True)
+        st2 = self.state(f"{tool.name}-pull")
+        r2 = self.go(tool, tool.pull(handle, uri, dest, st2))
+        self.record(case, "pull", tool, r2)
+        got = sum(1 for p in dest.rglob("*") if p.is_file())
+        want = sum(1 for p in src.rglob("*") if p.is_file())
+        if got != want:
+            raise SystemExit(f"{tool.name} pulled {got} files of {want} for case {case}")
+        shutil.rmtree(dest, ignore_errors=True)
+        shutil.rmtree(st, ignore_errors=True)
+        shutil.rmtree(st2, ignore_errors=True)
+        delete_prefix(uri, self.base_env)
+
+    def repush(self, src: Path, rep: int, tools: list[Tool]) -> None:
+        copy = self.work / "repush-src"
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(src, copy)  # copy2: mtimes kept
+        uris = {}
+        states = {}
+        for tool in tools:
+            uris[tool.name] = unique(self.base_uri, f"{tool.name}-d")
+            states[tool.name] = self.state(f"{tool.name}-repush")
+            self.go(tool, tool.push(copy, uris[tool.name], states[tool.name]))
+        files = data_files(copy)
+        rng = random.Random(rep)
+        modify(rng.sample(files, max(1, len(files) // 100)))
+        time.sleep(0.5)
+        for tool in tools:
+            r = self.go(tool, tool.repush(copy, uris[tool.name], states[tool.name]))
+            self.record("d", "push", tool, r)
+        for tool in tools:
+            delete_prefix(uris[tool.name], self.base_env)
+            shutil.rmtree(states[tool.name], ignore_errors=True)
+        shutil.rmtree(copy, ignore_errors=True)
+
+
+def table(bench: Bench, specs: dict[str, tuple[str, int, int, int]], cases: list[str],
+          runs: int) -> str:
+    names = [t.name for t in bench.tools]
+    has_s5 = "s5cmd" in names
+    has_ref = "snapdir-1.12" in names
+    head = ["case", "op", *[f"{n} s" for n in names]]
+    if has_s5:
+        head.append("ours ÷ s5cmd")
+    if has_ref:
+        head.append("ours ÷ 1.12")
+    head += [f"{n} MB" for n in names]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for case in cases:
+        if case == "d":
+            label = LABEL["d"]
+        else:
+            _, n, s, _ = specs[case]
+            label = LABEL[case].format(n=n, s=human(s))
+        for op in ("push", "pull") if case != "d" else ("push",):
+            def med(name: str, key: str, op: str = op, case: str = case) -> float:
+                return median([x[key] for x in bench.runs.get(f"{case}/{op}/{name}", [])])
+            secs = {n: med(n, "seconds") for n in names}
+            row = [label, op, *[fmt_s(secs[n]) for n in names]]
+            if has_s5:
+                row.append(fmt_ratio(secs["snapdir"] / secs["s5cmd"]))
+            if has_ref:
+                row.append(fmt_ratio(secs["snapdir"] / secs["snapdir-1.12"]))
+            row += [fmt_mb(med(n, "rss_kib")) for n in names]
+            lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def write_results(body: str) -> None:
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    block = f"{START}\n{body}\n{END}"
+    if START in text and END in text:
+        pre, rest = text.split(START, 1)
+        _, post = rest.split(END, 1)
+        text = pre + block + post
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    RESULTS.write_text(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=None)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--work", type=Path, default=HERE / ".work" / "transfer")
+    ap.add_argument("--tools", default="snapdir,s5cmd,snapdir-1.12,aws-cli")
+    ap.add_argument("--cases", default="a,b,c,d")
+    ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--write", action="store_true", help="write RESULTS.md even with --quick")
+    args = ap.parse_args(argv)
+    runs = args.runs or (1 if args.quick else 3)
+    specs = QUICK if args.quick else FULL
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    work: Path = args.work.resolve()
+    datadir = work / ("data-quick" if args.quick else "data")
+    datadir.mkdir(parents=True, exist_ok=True)
+    sources = {}
+    for c in ("a", "b", "c"):
+        if c in cases or (c == "a" and "d" in cases):
+            name, n, s, d = specs[c]
+            sources[c] = generate(datadir / name, n, s, d)
+
+    started = time.time()
+    with seaweedfs(work / "seaweed") as s3:
+        env = s3.env()
+        tools = find_tools(s3.endpoint, [t.strip() for t in args.tools.split(",")])
+        print("tools: " + ", ".join(f"{t.name} ({t.exe})" for t in tools), file=sys.stderr)
+        bench = Bench(work, tools, env, f"s3://{s3.bucket}/bench")
+        for rep in range(runs):
+            order = tools[rep % len(tools):] + tools[:rep % len(tools)]
+            print(f"run {rep + 1}/{runs}", file=sys.stderr, flush=True)
+            for c in ("a", "b", "c"):
+                if c in cases:
+                    for tool in order:
+                        bench.push_pull(c, sources[c], tool)
+            if "d" in cases:
+                bench.repush(sources["a"], rep, order)
+    out = table(bench, specs, cases, runs)
+    (work / "transfer.json").write_text(json.dumps(
+        {"runs": runs, "quick": args.quick, "tools": {t.name: t.exe for t in tools},
+         "results": bench.runs}, indent=1))
+    minutes = (time.time() - started) / 60
+    meta = (f"Medians of {runs} run(s) per cell, seconds of wall time per whole process; "
+            f"MB = peak RSS (wait4 maxrss). {'Quick sizes. ' if args.quick else ''}"
+            f"One local SeaweedFS (`weed mini`) on 127.0.0.1, same machine "
+            f"({platform.machine()}, {_cpus()} CPUs); took {minutes:.0f} min. "
+            f"Reproduce: `.venv/bin/python benchmarks/bench_transfer.py"
+            f"{' --quick' if args.quick else ''} --runs {runs}`.")
+    print(out)
+    if not args.no_write and (not args.quick or args.write):
+        write_results(f"## Transfers (bench_transfer)\n\n{meta}\n\n{out}\n")
+    return 0
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
