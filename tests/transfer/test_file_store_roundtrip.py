@@ -30,7 +30,8 @@ def test_push_pull_round_trip_gives_the_same_id(cli: Cli, tmp_path: Path) -> Non
     store = tmp_path / "store"
     pushed = cli("push", "--store", f"file://{store}", str(src))
     sid = pushed.out.strip()
-    assert pushed.out == sid + "\n" and len(sid) == ID_LEN
+    assert pushed.out == sid + "\n"
+    assert len(sid) == ID_LEN
     assert sid == cli("id", str(src)).out.strip()
     dest = tmp_path / "dest"
     pulled = cli("pull", "--store", f"file://{store}", "--id", sid, str(dest))
@@ -78,7 +79,8 @@ def test_repush_uploads_only_changed_objects(cli: Cli, tmp_path: Path) -> None:
     assert r["bytes_sent"] == len(b"changed one") + len(b"changed two")
     # pushing the same tree again sends nothing
     r2 = json.loads(cli("push", "--json", "--store", uri, str(src)).out)
-    assert r2["already_present"] is True and r2["objects_sent"] == 0
+    assert r2["already_present"] is True
+    assert r2["objects_sent"] == 0
 
 
 def test_corrupted_object_fails_pull_and_is_not_checked_out(cli: Cli, tmp_path: Path) -> None:
@@ -91,14 +93,17 @@ def test_corrupted_object_fails_pull_and_is_not_checked_out(cli: Cli, tmp_path: 
     dest = tmp_path / "dest"
     r = cli("pull", "--store", str(store), "--id", sid, str(dest), check=False)
     assert r.rc != 0
-    assert digest in r.err and "victim.txt" in r.err
-    assert "Traceback" not in r.err and len(r.err.strip().splitlines()) == 1
+    assert digest in r.err
+    assert "victim.txt" in r.err
+    assert "Traceback" not in r.err
+    assert len(r.err.strip().splitlines()) == 1
     assert not (dest / "victim.txt").exists()
     # nothing corrupt entered the cache either
     cached = cli.home / "cache" / "store" / ".objects" / digest[:3] / digest[3:6] / digest[6:9]
     assert not (cached / digest[9:]).exists()
     v = cli("verify", "--store", str(store), "--id", sid, check=False)
-    assert v.rc != 0 and digest in v.err
+    assert v.rc != 0
+    assert digest in v.err
 
 
 def test_verify_passes_on_a_good_store(cli: Cli, tmp_path: Path) -> None:
@@ -161,7 +166,8 @@ def test_destination_symlink_is_not_followed(cli: Cli, tmp_path: Path) -> None:
     (dest / "sub").symlink_to(outside)
     cli("pull", "--store", str(tmp_path / "st"), "--id", sid, str(dest))
     assert list(outside.iterdir()) == []
-    assert (dest / "sub").is_dir() and not (dest / "sub").is_symlink()
+    assert (dest / "sub").is_dir()
+    assert not (dest / "sub").is_symlink()
     assert (dest / "sub/f.txt").read_bytes() == b"inside"
 
 
@@ -171,7 +177,8 @@ def test_delete_refuses_home(cli: Cli, tmp_path: Path) -> None:
     (cli.home / "precious").write_text("keep")
     r = cli("pull", "--delete", "--store", str(tmp_path / "st"), "--id", sid, str(cli.home),
             check=False)
-    assert r.rc != 0 and "--delete" in r.err
+    assert r.rc != 0
+    assert "--delete" in r.err
     assert (cli.home / "precious").read_text() == "keep"
 
 
@@ -192,7 +199,8 @@ def test_bad_inputs_are_one_line_errors(cli: Cli, tmp_path: Path) -> None:
     sid = cli("push", "--store", str(tmp_path / "st"), str(src)).out.strip()
     r = cli("pull", "--store", str(tmp_path / "st"), "--id", sid, str(src / "f.txt"),
             check=False)
-    assert r.rc != 0 and "not a directory" in r.err
+    assert r.rc != 0
+    assert "not a directory" in r.err
 
 
 def test_force_push_repairs_a_damaged_store(cli: Cli, tmp_path: Path) -> None:
@@ -203,7 +211,8 @@ def test_force_push_repairs_a_damaged_store(cli: Cli, tmp_path: Path) -> None:
     obj = store / ".objects" / digest[:3] / digest[3:6] / digest[6:9] / digest[9:]
     obj.write_bytes(b"brav0")
     r = cli("pull", "--store", str(store), "--id", sid, str(tmp_path / "d"), check=False)
-    assert r.rc != 0 and "push --force" in r.err
+    assert r.rc != 0
+    assert "push --force" in r.err
     # a plain re-push trusts the manifest in the store and repairs nothing
     cli("push", "--store", str(store), str(src))
     assert obj.read_bytes() == b"brav0"
