@@ -12,7 +12,8 @@ Cases (data generated once in ``--work``, default ``benchmarks/.work/transfer``)
   again (timed): snapdir re-pushes with its caches from the first push, s5cmd runs
   ``sync``, aws-cli ``s3 sync`` (both compare size and mtime against the first upload).
 
-Every push goes to a fresh prefix; every pull into a fresh directory with a fresh cache
+One untimed push warms SeaweedFS up first (it grows volumes on the first writes). Every
+push goes to a fresh prefix; every pull into a fresh directory with a fresh cache
 (``SNAPDIR_CACHE_DIR`` for ours, ``XDG_CACHE_HOME``/``HOME`` for the reference). Each
 timing is the whole process (``wait4`` gives its peak RSS). The run order of the tools
 rotates between repetitions; the table shows medians. ``--quick``: 1,000 x 64 KiB,
@@ -221,6 +222,12 @@ def main(argv: list[str] | None = None) -> int:
         tools = find_tools(s3.endpoint, [t.strip() for t in args.tools.split(",")])
         print("tools: " + ", ".join(f"{t.name} ({t.exe})" for t in tools), file=sys.stderr)
         bench = Bench(work, tools, env, f"s3://{s3.bucket}/bench")
+        # untimed warm-up: SeaweedFS grows its volumes on first writes, which would land
+        # on whichever tool happens to go first
+        warm = unique(bench.base_uri, "warm-up")
+        bench.go(tools[0], tools[0].push(sources.get("a") or next(iter(sources.values())),
+                                         warm, bench.state("warm-up")))
+        delete_prefix(warm, env)
         for rep in range(runs):
             order = tools[rep % len(tools):] + tools[:rep % len(tools)]
             print(f"run {rep + 1}/{runs}", file=sys.stderr, flush=True)
@@ -236,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
          "results": bench.runs}, indent=1))
     minutes = (time.time() - started) / 60
     meta = (f"Medians of {runs} run(s) per cell, seconds of wall time per whole process; "
-            f"MB = peak RSS (wait4 maxrss). {'Quick sizes. ' if args.quick else ''}"
+            f"MB = peak RSS (GNU time %M). {'Quick sizes. ' if args.quick else ''}"
             f"One local SeaweedFS (`weed mini`) on 127.0.0.1, same machine "
             f"({platform.machine()}, {_cpus()} CPUs); took {minutes:.0f} min. "
             f"Reproduce: `.venv/bin/python benchmarks/bench_transfer.py"
