@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -147,12 +148,9 @@ async def push(
                 if key_present:
                     result.objects_skipped += 1
                 else:
+                    gate = large_limiter if size >= cfg.multipart_threshold else nullcontext()
                     try:
-                        if size >= cfg.multipart_threshold:
-                            async with large_limiter:
-                                await retrying(partial(upload_object, store, digest, path,
-                                                       size, hasher, cfg, file_limiter), cfg)
-                        else:
+                        async with gate:
                             await retrying(partial(upload_object, store, digest, path, size,
                                                    hasher, cfg, file_limiter), cfg)
                     except StoreError as exc:
