@@ -21,8 +21,8 @@ from .options import (
 @click.command("pull")
 @store_option
 @id_option
-@click.option("--no-cache", is_flag=True, help="Stream verified objects straight into DIR "
-              "(no second copy in the local cache).")
+@click.option("--no-cache", is_flag=True, help="Neither read objects from the local cache "
+              "nor add downloaded ones to it (pull always writes DIR directly).")
 @click.option("--delete", is_flag=True, help="Make DIR an exact mirror: remove what the "
               "snapshot does not have.")
 @click.option("--include", "include", multiple=True, metavar="GLOB",

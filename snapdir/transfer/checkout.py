@@ -58,6 +58,22 @@ class _Copier:
             os.fchmod(fo.fileno(), mode)
 
 
+def reflink_into(src: Path, final: Path) -> bool:
+    """Share ``src``'s blocks under ``final`` (temp name, then rename); False, leaving
+    nothing behind, where the filesystem cannot (or ``src`` is gone)."""
+    tmp = temp_name(final)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        with open(src, "rb") as fi, open(tmp, "wb") as fo:
+            fcntl.ioctl(fo.fileno(), FICLONE, fi.fileno())
+            os.fchmod(fo.fileno(), 0o644)
+        os.replace(tmp, final)
+        return True
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        return False
+
+
 def _kernel_copy(fi: object, fo: object) -> None:
     src = fi.fileno()  # type: ignore[attr-defined]
     dst = fo.fileno()  # type: ignore[attr-defined]
@@ -180,10 +196,12 @@ def checkout_manifest(
     hasher: Hasher | None = None,
     progress: Callable[[int, int], None] | None = None,
     placed: set[str] | None = None,
+    kept: set[str] | None = None,
 ) -> CheckoutResult:
     """Materialise ``manifest`` under ``dest`` from files given by ``object_path(digest)``.
 
-    ``placed``: manifest paths already written and verified by the caller (pull --no-cache).
+    ``placed``: manifest paths already written and verified by the caller (pull);
+    ``kept``: paths the caller found already matching (mode fixed), left alone.
     """
     h = hasher or Hasher()
     dirs = prepare_dirs(manifest, dest, delete)
@@ -194,6 +212,9 @@ def checkout_manifest(
         target = dest / e.path[2:]
         if placed is not None and e.path in placed:
             result.written += 1
+            continue
+        if kept is not None and e.path in kept:
+            result.unchanged += 1
             continue
         src = object_path(e.checksum)
         size = src.stat().st_size

@@ -1,9 +1,11 @@
 """Receiving one object: streamed to a temporary file next to its final place while being
 hashed, verified, then renamed into place. A wrong byte never appears under the real name.
-Large objects come in parallel ranged GETs and are hashed with BLAKE3's threads."""
+Large objects come in parallel ranged GETs, hashed with BLAKE3's threads as the contiguous
+prefix of finished ranges grows."""
 
 from __future__ import annotations
 
+import mmap
 import os
 from functools import partial
 from pathlib import Path
@@ -50,20 +52,30 @@ def _open_write(path: Path) -> BinaryIO:
     return open(path, "wb")
 
 
-def _hash_path(path: Path, hasher: Hasher) -> str:
-    # Read into one reused 16 MiB buffer (BLAKE3 still uses its threads per block): an
-    # mmap of the whole file would count all of it in the process's RSS (2 GiB file: 2 GiB).
-    h: Any
-    if hasher.algo == "b3sum" and hasher.context is None:
-        h = blake3.blake3(max_threads=blake3.blake3.AUTO)
-    else:
-        h = hasher.new()
-    buf = bytearray(16 * 1024 * 1024)
-    view = memoryview(buf)
-    with open(path, "rb", buffering=0) as fh:
-        while n := fh.readinto(buf):
-            h.update(view[:n])
-    return str(h.hexdigest())
+def _new_blake3(hasher: Hasher) -> Any:
+    """A multi-threaded BLAKE3 (keyed with the manifest context, if any)."""
+    if hasher.context is not None:
+        return blake3.blake3(max_threads=blake3.blake3.AUTO, derive_key_context=hasher.context)
+    return blake3.blake3(max_threads=blake3.blake3.AUTO)
+
+
+_WINDOW = 16 * 1024 * 1024
+
+
+def _hash_range(fd: int, start: int, end: int, h: Any) -> None:
+    """Feed bytes ``[start, end)`` of ``fd`` (just written: in the page cache) to ``h``
+    through map windows of at most 16 MiB, each released before the next."""
+    gran = mmap.ALLOCATIONGRANULARITY
+    while start < end:
+        base = start - start % gran
+        length = min(end, base + _WINDOW) - base
+        with mmap.mmap(fd, length, prot=mmap.PROT_READ, offset=base) as window:
+            view = memoryview(window)
+            try:
+                h.update(view[start - base:])
+            finally:
+                view.release()
+        start = base + length
 
 
 async def download_object(store: Store, digest: str, final: Path, hasher: Hasher,
@@ -77,8 +89,7 @@ async def download_object(store: Store, digest: str, final: Path, hasher: Hasher
         if size_hint >= config.multipart_threshold:
             size = await store.head(key)
             if size is not None and size >= config.multipart_threshold:
-                await _ranged(store, key, tmp, final, size, config)
-                actual = await anyio.to_thread.run_sync(_hash_path, tmp, hasher)
+                actual = await _ranged(store, key, tmp, final, size, config, hasher)
                 if actual != digest:
                     raise _mismatch(store, digest, actual, label)
                 if mode is not None:
@@ -129,12 +140,19 @@ async def download_object(store: Store, digest: str, final: Path, hasher: Hasher
 
 
 async def _ranged(store: Store, key: str, tmp: Path, final: Path, size: int,
-                  config: TransferConfig) -> None:
+                  config: TransferConfig, hasher: Hasher) -> str:
+    """Parallel ranged GETs into ``tmp``; returns the digest of its bytes. Hashing follows
+    the contiguous prefix of completed ranges, so it overlaps the download instead of
+    re-reading the whole file after it."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    part = config.part_size_for(size)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    part = config.part_size_for(size)  # a multiple of the page size: a valid map offset
+    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
         os.ftruncate(fd, size)
+        h = _new_blake3(hasher)
+        done: set[int] = set()
+        hashed = 0
+        hashing = anyio.Lock()
 
         async def fetch_range(start: int, end: int) -> None:
             offset = start
@@ -146,15 +164,28 @@ async def _ranged(store: Store, key: str, tmp: Path, final: Path, size: int,
                 raise StoreUnavailable(f"{key}: truncated body ({offset - start} of "
                                        f"{end - start} bytes); retrying", key)
 
+        async def advance() -> None:
+            nonlocal hashed
+            async with hashing:
+                while hashed in done:
+                    end = min(size, hashed + part)
+                    await anyio.to_thread.run_sync(_hash_range, fd, hashed, end, h)
+                    hashed = end
+
         limiter = anyio.CapacityLimiter(config.part_concurrency)
 
         async def one(start: int, end: int) -> None:
             from .retry import retrying
             async with limiter:
                 await retrying(partial(fetch_range, start, end), config)
+            done.add(start)
+            await advance()
 
         async with anyio.create_task_group() as tg:
             for start in range(0, size, part):
                 tg.start_soon(one, start, min(size, start + part))
+        if hashed != size:  # unreachable unless a range went missing: never trust it
+            raise AssertionError(f"{key}: hashed {hashed} of {size} bytes")
+        return str(h.hexdigest())
     finally:
         os.close(fd)

@@ -1,7 +1,10 @@
-"""pull = fetch + checkout; ``no_cache`` streams verified objects straight into place."""
+"""pull: objects go straight into the destination, verified; the cache is used when it
+already holds them and filled by reflink only (see ``pull``)."""
 
 from __future__ import annotations
 
+import os
+import stat
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,9 +18,16 @@ from ..core.manifest import Hasher
 from ..core.plan import select
 from ..stores.base import Store
 from .cache import LocalCache
-from .checkout import CheckoutResult, checkout_manifest, matches, prepare_dirs
+from .checkout import (
+    CheckoutResult,
+    check_destination,
+    checkout_manifest,
+    matches,
+    prepare_dirs,
+    reflink_into,
+)
 from .config import TransferConfig
-from .fetch import FetchResult, check_id, download_all, fetch, get_manifest, object_labels
+from .fetch import FetchResult, check_id, download_all, get_manifest, object_labels
 from .progress import Progress
 
 
@@ -39,6 +49,7 @@ async def checkout(snapshot_id: str, dest: str | Path, *, delete: bool = False,
                          "use one or the other")
 
     sid = check_id(snapshot_id)
+    check_destination(Path(dest), delete)
     cache = LocalCache(settings.object_cache_dir())
     manifest = cache.load_manifest(sid)
     if manifest is None:
@@ -60,6 +71,15 @@ async def pull(snapshot_id: str, store: Store, dest: str | Path, *,
                config: TransferConfig | None = None, no_cache: bool = False,
                delete: bool = False, progress: str = "auto",
                include: Sequence[str] = ()) -> PullResult:
+    """Materialise ``snapshot_id`` from ``store`` under ``dest``, every byte verified.
+
+    Each distinct object is written once: one found in the local cache is checked out from
+    there; one already in place under ``dest`` is left alone; any other is downloaded
+    straight to its first path (temp name, verified, renamed), other paths with the same
+    bytes are copied from it. Downloaded objects are added to the cache by reflink where
+    the filesystem can share blocks, never by a second full copy: a training node holds
+    one copy of its dataset. ``no_cache`` neither reads nor fills the object cache.
+    """
     from ..errors import UsageError
 
     started = time.monotonic()
@@ -68,11 +88,6 @@ async def pull(snapshot_id: str, store: Store, dest: str | Path, *,
     if include and delete:
         raise UsageError("--delete with --include would remove every path not included; "
                          "use one or the other")
-    if not no_cache:
-        f = await fetch(sid, store, config=cfg, progress=progress, include=include)
-        c = await checkout(sid, dest, delete=delete, include=include)
-        return PullResult(sid, f, c, time.monotonic() - started)
-    # --no-cache: each distinct object is downloaded once, to its first path in dest
     target = Path(dest)
     cache = LocalCache(settings.object_cache_dir())
     manifest = await get_manifest(store, sid, cfg, cache)
@@ -82,25 +97,49 @@ async def pull(snapshot_id: str, store: Store, dest: str | Path, *,
     labels = object_labels(manifest)
     await anyio.to_thread.run_sync(prepare_dirs, manifest, target, delete)
     modes = {e.path: e.mode for e in manifest.files()}
+    source: dict[str, Path] = {}
+    placed: set[str] = set()
+    kept: set[str] = set()
 
-    def todo() -> list[tuple[str, Path, str, int, int | None]]:
+    def plan() -> list[tuple[str, Path, str, int, int | None]]:
         out: list[tuple[str, Path, str, int, int | None]] = []
         for d, (path, hint) in labels.items():
             final = target / path[2:]
-            if not matches(final, d, final.stat().st_size if final.is_file() else -1, hasher):
+            if not no_cache and cache.has_object(d):
+                source[d] = cache.object_path(d)  # checkout leaves it alone if it matches
+                continue
+            source[d] = final
+            if matches(final, d, hint, hasher):
+                if stat.S_IMODE(os.lstat(final).st_mode) != modes[path]:
+                    os.chmod(final, modes[path])
+                kept.add(path)
+            else:
+                placed.add(path)
                 out.append((d, final, path, hint, modes[path]))
         return out
 
-    items = await anyio.to_thread.run_sync(todo)
+    items = await anyio.to_thread.run_sync(plan)
     res = FetchResult(id=sid, files=len(modes), objects=len(labels))
     needed = {i[0] for i in items}
     res.bytes_skipped = sum(hint for d, (_, hint) in labels.items() if d not in needed)
     async with Progress("pull", progress, files_total=len(items),
                         bytes_total=sum(i[3] for i in items)) as prog:
         res.objects_fetched, res.bytes_fetched = await download_all(store, items, cfg, prog)
-    first = {d: target / p[2:] for d, (p, _) in labels.items()}
-    placed = {p for _, (p, _) in labels.items()}
+    if not no_cache and items:
+        await anyio.to_thread.run_sync(_share_with_cache, cache, items)
     c = await anyio.to_thread.run_sync(partial(
-        checkout_manifest, manifest, target, first.__getitem__, delete=delete, hasher=hasher,
-        placed=placed))
+        checkout_manifest, manifest, target, source.__getitem__, delete=delete, hasher=hasher,
+        placed=placed, kept=kept))
+    if not no_cache:
+        from . import known
+        known.remember(settings.cache_dir(), store.uri, sid)
     return PullResult(sid, res, c, time.monotonic() - started)
+
+
+def _share_with_cache(cache: LocalCache, items: list[tuple[str, Path, str, int, int | None]]
+                      ) -> None:
+    """Reflink downloaded objects into the cache; stop at the first sign the filesystem
+    cannot (ext4, tmpfs, another device): the cache is a convenience, one copy is the rule."""
+    for digest, final, _label, _hint, _mode in items:
+        if not reflink_into(final, cache.object_path(digest)):
+            return

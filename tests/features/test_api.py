@@ -45,7 +45,8 @@ def test_sync_api_round_trip(s3_env: SeaweedFS, tmp_path: Path) -> None:
     assert p.id == sid
     assert p.fetch.objects_fetched == len(files)
     assert tree_bytes(tmp_path / "out") == files
-    # fetch: already cached, nothing downloaded; checkout from the cache into a new dir
+    # fetch fills the cache (pull keeps one copy), once; checkout from it into a new dir
+    snapdir.fetch(sid, uri)
     assert snapdir.fetch(sid, uri).objects_fetched == 0
     c = snapdir.checkout(sid, tmp_path / "co")
     assert c.written == len(files)

@@ -104,7 +104,7 @@ def test_progress_lines_quiet_and_clean_stdout(s3_env: SeaweedFS, cli: Cli,
           str(tmp_path / "out"))
     assert json.loads(r.out)["files"] == 300
     assert len(r.out.splitlines()) == 1
-    assert re.search(r"^fetch: 300/300 files", r.err, re.MULTILINE), r.err
+    assert re.search(r"^pull: 300/300 files", r.err, re.MULTILINE), r.err
 
     # -q wins over --progress; without --progress a non-terminal stderr stays silent
     for flags in (["-q", "--progress"], []):

@@ -47,6 +47,8 @@ def test_every_reporting_command_speaks_json(s3_env: SeaweedFS, cli: Cli,
                "id", "files", "objects_fetched", "bytes_fetched", "bytes_skipped", "seconds")
     assert (pull["id"], pull["files"], pull["bytes_fetched"], pull["bytes_skipped"]) == (
         sid, len(files), total, 0)
+    # pull keeps one copy (in out/, the cache only by reflink): fetch fills the cache
+    b("fetch", "-q", "--store", uri, "--id", sid)
     fetch = one(b("fetch", "--json", "--store", uri, "--id", sid2).out,
                 "id", "files", "objects_fetched", "bytes_fetched", "bytes_skipped", "seconds")
     assert fetch["objects_fetched"] == 1

@@ -221,3 +221,52 @@ def test_force_push_repairs_a_damaged_store(cli: Cli, tmp_path: Path) -> None:
     other = cli.machine("after-repair")
     other("pull", "--store", str(store), "--id", sid, str(tmp_path / "d2"))
     assert other("id", str(tmp_path / "d2")).out.strip() == sid
+
+
+def _can_reflink(where: Path) -> bool:
+    import fcntl
+
+    a, b = where / "reflink-probe-a", where / "reflink-probe-b"
+    a.write_bytes(b"x" * 4096)
+    try:
+        with open(a, "rb") as fi, open(b, "wb") as fo:
+            fcntl.ioctl(fo.fileno(), 0x40049409, fi.fileno())
+        return True
+    except OSError:
+        return False
+    finally:
+        a.unlink()
+        b.unlink(missing_ok=True)
+
+
+def test_pull_writes_each_byte_once_and_uses_what_the_cache_has(cli: Cli, tmp_path: Path
+                                                                ) -> None:
+    src = sample(tmp_path / "src")
+    store = str(tmp_path / "st")
+    sid = cli("push", "--store", store, str(src)).out.strip()
+    node = cli.machine("node")
+    r = json.loads(node("pull", "--json", "--store", store, "--id", sid,
+                        str(tmp_path / "d1")).out)
+    assert tree_bytes(tmp_path / "d1") == tree_bytes(src)
+    distinct = len({blake3.blake3(b).hexdigest() for b in tree_bytes(src).values()})
+    assert r["objects_fetched"] == distinct
+    cached = object_files(node.home / "cache" / "store")
+    # one copy on disk: the cache got the objects only if it could share their blocks
+    if _can_reflink(tmp_path):
+        assert len(cached) == distinct
+    else:
+        assert cached == set()
+    # what `fetch` put in the cache is checked out from there, not downloaded again
+    node("fetch", "-q", "--store", store, "--id", sid)
+    r = json.loads(node("pull", "--json", "--store", store, "--id", sid,
+                        str(tmp_path / "d2")).out)
+    assert (r["objects_fetched"], r["written"]) == (0, r["files"])
+    assert tree_bytes(tmp_path / "d2") == tree_bytes(src)
+    # an interrupted pull resumes from the files already verified in place
+    for p in list((tmp_path / "d1").rglob("part-1.bin"))[:2]:
+        p.unlink()
+    other = cli.machine("other")
+    r = json.loads(other("pull", "--json", "--store", store, "--id", sid,
+                         str(tmp_path / "d1")).out)
+    assert (r["objects_fetched"], r["written"]) == (2, 2)
+    assert other("id", str(tmp_path / "d1")).out.strip() == sid
