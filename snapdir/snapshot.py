@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,6 +128,44 @@ class HashStats:
     cached_files: int = 0
 
 
+class Sources(Mapping[str, tuple[str, int]]):
+    """``checksum -> (file to read, bytes to read)``, one file per distinct content, for
+    uploads. Compact at millions of files: a file is kept as its manifest Entry (already in
+    memory), its path rebuilt on lookup; only a followed link whose size differs from its
+    target's needs a tuple of its own."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, Entry | tuple[str, int]] = {}
+        self._base = ""
+        self._strip = 0
+
+    def _bind(self, root: str, prefix: str) -> None:
+        # the walk reads root.rstrip("/") + "/" + (manifest path minus its prefix)
+        fs_root = root.rstrip("/") or "/"
+        self._base = fs_root if fs_root == "/" else fs_root + "/"
+        self._strip = len(prefix)
+
+    def _add(self, f: PendingFile, entry: Entry) -> None:
+        if entry.checksum not in self._items:
+            self._items[entry.checksum] = entry if f.data_size == f.size \
+                else (f.source, f.data_size)
+
+    def __getitem__(self, checksum: str) -> tuple[str, int]:
+        v = self._items[checksum]
+        if isinstance(v, tuple):
+            return v
+        return self._base + v.path[self._strip:], v.size
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, checksum: object) -> bool:
+        return checksum in self._items
+
+
 def _hash_batch(files: Sequence[PendingFile], hasher: Hasher) -> list[str | None]:
     return [hash_file(f.source, f.data_size, f.mtime_ns, hasher) for f in files]
 
@@ -138,12 +176,12 @@ def build_manifest(
     *,
     progress: Callable[[int, int], None] | None = None,
     stats: HashStats | None = None,
-    sources: dict[str, tuple[str, int]] | None = None,
+    sources: Sources | None = None,
 ) -> Manifest:
     """The manifest of ``root`` (sync; call it from a worker thread in async code).
 
     If ``sources`` is given it is filled with ``checksum -> (file to read, its size)``,
-    one file per distinct content, for uploads.
+    one file per distinct content, for uploads (see ``Sources``).
     """
     opts = options or ManifestOptions()
     hasher = opts.hasher()
@@ -163,11 +201,16 @@ def build_manifest(
     hit = cache.hit
     inline = HAS_NOWAIT
 
+    if sources is not None:
+        sources._bind(str(root), absolute(str(root)).rstrip("/") + "/" if opts.absolute
+                      else "./")
+
     def finish(f: PendingFile, cs: str) -> None:
-        f.parent.files.append(Entry(FILE, f.mode, cs, f.size, f.path))
+        entry = Entry(FILE, f.mode, cs, f.size, f.path)
+        f.parent.files.append(entry)
         add(f, cs)
         if sources is not None:
-            sources.setdefault(cs, (f.source, f.data_size))
+            sources._add(f, entry)
 
     def collect(job: _Job) -> None:
         for f, cs in zip(job.files, job.wait(), strict=True):
@@ -190,9 +233,10 @@ def build_manifest(
             for f in item:
                 cs = hit(f)
                 if cs is not None:
-                    f.parent.files.append(Entry(FILE, f.mode, cs, f.size, f.path))
+                    entry = Entry(FILE, f.mode, cs, f.size, f.path)
+                    f.parent.files.append(entry)
                     if sources is not None:
-                        sources.setdefault(cs, (f.source, f.data_size))
+                        sources._add(f, entry)
                     st.cached_files += 1
                     continue
                 size = f.data_size

@@ -2,7 +2,8 @@
 
 Re-running ``snapdir id`` on an unchanged tree reads no file contents. Like git's index,
 the cache is one file per (tree root, checksum algorithm) in the cache directory, holding
-``{(dev, ino): (size, mtime_ns, ctime_ns, checksum)}``; it loads in one read (marshal) and
+``{dev << 64 | ino: packed (size, mtime_ns, ctime_ns) + raw checksum}`` (one int and one
+bytes object per file: ~165 bytes of memory a file instead of ~330 as tuples); it loads in one read (marshal) and
 is replaced atomically (write a temp file, rename), so several processes may use it at
 once: readers see an old or a new index, never a torn one; the last writer wins.
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import marshal
 import os
+import struct
 import sys
 import time
 from collections.abc import Iterable
@@ -30,10 +32,13 @@ import blake3
 from .scan import PendingFile
 
 RACY_NS = 2_000_000_000
-_VERSION = 1
+_VERSION = 2
+_STAT = struct.Struct("<qqq")  # size, mtime_ns, ctime_ns
+_PACK = _STAT.pack
+_N = _STAT.size
 
-Key = tuple[int, int]
-Row = tuple[int, int, int, str]
+Key = int
+Row = bytes
 
 
 class NoStatCache:
@@ -83,19 +88,17 @@ class StatCache(NoStatCache):
             sys.stderr.write(f"snapdir: warning: ignoring unreadable stat cache {path} ({exc})\n")
 
     def get(self, f: PendingFile) -> str | None:
-        row = self._rows.get((f.dev, f.ino))
-        if row is not None and row[0] == f.data_size and row[1] == f.mtime_ns \
-                and row[2] == f.ctime_ns:
-            return row[3]
+        row = self._rows.get(f.dev << 64 | f.ino)
+        if row is not None and row.startswith(_PACK(f.data_size, f.mtime_ns, f.ctime_ns)):
+            return row[_N:].hex()
         return None
 
     def hit(self, f: PendingFile) -> str | None:
-        key = (f.dev, f.ino)
+        key = f.dev << 64 | f.ino
         row = self._rows.get(key)
-        if row is not None and row[0] == f.data_size and row[1] == f.mtime_ns \
-                and row[2] == f.ctime_ns:
-            self._fresh[key] = row  # the same tuple: save() then compares by identity
-            return row[3]
+        if row is not None and row.startswith(_PACK(f.data_size, f.mtime_ns, f.ctime_ns)):
+            self._fresh[key] = row  # the same object: save() then compares cheaply
+            return row[_N:].hex()
         return None
 
     def begin(self, started_ns: int) -> None:
@@ -104,7 +107,8 @@ class StatCache(NoStatCache):
 
     def add(self, f: PendingFile, checksum: str) -> None:
         if f.mtime_ns < self._limit and f.ctime_ns < self._limit:
-            self._fresh[(f.dev, f.ino)] = (f.data_size, f.mtime_ns, f.ctime_ns, checksum)
+            self._fresh[f.dev << 64 | f.ino] = _PACK(f.data_size, f.mtime_ns, f.ctime_ns) + \
+                bytes.fromhex(checksum)
 
     def save(self) -> None:
         fresh, self._fresh = self._fresh, {}

@@ -11,6 +11,7 @@ paths must stay under ``./``, be unique, and never put a file where a directory 
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -107,7 +108,11 @@ def parse(data: bytes, *, strict: bool = True) -> Manifest:
     root ``./`` is present. Non-strict parsing accepts ``--absolute`` manifests.
     """
     entries: list[Entry] = []
-    for lineno, raw in enumerate(data.split(b"\n"), 1):
+    modes: dict[str, int] = {}  # one int object per distinct mode, not one per line
+    # Lines one at a time (not data.split(): a list of a million bytes objects at once).
+    for lineno, raw in enumerate(io.BytesIO(data), 1):
+        if raw.endswith(b"\n"):
+            raw = raw[:-1]
         if not raw or raw.startswith(b"#"):
             continue
         if len(raw) > MAX_LINE:
@@ -133,7 +138,10 @@ def parse(data: bytes, *, strict: bool = True) -> Manifest:
             raise _fail(lineno, "size out of range")
         if "\x00" in path:
             raise _fail(lineno, "control character in path")
-        entries.append(Entry(kind, int(mode_s, 8), checksum, size, path))
+        mode = modes.get(mode_s)
+        if mode is None:
+            mode = modes[mode_s] = int(mode_s, 8)
+        entries.append(Entry(kind, mode, checksum, size, path))
     if strict:
         validate_tree(entries)
     entries.sort(key=_path_key)

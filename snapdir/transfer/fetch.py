@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -86,35 +86,48 @@ def object_labels(manifest: Manifest) -> dict[str, tuple[str, int]]:
     return out
 
 
-async def download_all(store: Store, items: list[tuple[str, Path, str, int, int | None]],
-                       config: TransferConfig, prog: Progress) -> tuple[int, int]:
-    """Download ``(digest, final path, label, size hint, mode)`` items; (count, bytes)."""
+#: (digest, final path, label for messages, size hint, mode or None)
+Item = tuple[str, "str | Path", str, int, "int | None"]
+
+
+async def download_all(store: Store, items: Iterable[Item] | AsyncIterable[Item],
+                       config: TransferConfig, prog: Progress, *,
+                       after: Callable[[str, Path], Awaitable[None]] | None = None
+                       ) -> tuple[int, int]:
+    """Download every item through ``config.jobs`` workers (``items`` is consumed as they
+    free up: a lazy source stays lazy); ``after(digest, final)`` runs once each object is
+    in place. Returns (objects, bytes) downloaded."""
     hasher = Hasher("b3sum", settings.manifest_context())
     totals = [0, 0]
 
-    async def worker(recv: MemoryObjectReceiveStream[tuple[str, Path, str, int, int | None]]
-                     ) -> None:
+    async def worker(recv: MemoryObjectReceiveStream[Item]) -> None:
         async with recv:
-            async for digest, final, label, hint, mode in recv:
+            async for digest, final_s, label, hint, mode in recv:
+                final = Path(final_s)
                 try:
                     size = await retrying(partial(download_object, store, digest, final,
                                                   hasher, config, size_hint=hint, label=label,
                                                   mode=mode), config)
                 except StoreError as exc:
                     raise with_path(exc, label) from exc
+                if after is not None:
+                    await after(digest, final)
                 totals[0] += 1
                 totals[1] += size
                 prog.add(1, size)
 
-    send, recv = anyio.create_memory_object_stream[tuple[str, Path, str, int, int | None]](
-        config.jobs)
+    send, recv = anyio.create_memory_object_stream[Item](config.jobs)
     async with anyio.create_task_group() as tg:
-        for _ in range(min(config.jobs, max(1, len(items)))):
+        for _ in range(config.jobs):
             tg.start_soon(worker, recv.clone())
         recv.close()
         async with send:
-            for item in items:
-                await send.send(item)
+            if isinstance(items, AsyncIterable):
+                async for item in items:
+                    await send.send(item)
+            else:
+                for item in items:
+                    await send.send(item)
     return totals[0], totals[1]
 
 
@@ -135,7 +148,7 @@ async def fetch(snapshot_id: str, store: Store, *, config: TransferConfig | None
         lambda: {d for d in labels if cache.has_object(d)})
     todo = plan_fetch(labels, cached)
     result.bytes_skipped = sum(labels[d][1] for d in cached)
-    items: list[tuple[str, Path, str, int, int | None]] = [
+    items: list[Item] = [
         (d, cache.object_path(d), labels[d][0], labels[d][1], None) for d in todo]
     async with Progress("fetch", progress, files_total=len(items),
                         bytes_total=sum(labels[d][1] for d in todo)) as prog:

@@ -6,15 +6,16 @@ from __future__ import annotations
 import os
 import stat
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from functools import partial
+from itertools import islice
 from pathlib import Path
 
 import anyio
 
 from .. import settings
-from ..core.manifest import Hasher
+from ..core.manifest import Entry, Hasher
 from ..core.plan import select
 from ..stores.base import Store
 from .cache import LocalCache
@@ -27,8 +28,11 @@ from .checkout import (
     reflink_into,
 )
 from .config import TransferConfig
-from .fetch import FetchResult, check_id, download_all, get_manifest, object_labels
+from .fetch import FetchResult, Item, check_id, download_all, get_manifest
 from .progress import Progress
+
+#: Objects checked against the destination per worker-thread hop while planning a pull.
+PLAN_BATCH = 256
 
 
 @dataclass(slots=True)
@@ -94,52 +98,71 @@ async def pull(snapshot_id: str, store: Store, dest: str | Path, *,
     if include:
         manifest = select(manifest, include)
     hasher = Hasher("b3sum", settings.manifest_context())
-    labels = object_labels(manifest)
     await anyio.to_thread.run_sync(prepare_dirs, manifest, target, delete)
-    modes = {e.path: e.mode for e in manifest.files()}
-    source: dict[str, Path] = {}
+    # Memory per file matters at millions of files: the first entry of each object (shared
+    # with the manifest) and two sets of paths; no per-file Path objects, no work list.
+    first: dict[str, Entry] = {}
+    for e in manifest.files():
+        first.setdefault(e.checksum, e)
+    from_cache: set[str] = set()
     placed: set[str] = set()
     kept: set[str] = set()
+    base = os.fspath(target)
+    res = FetchResult(id=sid, files=len(manifest.entries) - sum(1 for _ in manifest.dirs()),
+                      objects=len(first))
 
-    def plan() -> list[tuple[str, Path, str, int, int | None]]:
-        out: list[tuple[str, Path, str, int, int | None]] = []
-        for d, (path, hint) in labels.items():
-            final = target / path[2:]
+    def plan(batch: list[Entry]) -> tuple[list[Item], int, int]:
+        """Download items for ``batch``; (items, objects skipped, their bytes)."""
+        out: list[Item] = []
+        skipped = skipped_bytes = 0
+        for e in batch:
+            d = e.checksum
             if not no_cache and cache.has_object(d):
-                source[d] = cache.object_path(d)  # checkout leaves it alone if it matches
-                continue
-            source[d] = final
-            if matches(final, d, hint, hasher):
-                if stat.S_IMODE(os.lstat(final).st_mode) != modes[path]:
-                    os.chmod(final, modes[path])
-                kept.add(path)
+                from_cache.add(d)  # checkout leaves the file alone if it matches
             else:
-                placed.add(path)
-                out.append((d, final, path, hint, modes[path]))
-        return out
+                final = os.path.join(base, e.path[2:])
+                if not matches(Path(final), d, e.size, hasher):
+                    placed.add(e.path)
+                    out.append((d, final, e.path, e.size, e.mode))
+                    continue
+                if stat.S_IMODE(os.lstat(final).st_mode) != e.mode:
+                    os.chmod(final, e.mode)
+                kept.add(e.path)
+            skipped += 1
+            skipped_bytes += e.size
+        return out, skipped, skipped_bytes
 
-    items = await anyio.to_thread.run_sync(plan)
-    res = FetchResult(id=sid, files=len(modes), objects=len(labels))
-    needed = {i[0] for i in items}
-    res.bytes_skipped = sum(hint for d, (_, hint) in labels.items() if d not in needed)
-    async with Progress("pull", progress, files_total=len(items),
-                        bytes_total=sum(i[3] for i in items)) as prog:
-        res.objects_fetched, res.bytes_fetched = await download_all(store, items, cfg, prog)
-    if not no_cache and items:
-        await anyio.to_thread.run_sync(_share_with_cache, cache, items)
+    share = [not no_cache]
+
+    async def shared(digest: str, final: Path) -> None:
+        if share[0]:
+            share[0] = await anyio.to_thread.run_sync(reflink_into, final,
+                                                      cache.object_path(digest))
+
+    async with Progress("pull", progress, files_total=len(first),
+                        bytes_total=sum(e.size for e in first.values())) as prog:
+
+        async def items() -> AsyncIterator[Item]:
+            entries = iter(first.values())
+            while batch := list(islice(entries, PLAN_BATCH)):
+                todo, skipped, skipped_bytes = await anyio.to_thread.run_sync(plan, batch)
+                res.bytes_skipped += skipped_bytes
+                prog.add(skipped, skipped_bytes)
+                for item in todo:
+                    yield item
+
+        res.objects_fetched, res.bytes_fetched = await download_all(
+            store, items(), cfg, prog, after=shared)
+
+    def object_path(digest: str) -> Path:
+        if digest in from_cache:
+            return cache.object_path(digest)
+        return target / first[digest].path[2:]
+
     c = await anyio.to_thread.run_sync(partial(
-        checkout_manifest, manifest, target, source.__getitem__, delete=delete, hasher=hasher,
+        checkout_manifest, manifest, target, object_path, delete=delete, hasher=hasher,
         placed=placed, kept=kept))
     if not no_cache:
         from . import known
         known.remember(settings.cache_dir(), store.uri, sid)
     return PullResult(sid, res, c, time.monotonic() - started)
-
-
-def _share_with_cache(cache: LocalCache, items: list[tuple[str, Path, str, int, int | None]]
-                      ) -> None:
-    """Reflink downloaded objects into the cache; stop at the first sign the filesystem
-    cannot (ext4, tmpfs, another device): the cache is a convenience, one copy is the rule."""
-    for digest, final, _label, _hint, _mode in items:
-        if not reflink_into(final, cache.object_path(digest)):
-            return

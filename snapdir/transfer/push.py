@@ -6,6 +6,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import chain
 from pathlib import Path
 
 import anyio
@@ -15,7 +16,7 @@ from .. import settings
 from ..core.manifest import Hasher, Manifest, digest_hex, parse
 from ..core.plan import UploadPlan, plan_upload
 from ..errors import IntegrityError, ObjectNotFound, StoreError, with_path
-from ..snapshot import ManifestOptions, build_manifest
+from ..snapshot import ManifestOptions, Sources, build_manifest
 from ..stores.base import OBJECTS, Store, digest_from_key, manifest_key, object_key
 from . import known
 from .cache import LocalCache
@@ -109,7 +110,7 @@ async def push(
     opts = options or ManifestOptions()
     hasher = Hasher("b3sum", opts.context)
     cache = LocalCache(settings.object_cache_dir())
-    sources: dict[str, tuple[str, int]] = {}
+    sources = Sources()
     manifest = await anyio.to_thread.run_sync(
         partial(build_manifest, str(source), opts, sources=sources))
     data = manifest.encode()
@@ -131,11 +132,11 @@ async def push(
     else:
         plan = await plan_push(store, set(sources), ids, cache, cfg)
     result.objects_skipped = plan.skip
-    todo = [(d, True) for d in plan.check] + [(d, False) for d in plan.upload]
+    n_todo = len(plan.check) + len(plan.upload)
     file_limiter = anyio.CapacityLimiter(max(2, cfg.jobs // 4))
     large_limiter = anyio.CapacityLimiter(cfg.large_jobs)
-    prog = Progress("push", progress, files_total=len(todo),
-                    bytes_total=sum(sources[d][1] for d, _ in todo))
+    prog = Progress("push", progress, files_total=n_todo,
+                    bytes_total=sum(sources[d][1] for d in chain(plan.check, plan.upload)))
 
     async def worker(recv: MemoryObjectReceiveStream[tuple[str, bool]]) -> None:
         async with recv:
@@ -162,12 +163,14 @@ async def push(
     async with prog:
         send, recv = anyio.create_memory_object_stream[tuple[str, bool]](cfg.jobs)
         async with anyio.create_task_group() as tg:
-            for _ in range(min(cfg.jobs, max(1, len(todo)))):
+            for _ in range(min(cfg.jobs, max(1, n_todo))):
                 tg.start_soon(worker, recv.clone())
             recv.close()
             async with send:
-                for item in todo:
-                    await send.send(item)
+                for d in plan.check:
+                    await send.send((d, True))
+                for d in plan.upload:
+                    await send.send((d, False))
     # every object is in the store: now, and only now, the manifest
     await retrying(partial(store.put_bytes, mkey, data), cfg)
     _finish(cache, store, sid, data, result, started)

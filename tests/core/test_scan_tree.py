@@ -524,3 +524,32 @@ def test_carriage_return_name_round_trips(tmp_path: Path) -> None:
     m = ours_manifest(root)
     assert m.text() == model_manifest({"c\rr": F(0o644, b"cr")}, {"": 0o755})
     assert manifest_mod.parse(m.encode()) == m
+
+
+# --- upload sources -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("absolute", [False, True])
+@pytest.mark.parametrize("spelling", ["{root}", "{root}/", "{rel}/"])
+def test_sources_name_a_readable_file_with_the_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     absolute: bool, spelling: str) -> None:
+    import blake3
+
+    from snapdir.snapshot import ManifestOptions, Sources, build_manifest
+
+    root = tmp_path / "t"
+    (root / "d").mkdir(parents=True)
+    write_file(root / "a.txt", b"alpha")
+    write_file(root / "d" / "b.bin", b"b" * 5000)
+    write_file(tmp_path / "outside.bin", b"o" * 3)  # a followed link, size 3 != link size
+    os.symlink(tmp_path / "outside.bin", root / "d" / "link")
+    monkeypatch.chdir(tmp_path)
+    sources = Sources()
+    m = build_manifest(spelling.format(root=root, rel="t"),
+                       ManifestOptions(absolute=absolute, stat_cache=False), sources=sources)
+    assert set(sources) == {e.checksum for e in m.files()}
+    assert len(sources) == 3
+    for digest in sources:
+        path, size = sources[digest]
+        data = Path(path).read_bytes()
+        assert (blake3.blake3(data).hexdigest(), len(data)) == (digest, size)
