@@ -18,6 +18,8 @@ import anyio
 import anyio.to_thread
 
 from ..errors import AccessDenied, ObjectNotFound, StoreError, StoreUnavailable
+from ..transfer.batch import Batcher
+from ..transfer.threads import run_sync
 
 TMP_PREFIX = ".tmp-"
 _READ_CHUNK = 1024 * 1024
@@ -34,6 +36,8 @@ class FileStore:
         self.fsync = fsync
         self.list_chunk = list_chunk
         self._limiter = anyio.CapacityLimiter(threads)
+        self._reads: Batcher[bytes | None] = Batcher(_read_small)
+        self._writes: Batcher[None] = Batcher(_write_bytes)
 
     def path_of(self, key: str) -> Path:
         """The file that holds ``key`` (whether or not it exists)."""
@@ -44,7 +48,7 @@ class FileStore:
 
     async def _run(self, fn: Callable[[], _T], key: str) -> _T:
         try:
-            return await anyio.to_thread.run_sync(fn, limiter=self._limiter)
+            return await run_sync(fn)
         except OSError as exc:
             raise self._error(exc, key) from exc
 
@@ -73,6 +77,15 @@ class FileStore:
 
     async def get(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         path = self.path_of(key)
+        if start == 0 and end is None:  # whole object: small ones in one batched call
+            try:
+                whole = await self._reads.call(path)
+            except OSError as exc:
+                raise self._error(exc, key) from exc
+            if whole is not None:
+                if whole:
+                    yield whole
+                return
         try:
             f = await anyio.open_file(path, "rb", buffering=0, limiter=self._limiter)
         except OSError as exc:
@@ -109,8 +122,7 @@ class FileStore:
                         view = view[n:]
                     written += len(chunk)
                 if self.fsync:
-                    await anyio.to_thread.run_sync(os.fsync, f.wrapped.fileno(),
-                                                   limiter=self._limiter)
+                    await run_sync(os.fsync, f.wrapped.fileno())
             if written != size:
                 raise StoreError(f"put of {key} to {self.uri} got {written} bytes, expected "
                                  f"{size}: the source changed while it was read", key=key)
@@ -123,23 +135,10 @@ class FileStore:
             raise
 
     async def put_bytes(self, key: str, data: bytes) -> None:
-        path = self.path_of(key)
-
-        def write() -> None:
-            tmp = _open_temp(path)
-            try:
-                with tmp.open("r+b", buffering=0) as f:
-                    view = memoryview(data)
-                    while view:
-                        view = view[f.write(view):]
-                    if self.fsync:
-                        os.fsync(f.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
-
-        await self._run(write, key)
+        try:
+            await self._writes.call(self.path_of(key), data, self.fsync)
+        except OSError as exc:
+            raise self._error(exc, key) from exc
 
     async def list(self, prefix: str) -> AsyncIterator[list[str]]:
         # Walk only the deepest directory the prefix names; filter by the rest.
@@ -161,17 +160,45 @@ class FileStore:
         pass
 
 
+def _read_small(path: Path) -> bytes | None:
+    """The whole file if it is at most ``_READ_CHUNK`` bytes, else None (stream it)."""
+    with open(path, "rb", buffering=0) as fh:
+        if os.fstat(fh.fileno()).st_size > _READ_CHUNK:
+            return None
+        data = fh.read(_READ_CHUNK + 1)
+    return data if len(data) <= _READ_CHUNK else None
+
+
+def _write_bytes(path: Path, data: bytes, fsync: bool) -> None:
+    tmp = _open_temp(path)
+    try:
+        with tmp.open("r+b", buffering=0) as f:
+            view = memoryview(data)
+            while view:
+                view = view[f.write(view):]
+            if fsync:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def _open_temp(path: Path) -> Path:
     """Create an empty, uniquely named temp file next to ``path`` (parents made)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{TMP_PREFIX}{secrets.token_hex(8)}")
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644))
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    try:
+        os.close(os.open(tmp, flags, 0o644))
+    except FileNotFoundError:  # first object under this prefix: make its directories
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(tmp, flags, 0o644))
     return tmp
 
 
 async def _discard(tmp: Path) -> None:
     with anyio.CancelScope(shield=True):
-        await anyio.to_thread.run_sync(lambda: tmp.unlink(missing_ok=True))
+        await run_sync(lambda: tmp.unlink(missing_ok=True))
 
 
 def _walk(root: Path, base: str) -> Iterator[str]:

@@ -17,8 +17,10 @@ import blake3
 from ..core.manifest import Hasher
 from ..errors import IntegrityError
 from ..stores.base import Store, object_key
+from .batch import Batcher
 from .cache import temp_name
 from .config import TransferConfig
+from .threads import run_sync
 
 
 def _mismatch(store: Store, digest: str, actual: str, label: str) -> IntegrityError:
@@ -30,7 +32,7 @@ def _mismatch(store: Store, digest: str, actual: str, label: str) -> IntegrityEr
         key=object_key(digest), expected=digest, actual=actual)
 
 
-def _write_small(tmp: Path, final: Path, chunks: list[bytes], digest: str,
+def write_small(tmp: Path, final: Path, chunks: list[bytes], digest: str,
                  hasher: Hasher, mode: int | None) -> str:
     h = hasher.new()
     for c in chunks:
@@ -38,8 +40,12 @@ def _write_small(tmp: Path, final: Path, chunks: list[bytes], digest: str,
     actual = str(h.hexdigest())
     if actual != digest:
         return actual
-    final.parent.mkdir(parents=True, exist_ok=True)
-    with open(tmp, "wb") as fh:
+    try:
+        fh = open(tmp, "wb")  # noqa: SIM115 - closed below
+    except FileNotFoundError:  # its directory does not exist yet (a fresh cache)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(tmp, "wb")  # noqa: SIM115
+    with fh:
         for c in chunks:
             fh.write(c)
         if mode is not None:
@@ -80,7 +86,7 @@ def _hash_range(fd: int, start: int, end: int, h: Any) -> None:
 
 async def download_object(store: Store, digest: str, final: Path, hasher: Hasher,
                           config: TransferConfig, *, size_hint: int = 0, label: str = "",
-                          mode: int | None = None) -> int:
+                          mode: int | None = None, writer: Batcher[str] | None = None) -> int:
     """Fetch object ``digest`` into ``final`` (verified); returns its size."""
     key = object_key(digest)
     label = label or key
@@ -108,18 +114,21 @@ async def download_object(store: Store, digest: str, final: Path, hasher: Hasher
                     continue
                 if fh is None:  # too big to hold: stream to disk from here on
                     final.parent.mkdir(parents=True, exist_ok=True)
-                    fh = await anyio.to_thread.run_sync(_open_write, tmp)
+                    fh = await run_sync(_open_write, tmp)
                     h = hasher.new()
                     for c in chunks:
                         h.update(c)
-                        await anyio.to_thread.run_sync(fh.write, c)
+                        await run_sync(fh.write, c)
                     chunks = []
-                await anyio.to_thread.run_sync(h.update, chunk)
-                await anyio.to_thread.run_sync(fh.write, chunk)
+                await run_sync(h.update, chunk)
+                await run_sync(fh.write, chunk)
                 held += len(chunk)
             if fh is None:
-                actual = await anyio.to_thread.run_sync(
-                    _write_small, tmp, final, chunks, digest, hasher, mode)
+                if writer is not None:
+                    actual = await writer.call(tmp, final, chunks, digest, hasher, mode)
+                else:
+                    actual = await run_sync(write_small, tmp, final, chunks, digest, hasher,
+                                            mode)
                 if actual != digest:
                     raise _mismatch(store, digest, actual, label)
                 return held
@@ -157,7 +166,7 @@ async def _ranged(store: Store, key: str, tmp: Path, final: Path, size: int,
         async def fetch_range(start: int, end: int) -> None:
             offset = start
             async for chunk in store.get(key, start, end):
-                await anyio.to_thread.run_sync(os.pwrite, fd, chunk, offset)
+                await run_sync(os.pwrite, fd, chunk, offset)
                 offset += len(chunk)
             if offset != end:
                 from ..errors import StoreUnavailable
@@ -169,7 +178,7 @@ async def _ranged(store: Store, key: str, tmp: Path, final: Path, size: int,
             async with hashing:
                 while hashed in done:
                     end = min(size, hashed + part)
-                    await anyio.to_thread.run_sync(_hash_range, fd, hashed, end, h)
+                    await run_sync(_hash_range, fd, hashed, end, h)
                     hashed = end
 
         limiter = anyio.CapacityLimiter(config.part_concurrency)

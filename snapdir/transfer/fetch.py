@@ -16,11 +16,13 @@ from ..core.manifest import Hasher, Manifest, digest_hex, parse
 from ..core.plan import plan_fetch, select
 from ..errors import IntegrityError, ObjectNotFound, StoreError, with_path
 from ..stores.base import Store, manifest_key
+from .batch import Batcher
 from .cache import LocalCache
 from .config import TransferConfig
-from .download import download_object
+from .download import download_object, write_small
 from .progress import Progress
 from .retry import retrying
+from .threads import run_sync
 
 
 @dataclass(slots=True)
@@ -70,7 +72,7 @@ async def get_manifest(store: Store, snapshot_id: str, config: TransferConfig,
     data = await retrying(get, config)
     manifest = parse(data)  # strict: untrusted input
     if cache is not None:
-        await anyio.to_thread.run_sync(cache.save_manifest, snapshot_id, data)
+        await run_sync(cache.save_manifest, snapshot_id, data)
     return manifest
 
 
@@ -99,6 +101,7 @@ async def download_all(store: Store, items: Iterable[Item] | AsyncIterable[Item]
     in place. Returns (objects, bytes) downloaded."""
     hasher = Hasher("b3sum", settings.manifest_context())
     totals = [0, 0]
+    writer: Batcher[str] = Batcher(write_small)
 
     async def worker(recv: MemoryObjectReceiveStream[Item]) -> None:
         async with recv:
@@ -107,7 +110,7 @@ async def download_all(store: Store, items: Iterable[Item] | AsyncIterable[Item]
                 try:
                     size = await retrying(partial(download_object, store, digest, final,
                                                   hasher, config, size_hint=hint, label=label,
-                                                  mode=mode), config)
+                                                  mode=mode, writer=writer), config)
                 except StoreError as exc:
                     raise with_path(exc, label) from exc
                 if after is not None:
@@ -144,7 +147,7 @@ async def fetch(snapshot_id: str, store: Store, *, config: TransferConfig | None
         manifest = select(manifest, include)
     labels = object_labels(manifest)
     result = FetchResult(id=sid, files=sum(1 for _ in manifest.files()), objects=len(labels))
-    cached = await anyio.to_thread.run_sync(
+    cached = await run_sync(
         lambda: {d for d in labels if cache.has_object(d)})
     todo = plan_fetch(labels, cached)
     result.bytes_skipped = sum(labels[d][1] for d in cached)

@@ -12,8 +12,6 @@ from functools import partial
 from itertools import islice
 from pathlib import Path
 
-import anyio
-
 from .. import settings
 from ..core.manifest import Entry, Hasher
 from ..core.plan import select
@@ -30,6 +28,7 @@ from .checkout import (
 from .config import TransferConfig
 from .fetch import FetchResult, Item, check_id, download_all, get_manifest
 from .progress import Progress
+from .threads import run_sync
 
 #: Objects checked against the destination per worker-thread hop while planning a pull.
 PLAN_BATCH = 256
@@ -66,7 +65,7 @@ async def checkout(snapshot_id: str, dest: str | Path, *, delete: bool = False,
         raise ObjectNotFound(f"snapshot {sid}: {len(missing)} objects are missing from the "
                              f"local cache (e.g. {missing[0]}); run `snapdir fetch` first")
     hasher = Hasher("b3sum", settings.manifest_context())
-    return await anyio.to_thread.run_sync(partial(
+    return await run_sync(partial(
         checkout_manifest, manifest, Path(dest), cache.object_path, delete=delete,
         hasher=hasher))
 
@@ -98,7 +97,7 @@ async def pull(snapshot_id: str, store: Store, dest: str | Path, *,
     if include:
         manifest = select(manifest, include)
     hasher = Hasher("b3sum", settings.manifest_context())
-    await anyio.to_thread.run_sync(prepare_dirs, manifest, target, delete)
+    await run_sync(prepare_dirs, manifest, target, delete)
     # Memory per file matters at millions of files: the first entry of each object (shared
     # with the manifest) and two sets of paths; no per-file Path objects, no work list.
     first: dict[str, Entry] = {}
@@ -136,7 +135,7 @@ async def pull(snapshot_id: str, store: Store, dest: str | Path, *,
 
     async def shared(digest: str, final: Path) -> None:
         if share[0]:
-            share[0] = await anyio.to_thread.run_sync(reflink_into, final,
+            share[0] = await run_sync(reflink_into, final,
                                                       cache.object_path(digest))
 
     async with Progress("pull", progress, files_total=len(first),
@@ -145,7 +144,7 @@ async def pull(snapshot_id: str, store: Store, dest: str | Path, *,
         async def items() -> AsyncIterator[Item]:
             entries = iter(first.values())
             while batch := list(islice(entries, PLAN_BATCH)):
-                todo, skipped, skipped_bytes = await anyio.to_thread.run_sync(plan, batch)
+                todo, skipped, skipped_bytes = await run_sync(plan, batch)
                 res.bytes_skipped += skipped_bytes
                 prog.add(skipped, skipped_bytes)
                 for item in todo:
@@ -159,7 +158,7 @@ async def pull(snapshot_id: str, store: Store, dest: str | Path, *,
             return cache.object_path(digest)
         return target / first[digest].path[2:]
 
-    c = await anyio.to_thread.run_sync(partial(
+    c = await run_sync(partial(
         checkout_manifest, manifest, target, object_path, delete=delete, hasher=hasher,
         placed=placed, kept=kept))
     if not no_cache:

@@ -19,11 +19,13 @@ from ..errors import IntegrityError, ObjectNotFound, StoreError, with_path
 from ..snapshot import ManifestOptions, Sources, build_manifest
 from ..stores.base import OBJECTS, Store, digest_from_key, manifest_key, object_key
 from . import known
+from .batch import Batcher
 from .cache import LocalCache
 from .config import TransferConfig
 from .progress import Progress
 from .retry import retrying
-from .upload import upload_object
+from .threads import run_sync
+from .upload import read_verified, upload_object
 
 #: give up listing the store when it holds more than this many keys per object to check
 LIST_KEYS_PER_OBJECT = 50
@@ -111,7 +113,7 @@ async def push(
     hasher = Hasher("b3sum", opts.context)
     cache = LocalCache(settings.object_cache_dir())
     sources = Sources()
-    manifest = await anyio.to_thread.run_sync(
+    manifest = await run_sync(
         partial(build_manifest, str(source), opts, sources=sources))
     data = manifest.encode()
     sid = digest_hex(data)
@@ -133,8 +135,8 @@ async def push(
         plan = await plan_push(store, set(sources), ids, cache, cfg)
     result.objects_skipped = plan.skip
     n_todo = len(plan.check) + len(plan.upload)
-    file_limiter = anyio.CapacityLimiter(max(2, cfg.jobs // 4))
     large_limiter = anyio.CapacityLimiter(cfg.large_jobs)
+    reader: Batcher[bytes] = Batcher(read_verified)
     prog = Progress("push", progress, files_total=n_todo,
                     bytes_total=sum(sources[d][1] for d in chain(plan.check, plan.upload)))
 
@@ -153,7 +155,7 @@ async def push(
                     try:
                         async with gate:
                             await retrying(partial(upload_object, store, digest, path, size,
-                                                   hasher, cfg, file_limiter), cfg)
+                                                   hasher, cfg, reader), cfg)
                     except StoreError as exc:
                         raise with_path(exc, path) from exc
                     result.objects_sent += 1

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
-from functools import partial
-
-import anyio
 
 from ..core.manifest import Hasher
 from ..errors import FileChanged, SourceError
 from ..stores.base import Store, object_key
+from .batch import Batcher
 from .config import TransferConfig
+from .threads import run_sync
+
+#: Files up to this size are read in batches (one worker-thread hop for many files).
+SMALL = 1024 * 1024
 
 
 def _changed(path: str) -> FileChanged:
@@ -49,10 +51,10 @@ async def verified_chunks(path: str, size: int, digest: str, hasher: Hasher,
         offset = 0
         while offset < size:
             want = min(chunk, size - offset)
-            data = await anyio.to_thread.run_sync(os.pread, fd, want, offset)
+            data = await run_sync(os.pread, fd, want, offset)
             if len(data) != want:
                 raise _changed(path)
-            await anyio.to_thread.run_sync(h.update, data)
+            await run_sync(h.update, data)
             offset += want
             if offset >= size and (h.hexdigest() != digest or os.fstat(fd).st_size != size):
                 raise _changed(path)
@@ -62,11 +64,13 @@ async def verified_chunks(path: str, size: int, digest: str, hasher: Hasher,
 
 
 async def upload_object(store: Store, digest: str, path: str, size: int, hasher: Hasher,
-                        config: TransferConfig, file_limiter: anyio.CapacityLimiter) -> None:
+                        config: TransferConfig, reader: Batcher[bytes] | None = None) -> None:
     key = object_key(digest)
     if size < config.multipart_threshold:
-        data = await anyio.to_thread.run_sync(
-            partial(read_verified, path, size, digest, hasher), limiter=file_limiter)
+        if reader is not None and size <= SMALL:
+            data = await reader.call(path, size, digest, hasher)
+        else:
+            data = await run_sync(read_verified, path, size, digest, hasher)
         await store.put_bytes(key, data)
     else:
         chunks = verified_chunks(path, size, digest, hasher, config.part_size_for(size))
