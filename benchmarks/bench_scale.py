@@ -115,12 +115,12 @@ def main() -> None:
             shutil.rmtree(dest, ignore_errors=True)
             home2 = work / "home-big2"
             shutil.rmtree(home2, ignore_errors=True)
-            q = run([OURS, "pull", "-q", "--no-cache", "--store", uri, "--id", sid, str(dest)],
+            q = run([OURS, "pull", "-q", "--store", uri, "--id", sid, str(dest)],
                     env_for(base_env, home2))
             check = run([OURS, "id", str(dest)], env_for(base_env, home2)).stdout.strip()
             assert check == sid
             gib = args.big_gib
-            for label, r in (("push", p), ("pull --no-cache", q)):
+            for label, r in (("push", p), ("pull", q)):
                 rows.append(f"| one {gib} GiB file | {label} | {r.seconds:.1f} s | "
                             f"{gib * 1024 / r.seconds:.0f} MiB/s | {fmt_mb(r.rss_kib)} |")
                 print(rows[-1], flush=True)
