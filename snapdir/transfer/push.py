@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
@@ -10,7 +11,6 @@ from itertools import chain
 from pathlib import Path
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream
 
 from .. import settings
 from ..core.manifest import Hasher, Manifest, digest_hex, parse
@@ -22,6 +22,7 @@ from . import known
 from .batch import Batcher
 from .cache import LocalCache
 from .config import TransferConfig
+from .pool import for_each
 from .progress import Progress
 from .retry import retrying
 from .threads import run_sync
@@ -140,39 +141,31 @@ async def push(
     prog = Progress("push", progress, files_total=n_todo,
                     bytes_total=sum(sources[d][1] for d in chain(plan.check, plan.upload)))
 
-    async def worker(recv: MemoryObjectReceiveStream[tuple[str, bool]]) -> None:
-        async with recv:
-            async for digest, check in recv:
-                path, size = sources[digest]
-                key_present = False
-                if check:
-                    key_present = await retrying(
-                        partial(store.head, object_key(digest)), cfg) is not None
-                if key_present:
-                    result.objects_skipped += 1
-                else:
-                    gate = large_limiter if size >= cfg.multipart_threshold else nullcontext()
-                    try:
-                        async with gate:
-                            await retrying(partial(upload_object, store, digest, path, size,
-                                                   hasher, cfg, reader), cfg)
-                    except StoreError as exc:
-                        raise with_path(exc, path) from exc
-                    result.objects_sent += 1
-                    result.bytes_sent += size
-                prog.add(1, size)
+    async def one(item: tuple[str, bool]) -> None:
+        digest, check = item
+        path, size = sources[digest]
+        if check and await retrying(partial(store.head, object_key(digest)), cfg) is not None:
+            result.objects_skipped += 1
+        else:
+            gate = large_limiter if size >= cfg.multipart_threshold else nullcontext()
+            try:
+                async with gate:
+                    await retrying(partial(upload_object, store, digest, path, size, hasher,
+                                           cfg, reader), cfg)
+            except StoreError as exc:
+                raise with_path(exc, path) from exc
+            result.objects_sent += 1
+            result.bytes_sent += size
+        prog.add(1, size)
+
+    def todo() -> Iterator[tuple[str, bool]]:
+        for d in plan.check:
+            yield d, True
+        for d in plan.upload:
+            yield d, False
 
     async with prog:
-        send, recv = anyio.create_memory_object_stream[tuple[str, bool]](cfg.jobs)
-        async with anyio.create_task_group() as tg:
-            for _ in range(min(cfg.jobs, max(1, n_todo))):
-                tg.start_soon(worker, recv.clone())
-            recv.close()
-            async with send:
-                for d in plan.check:
-                    await send.send((d, True))
-                for d in plan.upload:
-                    await send.send((d, False))
+        await for_each(todo(), one, min(cfg.jobs, max(1, n_todo)))
     # every object is in the store: now, and only now, the manifest
     await retrying(partial(store.put_bytes, mkey, data), cfg)
     _finish(cache, store, sid, data, result, started)

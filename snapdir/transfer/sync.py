@@ -12,9 +12,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import partial
 
-import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream
-
 from .. import settings
 from ..core.manifest import Hasher
 from ..errors import IntegrityError, StoreUnavailable
@@ -22,6 +19,7 @@ from ..stores.base import Store, manifest_key, object_key
 from .cache import LocalCache
 from .config import TransferConfig
 from .fetch import check_id, get_manifest, object_labels
+from .pool import for_each
 from .progress import Progress
 from .push import plan_push
 from .retry import retrying
@@ -99,30 +97,22 @@ async def sync(snapshot_id: str, src: Store, dst: Store, *,
     todo = [(d, True) for d in plan.check] + [(d, False) for d in plan.upload]
     hasher = Hasher("b3sum", settings.manifest_context())
 
-    async def worker(recv: MemoryObjectReceiveStream[tuple[str, bool]],
-                     prog: Progress) -> None:
-        async with recv:
-            async for digest, check in recv:
-                if check and await retrying(partial(dst.head, object_key(digest)),
-                                            cfg) is not None:
-                    prog.add(1, 0)
-                    continue
-                path, hint = labels[digest]
-                n = await retrying(partial(copy_object, src, dst, digest, hint, path, hasher,
-                                           cfg), cfg)
-                result.objects_sent += 1
-                result.bytes_sent += n
-                prog.add(1, n)
-
     async with Progress("sync", progress, files_total=len(todo)) as prog:
-        send, recv = anyio.create_memory_object_stream[tuple[str, bool]](cfg.jobs)
-        async with anyio.create_task_group() as tg:
-            for _ in range(min(cfg.jobs, max(1, len(todo)))):
-                tg.start_soon(worker, recv.clone(), prog)
-            recv.close()
-            async with send:
-                for item in todo:
-                    await send.send(item)
+
+        async def one(item: tuple[str, bool]) -> None:
+            digest, check = item
+            if check and await retrying(partial(dst.head, object_key(digest)),
+                                        cfg) is not None:
+                prog.add(1, 0)
+                return
+            path, hint = labels[digest]
+            n = await retrying(partial(copy_object, src, dst, digest, hint, path, hasher, cfg),
+                               cfg)
+            result.objects_sent += 1
+            result.bytes_sent += n
+            prog.add(1, n)
+
+        await for_each(todo, one, cfg.jobs)
     await retrying(partial(dst.put_bytes, mkey, data), cfg)
     result.seconds = time.monotonic() - started
     return result

@@ -5,15 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import partial
 
-import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream
-
 from .. import settings
 from ..core.manifest import Hasher
 from ..errors import IntegrityError, ObjectNotFound, StoreError, TransferFailed
 from ..stores.base import Store, object_key
 from .config import TransferConfig
 from .fetch import check_id, get_manifest, object_labels
+from .pool import for_each
 from .progress import Progress
 from .retry import retrying
 
@@ -50,32 +48,24 @@ async def verify(snapshot_id: str, store: Store, *, config: TransferConfig | Non
                                  expected=digest, actual=actual)
         return n
 
-    async def worker(recv: MemoryObjectReceiveStream[str], prog: Progress) -> None:
-        async with recv:
-            async for digest in recv:
-                try:
-                    n = await retrying(partial(check, digest), cfg)
-                except ObjectNotFound:
-                    failures.append(ObjectNotFound(
-                        f"object {digest} (for {labels[digest][0]}) is missing", object_key(digest)))
-                    result.bad.append(digest)
-                    continue
-                except (IntegrityError, StoreError) as exc:
-                    failures.append(exc)
-                    result.bad.append(digest)
-                    continue
-                result.bytes += n
-                prog.add(1, n)
-
     async with Progress("verify", progress, files_total=len(labels)) as prog:
-        send, recv = anyio.create_memory_object_stream[str](cfg.jobs)
-        async with anyio.create_task_group() as tg:
-            for _ in range(min(cfg.jobs, max(1, len(labels)))):
-                tg.start_soon(worker, recv.clone(), prog)
-            recv.close()
-            async with send:
-                for d in labels:
-                    await send.send(d)
+
+        async def one(digest: str) -> None:
+            try:
+                n = await retrying(partial(check, digest), cfg)
+            except ObjectNotFound:
+                failures.append(ObjectNotFound(
+                    f"object {digest} (for {labels[digest][0]}) is missing", object_key(digest)))
+                result.bad.append(digest)
+                return
+            except (IntegrityError, StoreError) as exc:
+                failures.append(exc)
+                result.bad.append(digest)
+                return
+            result.bytes += n
+            prog.add(1, n)
+
+        await for_each(labels, one, cfg.jobs)
     if failures:
         first = failures[0]
         raise TransferFailed(f"snapshot {sid} in {store.uri}: {len(failures)} of "
