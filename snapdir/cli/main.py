@@ -62,6 +62,15 @@ def fail(exc: BaseException) -> NoReturn:
         inner = _first_snapdir_error(exc)
         if inner is not None:
             fail(inner)
+        os_error = _first_os_error(exc)
+        if os_error is not None:
+            fail(os_error)
+    if isinstance(exc, OSError) and exc.strerror and not isinstance(exc, BrokenPipeError):
+        # a local file operation nothing more specific caught: still one line, named
+        where = f"{exc.filename}: " if exc.filename else ""
+        click.echo(f"snapdir: error: {where}{exc.strerror}; check the path, free space and "
+                   "permissions", err=True)
+        sys.exit(1)
     if isinstance(exc, KeyboardInterrupt):
         click.echo("snapdir: interrupted", err=True)
         sys.exit(130)
@@ -73,6 +82,17 @@ def fail(exc: BaseException) -> NoReturn:
     click.echo(f"snapdir: internal error: {type(exc).__name__}: {msg} (set SNAPDIR_DEBUG=1 "
                "for a traceback and report it)", err=True)
     sys.exit(70)
+
+
+def _first_os_error(group: BaseExceptionGroup[BaseException]) -> OSError | None:
+    for exc in group.exceptions:
+        if isinstance(exc, OSError):
+            return exc
+        if isinstance(exc, BaseExceptionGroup):
+            found = _first_os_error(exc)
+            if found is not None:
+                return found
+    return None
 
 
 def _first_snapdir_error(group: BaseExceptionGroup[BaseException]) -> SnapdirError | None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from .. import settings
 from ..core.manifest import Hasher, Manifest, digest_hex, parse
 from ..core.plan import plan_fetch, select
-from ..errors import IntegrityError, ObjectNotFound, StoreError, with_path
+from ..errors import DestinationError, IntegrityError, ObjectNotFound, StoreError, with_path
 from ..stores.base import Store, manifest_key
 from .batch import Batcher
 from .cache import LocalCache
@@ -110,6 +110,10 @@ async def download_all(store: Store, items: Iterable[Item] | AsyncIterable[Item]
                                           writer=writer), config)
         except StoreError as exc:
             raise with_path(exc, label) from exc
+        except OSError as exc:  # writing locally: a full disk, permissions, a directory
+            raise DestinationError(f"{exc.filename or final}: cannot write {label} there "
+                                   f"({exc.strerror or exc}); check free space and "
+                                   "permissions") from None
         if after is not None:
             await after(digest, final)
         totals[0] += 1

@@ -4,6 +4,7 @@ already holds them and filled by reflink only (see ``pull``)."""
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -15,6 +16,7 @@ from pathlib import Path
 from .. import settings
 from ..core.manifest import Entry, Hasher
 from ..core.plan import select
+from ..errors import DestinationError
 from ..stores.base import Store
 from .cache import LocalCache
 from .checkout import (
@@ -120,6 +122,11 @@ async def pull(snapshot_id: str, store: Store, dest: str | Path, *,
                 from_cache.add(d)  # checkout leaves the file alone if it matches
             else:
                 final = os.path.join(base, e.path[2:])
+                if os.path.isdir(final) and not os.path.islink(final):
+                    if not delete:
+                        raise DestinationError(f"{final}: is a directory where the snapshot "
+                                               "has a file; move it away or use --delete")
+                    shutil.rmtree(final)
                 if not matches(Path(final), d, e.size, hasher):
                     placed.add(e.path)
                     out.append((d, final, e.path, e.size, e.mode))

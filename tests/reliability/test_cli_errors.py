@@ -117,6 +117,21 @@ def test_destination_is_a_file(cli: Cli, tmp_path: Path) -> None:
     assert (dest2 / "d").read_bytes() == b"in the way"
 
 
+def test_directory_where_the_snapshot_has_a_file(cli: Cli, tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "src", {"d/f": b"file", "g": b"other"})
+    store = str(tmp_path / "store")
+    sid = cli("push", "-q", "--store", store, str(src)).out.strip()
+    dest = tmp_path / "dest"
+    (dest / "d" / "f" / "keep").mkdir(parents=True)
+    for extra in ([], ["--no-cache"]):
+        one_line_error(cli("pull", "-q", *extra, "--store", store, "--id", sid, str(dest),
+                           check=False), needle="is a directory where the snapshot has a file")
+        assert (dest / "d" / "f" / "keep").is_dir()  # nothing of the user's was removed
+    cli("pull", "-q", "--delete", "--store", store, "--id", sid, str(dest))
+    assert (dest / "d" / "f").read_bytes() == b"file"
+    assert cli("id", str(dest)).out.strip() == sid
+
+
 def test_snapshot_not_in_store(cli: Cli, tmp_path: Path) -> None:
     (tmp_path / "store").mkdir()
     one_line_error(cli("pull", "-q", "--store", str(tmp_path / "store"), "--id", GOOD_ID,
