@@ -9,6 +9,7 @@ store                    SNAPDIR_STORE                                <data dire
 stat cache               SNAPDIR_NO_STAT_CACHE=1 disables it          on
 network jobs             SNAPDIR_JOBS                                 32
 hash threads             SNAPDIR_HASH_THREADS                         number of CPUs
+file I/O threads         SNAPDIR_IO_THREADS                           32
 checksum context         SNAPDIR_MANIFEST_CONTEXT                     (plain BLAKE3)
 retry attempts           SNAPDIR_RETRIES                              5
 progress interval        SNAPDIR_PROGRESS_INTERVAL (seconds)          5 plain, 0.2 terminal
@@ -76,6 +77,11 @@ def hash_threads() -> int:
     return env_int("SNAPDIR_HASH_THREADS", os.cpu_count() or 2)
 
 
+def io_threads() -> int:
+    """Worker threads for blocking file work during transfers (see transfer/threads.py)."""
+    return env_int("SNAPDIR_IO_THREADS", 32)
+
+
 def stat_cache_enabled() -> bool:
     return not env_flag("SNAPDIR_NO_STAT_CACHE")
 
@@ -106,6 +112,7 @@ def describe(store_flag: str | None = None, jobs_flag: int | None = None) -> lis
         ("data directory", "SNAPDIR_DATA_DIR", str(_xdg("XDG_DATA_HOME", ".local/share") /
                                                    "snapdir")),
         ("hash threads", "SNAPDIR_HASH_THREADS", str(os.cpu_count() or 2)),
+        ("file I/O threads", "SNAPDIR_IO_THREADS", "32"),
         ("retry attempts", "SNAPDIR_RETRIES", "5"),
         ("stat cache off", "SNAPDIR_NO_STAT_CACHE", "0"),
         ("manifest context", "SNAPDIR_MANIFEST_CONTEXT", "(plain BLAKE3)"),

@@ -19,9 +19,9 @@ from typing import TypeVar
 
 import anyio
 
+from .. import settings
+
 _T = TypeVar("_T")
-#: Worker threads shared by every transfer (bounds concurrent blocking calls).
-MAX_THREADS = int(__import__("os").environ.get("SNAPDIR_IO_THREADS", "32"))
 _pool: ThreadPoolExecutor | None = None
 _lock = threading.Lock()
 
@@ -31,7 +31,9 @@ def _executor() -> ThreadPoolExecutor:
     if _pool is None:
         with _lock:
             if _pool is None:
-                _pool = ThreadPoolExecutor(MAX_THREADS, thread_name_prefix="snapdir-io")
+                # shared by every transfer: bounds concurrent blocking calls
+                _pool = ThreadPoolExecutor(settings.io_threads(),
+                                           thread_name_prefix="snapdir-io")
     return _pool
 
 
