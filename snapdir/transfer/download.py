@@ -154,7 +154,7 @@ async def _ranged(store: Store, key: str, tmp: Path, final: Path, size: int,
     the contiguous prefix of completed ranges, so it overlaps the download instead of
     re-reading the whole file after it."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    part = config.part_size_for(size)  # a multiple of the page size: a valid map offset
+    part = config.range_size
     fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
         os.ftruncate(fd, size)

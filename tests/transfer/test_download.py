@@ -42,7 +42,7 @@ async def test_ranged_download_is_verified_in_any_order(tmp_path: Path, part: in
     digest = blake3.blake3(data).hexdigest()
     store = ShuffledStore(seed=part)
     await store.put_bytes(object_key(digest), data)
-    cfg = TransferConfig(multipart_threshold=6 * MiB, part_size=part, part_concurrency=3)
+    cfg = TransferConfig(multipart_threshold=6 * MiB, range_size=part, part_concurrency=3)
     final = tmp_path / "d" / "big.bin"
     size = await download_object(store, digest, final, Hasher(), cfg, size_hint=len(data),
                                  mode=0o640)
@@ -59,7 +59,7 @@ async def test_ranged_download_refuses_a_wrong_byte(tmp_path: Path) -> None:
     data[15 * MiB + 3] ^= 1
     store = ShuffledStore(seed=1)
     await store.put_bytes(object_key(digest), bytes(data))
-    cfg = TransferConfig(multipart_threshold=6 * MiB, part_size=5 * MiB)
+    cfg = TransferConfig(multipart_threshold=6 * MiB, range_size=5 * MiB)
     final = tmp_path / "big.bin"
     with pytest.raises(IntegrityError, match=digest):
         await download_object(store, digest, final, Hasher(), cfg, size_hint=len(data))
