@@ -59,6 +59,11 @@ class Store(Protocol):
         """The whole object (for manifests and small records)."""
         ...
 
+    async def get_small(self, key: str, limit: int) -> bytes | None:
+        """The whole object in one request if it is at most ``limit`` bytes, else None
+        (without reading its body: stream it with ``get``). ObjectNotFound if absent."""
+        ...
+
     async def put(self, key: str, chunks: AsyncIterable[bytes], size: int) -> None:
         """Write ``size`` bytes from ``chunks`` to ``key``, all or nothing.
 

@@ -108,6 +108,13 @@ class FileStore:
     async def get_bytes(self, key: str) -> bytes:
         return await self._run(self.path_of(key).read_bytes, key)
 
+    async def get_small(self, key: str, limit: int) -> bytes | None:
+        try:
+            whole = await self._reads.call(self.path_of(key))
+        except OSError as exc:
+            raise self._error(exc, key) from exc
+        return whole if whole is not None and len(whole) <= limit else None
+
     async def put(self, key: str, chunks: AsyncIterable[bytes], size: int) -> None:
         path = self.path_of(key)
         tmp = await self._run(lambda: _open_temp(path), key)

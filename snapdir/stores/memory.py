@@ -72,6 +72,10 @@ class MemoryStore:
             raise self._missing(key)
         return data
 
+    async def get_small(self, key: str, limit: int) -> bytes | None:
+        data = await self.get_bytes(key)
+        return data if len(data) <= limit else None
+
     async def put(self, key: str, chunks: AsyncIterable[bytes], size: int) -> None:
         self.open_puts += 1
         try:

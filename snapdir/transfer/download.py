@@ -22,6 +22,9 @@ from .cache import temp_name
 from .config import TransferConfig
 from .threads import run_sync
 
+#: Objects the manifest says are at most this large are fetched in one awaited request.
+SMALL_GET = 1024 * 1024
+
 
 def _mismatch(store: Store, digest: str, actual: str, label: str) -> IntegrityError:
     return IntegrityError(
@@ -102,6 +105,17 @@ async def download_object(store: Store, digest: str, final: Path, hasher: Hasher
                     os.chmod(tmp, mode)
                 os.replace(tmp, final)
                 return size
+        if 0 < size_hint <= SMALL_GET:
+            data = await store.get_small(key, config.small_object_limit)
+            if data is not None:
+                if writer is not None:
+                    actual = await writer.call(tmp, final, [data], digest, hasher, mode)
+                else:
+                    actual = await run_sync(write_small, tmp, final, [data], digest, hasher,
+                                            mode)
+                if actual != digest:
+                    raise _mismatch(store, digest, actual, label)
+                return len(data)
         chunks: list[bytes] = []
         held = 0
         fh: BinaryIO | None = None

@@ -153,3 +153,14 @@ def test_permission_error_maps_to_access_denied(tmp_path: Path) -> None:
     assert isinstance(err, AccessDenied)
     assert err.key == KEY
     assert KEY in str(err)
+
+
+async def test_get_small_reads_whole_small_objects_only(tmp_path: Path) -> None:
+    st = FileStore(tmp_path / "s")
+    await st.put_bytes("k/a", b"x" * 100)
+    await st.put_bytes("k/big", b"y" * (2 * 1024 * 1024))
+    assert await st.get_small("k/a", 100) == b"x" * 100
+    assert await st.get_small("k/a", 99) is None
+    assert await st.get_small("k/big", 4 * 1024 * 1024) is None  # above the batched size
+    with pytest.raises(ObjectNotFound):
+        await st.get_small("k/missing", 100)

@@ -218,3 +218,12 @@ def test_map_error(text: str, kind: str, retryable: bool) -> None:
     assert type(err).__name__ == kind
     assert err.retryable is retryable
     assert err.key == "k"
+
+
+async def test_get_small_reads_whole_small_objects_only(s3_env: SeaweedFS) -> None:
+    st = make(s3_env, "small-get")
+    await st.put_bytes("a", b"x" * 100)
+    assert await st.get_small("a", 100) == b"x" * 100
+    assert await st.get_small("a", 99) is None  # too big: the caller streams it instead
+    with pytest.raises(ObjectNotFound):
+        await st.get_small("missing", 100)
