@@ -14,6 +14,7 @@ import click
 from ..errors import SnapdirError
 
 T = TypeVar("T")
+E = TypeVar("E", bound=BaseException)
 
 #: verb -> module under snapdir.cli holding a click command of the same name
 COMMANDS: dict[str, str] = {
@@ -59,10 +60,10 @@ def fail(exc: BaseException) -> NoReturn:
         click.echo(f"snapdir: {exc.kind}: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     if isinstance(exc, BaseExceptionGroup):
-        inner = _first_snapdir_error(exc)
+        inner = _first(exc, SnapdirError)
         if inner is not None:
             fail(inner)
-        os_error = _first_os_error(exc)
+        os_error = _first(exc, OSError)
         if os_error is not None:
             fail(os_error)
     if isinstance(exc, OSError) and exc.strerror and not isinstance(exc, BrokenPipeError):
@@ -84,23 +85,13 @@ def fail(exc: BaseException) -> NoReturn:
     sys.exit(70)
 
 
-def _first_os_error(group: BaseExceptionGroup[BaseException]) -> OSError | None:
+def _first(group: BaseExceptionGroup[BaseException], kind: type[E]) -> E | None:
+    """The first exception of type ``kind`` in ``group``, depth first."""
     for exc in group.exceptions:
-        if isinstance(exc, OSError):
+        if isinstance(exc, kind):
             return exc
         if isinstance(exc, BaseExceptionGroup):
-            found = _first_os_error(exc)
-            if found is not None:
-                return found
-    return None
-
-
-def _first_snapdir_error(group: BaseExceptionGroup[BaseException]) -> SnapdirError | None:
-    for exc in group.exceptions:
-        if isinstance(exc, SnapdirError):
-            return exc
-        if isinstance(exc, BaseExceptionGroup):
-            found = _first_snapdir_error(exc)
+            found = _first(exc, kind)
             if found is not None:
                 return found
     return None
