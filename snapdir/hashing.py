@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import mmap
 import os
+from collections.abc import Callable
 
 import blake3
 
@@ -44,26 +45,53 @@ def _open_error(path: str, exc: OSError) -> SourceError:
     return SourceError(f"{path}: cannot read it ({exc.strerror})", path)
 
 
-def _hash_windows(fd: int, size: int, h: blake3.blake3, path: str) -> bool:
-    """Hash through the map window; False (nothing hashed) where the file cannot be mapped
-    (some FUSE and network filesystems), for the caller to read it instead."""
-    offset = 0
-    while offset < size:
-        length = min(_WINDOW, size - offset)
-        # A file truncated under a live map faults on access (SIGBUS): check before each
-        # window, so only a truncation racing this very window can get through.
-        if os.fstat(fd).st_size != size:
-            raise _changed(path)
-        try:
-            window = mmap.mmap(fd, length, prot=mmap.PROT_READ, offset=offset)
-        except OSError:
-            if offset:
-                raise
-            return False
-        with window:
-            h.update(window)
-        offset += length
-    return True
+def threaded_blake3(hasher: Hasher) -> blake3.blake3:
+    """A BLAKE3 that spreads large updates over every core (keyed with the manifest
+    context, if any)."""
+    if hasher.context is not None:
+        return blake3.blake3(max_threads=blake3.blake3.AUTO, derive_key_context=hasher.context)
+    return blake3.blake3(max_threads=blake3.blake3.AUTO)
+
+
+def hash_range(fd: int, start: int, end: int, h: blake3.blake3,
+               check: Callable[[], None] | None = None) -> int:
+    """Feed bytes ``[start, end)`` of ``fd`` to ``h``; returns how many there were (fewer
+    if the file is shorter).
+
+    Through map windows of at most 16 MiB, each released before the next, so resident
+    memory stays flat whatever the size; with plain reads where the file cannot be mapped
+    (some FUSE and network filesystems). ``check`` runs before each window: a file
+    truncated under a live map faults on access (SIGBUS), so callers hashing files that
+    others may change pass a size check there.
+    """
+    gran = mmap.ALLOCATIONGRANULARITY
+    done = 0
+    mapped = True
+    while start < end:
+        if check is not None:
+            check()
+        base = start - start % gran
+        length = min(end, base + _WINDOW) - base
+        if mapped:
+            try:
+                window = mmap.mmap(fd, length, prot=mmap.PROT_READ, offset=base)
+            except OSError:
+                mapped = False
+            else:
+                with window:
+                    view = memoryview(window)
+                    try:
+                        h.update(view[start - base:])
+                    finally:
+                        view.release()
+        if not mapped:
+            data = os.pread(fd, base + length - start, start)
+            h.update(data)
+            if len(data) < base + length - start:
+                return done + len(data)
+        done += base + length - start
+        start = base + length
+    return done
 
 
 def hash_file(path: str, size: int, mtime_ns: int, hasher: Hasher, *,
@@ -79,17 +107,17 @@ def hash_file(path: str, size: int, mtime_ns: int, hasher: Hasher, *,
     except OSError as exc:
         raise _open_error(path, exc) from None
     try:
-        h: blake3.blake3 | None = None
         if size >= LARGE_FILE and hasher.algo == "b3sum":
             st = os.fstat(fd)
             if st.st_size != size or st.st_mtime_ns != mtime_ns:
                 raise _changed(path)
-            h = blake3.blake3(max_threads=blake3.blake3.AUTO, derive_key_context=hasher.context) \
-                if hasher.context is not None else blake3.blake3(max_threads=blake3.blake3.AUTO)
-            if not _hash_windows(fd, size, h, path):
-                h = None
-        if h is not None:
-            got = size  # every window was checked against the size; re-checked below
+
+            def same_size() -> None:
+                if os.fstat(fd).st_size != size:
+                    raise _changed(path)
+
+            h = threaded_blake3(hasher)
+            got = hash_range(fd, 0, size, h, same_size)
         elif size < _CHUNK:
             # One read of size + 1 bytes: a file that grew reads longer, one that shrank
             # reads shorter; fstat afterwards catches any other change since the walk.

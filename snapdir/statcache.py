@@ -3,9 +3,10 @@
 Re-running ``snapdir id`` on an unchanged tree reads no file contents. Like git's index,
 the cache is one file per (tree root, checksum algorithm) in the cache directory, holding
 ``{dev << 64 | ino: packed (size, mtime_ns, ctime_ns) + raw checksum}`` (one int and one
-bytes object per file: ~165 bytes of memory a file instead of ~330 as tuples); it loads in one read (marshal) and
-is replaced atomically (write a temp file, rename), so several processes may use it at
-once: readers see an old or a new index, never a torn one; the last writer wins.
+bytes object per file: ~165 bytes of memory a file instead of ~330 as tuples); it loads
+in one read (marshal) and is replaced atomically (write a temp file, rename), so several
+processes may use it at once: readers see an old or a new index, never a torn one; the
+last writer wins.
 
 Never stale:
 

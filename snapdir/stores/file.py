@@ -78,10 +78,7 @@ class FileStore:
     async def get(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         path = self.path_of(key)
         if start == 0 and end is None:  # whole object: small ones in one batched call
-            try:
-                whole = await self._reads.call(path)
-            except OSError as exc:
-                raise self._error(exc, key) from exc
+            whole = await self.get_small(key, _READ_CHUNK)
             if whole is not None:
                 if whole:
                     yield whole

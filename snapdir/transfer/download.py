@@ -5,17 +5,16 @@ prefix of finished ranges grows."""
 
 from __future__ import annotations
 
-import mmap
 import os
 from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import anyio
-import blake3
 
 from ..core.manifest import Hasher
 from ..errors import IntegrityError
+from ..hashing import hash_range, threaded_blake3
 from ..stores.base import Store, object_key
 from .batch import Batcher
 from .cache import temp_name
@@ -61,32 +60,6 @@ def _open_write(path: Path) -> BinaryIO:
     return open(path, "wb")
 
 
-def _new_blake3(hasher: Hasher) -> Any:
-    """A multi-threaded BLAKE3 (keyed with the manifest context, if any)."""
-    if hasher.context is not None:
-        return blake3.blake3(max_threads=blake3.blake3.AUTO, derive_key_context=hasher.context)
-    return blake3.blake3(max_threads=blake3.blake3.AUTO)
-
-
-_WINDOW = 16 * 1024 * 1024
-
-
-def _hash_range(fd: int, start: int, end: int, h: Any) -> None:
-    """Feed bytes ``[start, end)`` of ``fd`` (just written: in the page cache) to ``h``
-    through map windows of at most 16 MiB, each released before the next."""
-    gran = mmap.ALLOCATIONGRANULARITY
-    while start < end:
-        base = start - start % gran
-        length = min(end, base + _WINDOW) - base
-        with mmap.mmap(fd, length, prot=mmap.PROT_READ, offset=base) as window:
-            view = memoryview(window)
-            try:
-                h.update(view[start - base:])
-            finally:
-                view.release()
-        start = base + length
-
-
 async def download_object(store: Store, digest: str, final: Path, hasher: Hasher,
                           config: TransferConfig, *, size_hint: int = 0, label: str = "",
                           mode: int | None = None, writer: Batcher[str] | None = None) -> int:
@@ -94,6 +67,15 @@ async def download_object(store: Store, digest: str, final: Path, hasher: Hasher
     key = object_key(digest)
     label = label or key
     tmp = temp_name(final)
+
+    async def place_small(chunks: list[bytes]) -> None:
+        """Verify bytes held in memory and write them into place (batched if we can)."""
+        args = (tmp, final, chunks, digest, hasher, mode)
+        actual = await (writer.call(*args) if writer is not None
+                        else run_sync(write_small, *args))
+        if actual != digest:
+            raise _mismatch(store, digest, actual, label)
+
     try:
         if size_hint >= config.multipart_threshold:
             size = await store.head(key)
@@ -108,13 +90,7 @@ async def download_object(store: Store, digest: str, final: Path, hasher: Hasher
         if 0 < size_hint <= SMALL_GET:
             data = await store.get_small(key, config.small_object_limit)
             if data is not None:
-                if writer is not None:
-                    actual = await writer.call(tmp, final, [data], digest, hasher, mode)
-                else:
-                    actual = await run_sync(write_small, tmp, final, [data], digest, hasher,
-                                            mode)
-                if actual != digest:
-                    raise _mismatch(store, digest, actual, label)
+                await place_small([data])
                 return len(data)
         chunks: list[bytes] = []
         held = 0
@@ -138,13 +114,7 @@ async def download_object(store: Store, digest: str, final: Path, hasher: Hasher
                 await run_sync(fh.write, chunk)
                 held += len(chunk)
             if fh is None:
-                if writer is not None:
-                    actual = await writer.call(tmp, final, chunks, digest, hasher, mode)
-                else:
-                    actual = await run_sync(write_small, tmp, final, chunks, digest, hasher,
-                                            mode)
-                if actual != digest:
-                    raise _mismatch(store, digest, actual, label)
+                await place_small(chunks)
                 return held
             assert h is not None
             actual = str(h.hexdigest())
@@ -172,7 +142,7 @@ async def _ranged(store: Store, key: str, tmp: Path, final: Path, size: int,
     fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
         os.ftruncate(fd, size)
-        h = _new_blake3(hasher)
+        h = threaded_blake3(hasher)
         done: set[int] = set()
         hashed = 0
         hashing = anyio.Lock()
@@ -192,7 +162,8 @@ async def _ranged(store: Store, key: str, tmp: Path, final: Path, size: int,
             async with hashing:
                 while hashed in done:
                     end = min(size, hashed + part)
-                    await run_sync(_hash_range, fd, hashed, end, h)
+                    if await run_sync(hash_range, fd, hashed, end, h) != end - hashed:
+                        raise AssertionError(f"{key}: {tmp} is shorter than written")
                     hashed = end
 
         limiter = anyio.CapacityLimiter(config.part_concurrency)

@@ -103,14 +103,15 @@ async def pull(snapshot_id: str, store: Store, dest: str | Path, *,
     # Memory per file matters at millions of files: the first entry of each object (shared
     # with the manifest) and two sets of paths; no per-file Path objects, no work list.
     first: dict[str, Entry] = {}
+    files = 0
     for e in manifest.files():
+        files += 1
         first.setdefault(e.checksum, e)
     from_cache: set[str] = set()
     placed: set[str] = set()
     kept: set[str] = set()
     base = os.fspath(target)
-    res = FetchResult(id=sid, files=len(manifest.entries) - sum(1 for _ in manifest.dirs()),
-                      objects=len(first))
+    res = FetchResult(id=sid, files=files, objects=len(first))
 
     def plan(batch: list[Entry]) -> tuple[list[Item], int, int]:
         """Download items for ``batch``; (items, objects skipped, their bytes)."""
@@ -142,8 +143,7 @@ async def pull(snapshot_id: str, store: Store, dest: str | Path, *,
 
     async def shared(digest: str, final: Path) -> None:
         if share[0]:
-            share[0] = await run_sync(reflink_into, final,
-                                                      cache.object_path(digest))
+            share[0] = await run_sync(reflink_into, final, cache.object_path(digest))
 
     async with Progress("pull", progress, files_total=len(first),
                         bytes_total=sum(e.size for e in first.values())) as prog:
