@@ -10,11 +10,15 @@ layer's job (``transfer/retry.py``), not the store's.
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeAlias, runtime_checkable
 
 OBJECTS = ".objects"
 MANIFESTS = ".manifests"
 HISTORY = ".snapdir-history"  # revision records; snapdir 1.x ignores this prefix
+
+#: what ``Store.get`` yields and ``Store.put`` takes: bytes, or a view of a buffer already
+#: held (S3 bodies are handed over without a copy); hashers and writes take either.
+Chunk: TypeAlias = bytes | memoryview
 
 
 def shard(digest: str) -> str:
@@ -48,7 +52,7 @@ class Store(Protocol):
         """Size of the object at ``key``, or None if it does not exist."""
         ...
 
-    def get(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+    def get(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[Chunk]:
         """Stream the bytes of ``key`` (``[start, end)`` when given). ObjectNotFound if absent.
 
         An async generator: errors surface on the first ``__anext__``.
@@ -64,7 +68,7 @@ class Store(Protocol):
         (without reading its body: stream it with ``get``). ObjectNotFound if absent."""
         ...
 
-    async def put(self, key: str, chunks: AsyncIterable[bytes], size: int) -> None:
+    async def put(self, key: str, chunks: AsyncIterable[Chunk], size: int) -> None:
         """Write ``size`` bytes from ``chunks`` to ``key``, all or nothing.
 
         Large objects go multipart with parts uploaded in parallel; if ``chunks`` raises

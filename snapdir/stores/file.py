@@ -20,6 +20,7 @@ import anyio.to_thread
 from ..errors import AccessDenied, ObjectNotFound, StoreError, StoreUnavailable
 from ..transfer.batch import Batcher
 from ..transfer.threads import run_sync
+from .base import Chunk
 
 TMP_PREFIX = ".tmp-"
 _READ_CHUNK = 1024 * 1024
@@ -75,7 +76,7 @@ class FileStore:
 
         return await self._run(stat, key)
 
-    async def get(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+    async def get(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[Chunk]:
         path = self.path_of(key)
         if start == 0 and end is None:  # whole object: small ones in one batched call
             whole = await self.get_small(key, _READ_CHUNK)
@@ -112,7 +113,7 @@ class FileStore:
             raise self._error(exc, key) from exc
         return whole if whole is not None and len(whole) <= limit else None
 
-    async def put(self, key: str, chunks: AsyncIterable[bytes], size: int) -> None:
+    async def put(self, key: str, chunks: AsyncIterable[Chunk], size: int) -> None:
         path = self.path_of(key)
         tmp = await self._run(lambda: _open_temp(path), key)
         try:

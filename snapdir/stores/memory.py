@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 
 from ..errors import ObjectNotFound, StoreError
+from .base import Chunk
 
 Fault = Callable[[str, str], Awaitable[None] | None]
 
@@ -55,7 +56,7 @@ class MemoryStore:
         data = self.objects.get(key)
         return None if data is None else len(data)
 
-    async def get(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+    async def get(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[Chunk]:
         await self._enter("get", key)
         data = self.objects.get(key)
         if data is None:
@@ -76,7 +77,7 @@ class MemoryStore:
         data = await self.get_bytes(key)
         return data if len(data) <= limit else None
 
-    async def put(self, key: str, chunks: AsyncIterable[bytes], size: int) -> None:
+    async def put(self, key: str, chunks: AsyncIterable[Chunk], size: int) -> None:
         self.open_puts += 1
         try:
             await self._enter("put", key)

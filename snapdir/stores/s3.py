@@ -26,6 +26,7 @@ from obstore.exceptions import PermissionDeniedError, UnauthenticatedError
 from obstore.store import S3Store as _ObStore
 
 from ..errors import AccessDenied, ObjectNotFound, StoreError, StoreUnavailable, Throttled
+from .base import Chunk
 
 if TYPE_CHECKING:
     from obstore import GetOptions
@@ -253,7 +254,7 @@ class S3Store:
             raise self._error(exc, key) from exc
         return meta["size"]
 
-    async def get(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+    async def get(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[Chunk]:
         if end is not None and end <= start:
             return
         store = await self._ob()
@@ -265,7 +266,7 @@ class S3Store:
         try:
             result = await obstore.get_async(store, key, options=options)
             async for chunk in result.stream(min_chunk_size=MiB):
-                yield bytes(chunk)
+                yield memoryview(chunk)  # obstore's buffer itself: no copy per MiB
         except Exception as exc:
             raise self._error(exc, key) from exc
 
@@ -289,7 +290,7 @@ class S3Store:
         except Exception as exc:
             raise self._error(exc, key) from exc
 
-    async def put(self, key: str, chunks: AsyncIterable[bytes], size: int) -> None:
+    async def put(self, key: str, chunks: AsyncIterable[Chunk], size: int) -> None:
         if size <= self.multipart_threshold:
             buf = bytearray()
             async for chunk in chunks:
@@ -379,7 +380,7 @@ class _Counted:
     instead of completing an object of the wrong size.
     """
 
-    def __init__(self, chunks: AsyncIterable[bytes], check: Callable[[int], None],
+    def __init__(self, chunks: AsyncIterable[Chunk], check: Callable[[int], None],
                  size: int) -> None:
         self._it = aiter(chunks)
         self._check = check
@@ -390,7 +391,7 @@ class _Counted:
     def __aiter__(self) -> _Counted:
         return self
 
-    async def __anext__(self) -> bytes:
+    async def __anext__(self) -> Chunk:
         try:
             chunk = await self._it.__anext__()
             self.total += len(chunk)

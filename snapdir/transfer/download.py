@@ -6,6 +6,7 @@ prefix of finished ranges grows."""
 from __future__ import annotations
 
 import os
+import threading
 from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -15,7 +16,7 @@ import anyio
 from ..core.manifest import Hasher
 from ..errors import IntegrityError
 from ..hashing import hash_range, threaded_blake3
-from ..stores.base import Store, object_key
+from ..stores.base import Chunk, Store, object_key
 from .batch import Batcher
 from .cache import temp_name
 from .config import TransferConfig
@@ -34,7 +35,7 @@ def _mismatch(store: Store, digest: str, actual: str, label: str) -> IntegrityEr
         key=object_key(digest), expected=digest, actual=actual)
 
 
-def write_small(tmp: Path, final: Path, chunks: list[bytes], digest: str,
+def write_small(tmp: Path, final: Path, chunks: list[Chunk], digest: str,
                  hasher: Hasher, mode: int | None) -> str:
     h = hasher.new()
     for c in chunks:
@@ -68,7 +69,7 @@ async def download_object(store: Store, digest: str, final: Path, hasher: Hasher
     label = label or key
     tmp = temp_name(final)
 
-    async def place_small(chunks: list[bytes]) -> None:
+    async def place_small(chunks: list[Chunk]) -> None:
         """Verify bytes held in memory and write them into place (batched if we can)."""
         args = (tmp, final, chunks, digest, hasher, mode)
         actual = await (writer.call(*args) if writer is not None
@@ -92,7 +93,7 @@ async def download_object(store: Store, digest: str, final: Path, hasher: Hasher
             if data is not None:
                 await place_small([data])
                 return len(data)
-        chunks: list[bytes] = []
+        chunks: list[Chunk] = []
         held = 0
         fh: BinaryIO | None = None
         h: Any = None
@@ -146,11 +147,19 @@ async def _ranged(store: Store, key: str, tmp: Path, final: Path, size: int,
         done: set[int] = set()
         hashed = 0
         hashing = anyio.Lock()
+        # One writer at a time: concurrent buffered writes to one file contend for its
+        # inode lock in the kernel (ext4 spins on it); measured on the 2 GiB pull: ~0.1 s
+        # less CPU, the same wall time, with this lock.
+        writing = threading.Lock()
+
+        def write_at(chunk: Chunk, offset: int) -> None:
+            with writing:
+                os.pwrite(fd, chunk, offset)
 
         async def fetch_range(start: int, end: int) -> None:
             offset = start
             async for chunk in store.get(key, start, end):
-                await run_sync(os.pwrite, fd, chunk, offset)
+                await run_sync(write_at, chunk, offset)
                 offset += len(chunk)
             if offset != end:
                 from ..errors import StoreUnavailable

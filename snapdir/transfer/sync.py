@@ -15,7 +15,7 @@ from functools import partial
 from .. import settings
 from ..core.manifest import Hasher
 from ..errors import IntegrityError, StoreUnavailable
-from ..stores.base import Store, manifest_key, object_key
+from ..stores.base import Chunk, Store, manifest_key, object_key
 from .cache import LocalCache
 from .config import TransferConfig
 from .fetch import check_id, get_manifest, object_labels
@@ -42,11 +42,11 @@ def _bad(src: Store, digest: str, actual: str, label: str) -> IntegrityError:
 
 
 async def _verified(src: Store, digest: str, size: int, hasher: Hasher,
-                    label: str) -> AsyncIterator[bytes]:
+                    label: str) -> AsyncIterator[Chunk]:
     """The object's bytes; raises before the last chunk if they do not hash to ``digest``."""
     h = hasher.new()
     seen = 0
-    pending: bytes | None = None
+    pending: Chunk | None = None
     async for chunk in src.get(object_key(digest)):
         if pending is not None:
             yield pending
