@@ -116,7 +116,40 @@ def cli() -> None:
     """Content-addressed snapshots of datasets and checkpoints (snapdir 1.x compatible)."""
 
 
+def _tune_malloc() -> None:
+    """Keep freed buffers for reuse instead of returning them to the kernel at once.
+
+    glibc's default hands big buffers back to the kernel after each use (mmap, then trim
+    at twice the mmap threshold), so every MiB a transfer receives is page-faulted and
+    zeroed again: ~135,000 page faults on a 2 GiB pull. Buffers under 4 MiB recycled,
+    and 32 MiB of free heap kept: ~35,000 faults, 0.2-0.3 s less CPU on that pull (wall
+    3-10 % less), peak RSS 105 -> 135 MB there and 200 -> 270 MB on 4 x 256 MiB. Larger
+    buffers (upload parts) are still mapped and unmapped per use. The CLI's own process
+    only: a program using the library keeps its allocator settings, and so does a user
+    who sets glibc's own ``MALLOC_*_`` variables.
+    """
+    import os
+
+    if any(k.startswith("MALLOC_") for k in os.environ):
+        return
+    try:
+        if not os.confstr("CS_GNU_LIBC_VERSION"):
+            return
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        libc.mallopt(_M_MMAP_THRESHOLD, 4 << 20)
+        libc.mallopt(_M_TRIM_THRESHOLD, 32 << 20)
+    except (ValueError, OSError, AttributeError):  # not glibc: nothing to tune
+        return
+
+
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+
+
 def main() -> None:
+    _tune_malloc()
     try:
         # prog_name: `python -m snapdir` reads _SNAPDIR_COMPLETE and says "snapdir" too
         cli.main(standalone_mode=False, prog_name="snapdir")
