@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import random
 import shutil
@@ -100,6 +101,9 @@ class Bench:
 
     def go(self, tool: Tool, cmd_env: tuple[list[str], dict[str, str]]) -> Run:
         cmd, extra = cmd_env
+        # untimed: flush what the previous step left dirty (SeaweedFS's volume writes, a
+        # pulled tree), so no command pays for another's writeback
+        os.sync()
         try:
             return run(cmd, clean_env(self.base_env, extra))
         except ToolFailed as exc:  # one retry: a shared, busy machine; then give up loudly
