@@ -12,7 +12,7 @@ import blake3
 import pytest
 
 from snapdir.core.manifest import Hasher
-from snapdir.errors import IntegrityError
+from snapdir.errors import IntegrityError, StoreUnavailable
 from snapdir.stores.base import object_key
 from snapdir.stores.memory import MemoryStore
 from snapdir.transfer.config import TransferConfig
@@ -64,3 +64,38 @@ async def test_ranged_download_refuses_a_wrong_byte(tmp_path: Path) -> None:
     with pytest.raises(IntegrityError, match=digest):
         await download_object(store, digest, final, Hasher(), cfg, size_hint=len(data))
     assert os.listdir(tmp_path) == []  # neither the final name nor a temp file
+
+
+class CutStore(MemoryStore):
+    """The first GET of every range breaks off after one chunk (a connection reset)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[tuple[int, int | None]] = []
+
+    async def get(self, key: str, start: int = 0, end: int | None = None
+                  ) -> AsyncIterator[bytes]:
+        first = all(e != end for _, e in self.asked)
+        self.asked.append((start, end))
+        async for chunk in super().get(key, start, end):
+            yield chunk
+            if first:
+                raise StoreUnavailable(f"{key}: connection reset", key)
+
+
+async def test_a_broken_range_resumes_where_it_stopped(tmp_path: Path) -> None:
+    data = os.urandom(17 * MiB + 5)
+    digest = blake3.blake3(data).hexdigest()
+    store = CutStore()
+    await store.put_bytes(object_key(digest), data)
+    part = 5 * MiB
+    cfg = TransferConfig(multipart_threshold=6 * MiB, range_size=part, part_concurrency=2,
+                         backoff_base=0.001, backoff_cap=0.01)
+    final = tmp_path / "big.bin"
+    await download_object(store, digest, final, Hasher(), cfg, size_hint=len(data))
+    assert final.read_bytes() == data
+    starts = range(0, len(data), part)
+    # each range: one broken attempt from its start, then one from after the chunk it got
+    assert sorted(store.asked) == sorted(
+        [(s, min(len(data), s + part)) for s in starts]
+        + [(s + 64 * 1024, min(len(data), s + part)) for s in starts])
