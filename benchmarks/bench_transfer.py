@@ -55,7 +55,7 @@ from benchmarks.harness import (
     run,
     unique,
 )
-from benchmarks.seaweed import seaweedfs
+from benchmarks.seaweed import LocalS3, seaweedfs, vacuum
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
@@ -80,12 +80,19 @@ def human(size: int) -> str:
 
 class Bench:
     def __init__(self, work: Path, tools: list[Tool], base_env: dict[str, str],
-                 base_uri: str) -> None:
+                 base_uri: str, s3: LocalS3 | None = None) -> None:
+        self.s3 = s3
         self.work = work
         self.tools = tools
         self.base_env = base_env
         self.base_uri = base_uri
         self.runs: dict[str, list[dict[str, float]]] = {}
+
+    def drop(self, uri: str) -> None:
+        """Delete a prefix and reclaim its space on the server."""
+        self.drop(uri)
+        if self.s3 is not None:
+            vacuum(self.s3)
 
     def record(self, case: str, op: str, tool: Tool, r: Run) -> None:
         self.runs.setdefault(f"{case}/{op}/{tool.name}", []).append(
@@ -149,7 +156,7 @@ class Bench:
             r = self.go(tool, tool.repush(copy, uris[tool.name], states[tool.name]))
             self.record("d", "push", tool, r)
         for tool in tools:
-            delete_prefix(uris[tool.name], self.base_env)
+            self.drop(uris[tool.name])
             shutil.rmtree(states[tool.name], ignore_errors=True)
         shutil.rmtree(copy, ignore_errors=True)
 
@@ -225,13 +232,13 @@ def main(argv: list[str] | None = None) -> int:
         env = s3.env()
         tools = find_tools(s3.endpoint, [t.strip() for t in args.tools.split(",")])
         print("tools: " + ", ".join(f"{t.name} ({t.exe})" for t in tools), file=sys.stderr)
-        bench = Bench(work, tools, env, f"s3://{s3.bucket}/bench")
+        bench = Bench(work, tools, env, f"s3://{s3.bucket}/bench", s3)
         # untimed warm-up: SeaweedFS grows its volumes on first writes, which would land
         # on whichever tool happens to go first
         warm = unique(bench.base_uri, "warm-up")
         bench.go(tools[0], tools[0].push(sources.get("a") or next(iter(sources.values())),
                                          warm, bench.state("warm-up")))
-        delete_prefix(warm, env)
+        bench.drop(warm)
         for rep in range(runs):
             order = tools[rep % len(tools):] + tools[:rep % len(tools)]
             print(f"run {rep + 1}/{runs}", file=sys.stderr, flush=True)
