@@ -90,7 +90,7 @@ class Bench:
 
     def drop(self, uri: str) -> None:
         """Delete a prefix and reclaim its space on the server."""
-        self.drop(uri)
+        delete_prefix(uri, self.base_env)
         if self.s3 is not None:
             vacuum(self.s3)
 
@@ -136,7 +136,7 @@ class Bench:
         shutil.rmtree(dest, ignore_errors=True)
         shutil.rmtree(st, ignore_errors=True)
         shutil.rmtree(st2, ignore_errors=True)
-        delete_prefix(uri, self.base_env)
+        self.drop(uri)
 
     def repush(self, src: Path, rep: int, tools: list[Tool]) -> None:
         copy = self.work / "repush-src"
