@@ -116,6 +116,10 @@ def cli() -> None:
     """Content-addressed snapshots of datasets and checkpoints (snapdir 1.x compatible)."""
 
 
+_M_TRIM_THRESHOLD = -1  # mallopt parameters (malloc.h)
+_M_MMAP_THRESHOLD = -3
+
+
 def _tune_malloc() -> None:
     """Keep freed buffers for reuse instead of returning them to the kernel at once.
 
@@ -142,10 +146,6 @@ def _tune_malloc() -> None:
         libc.mallopt(_M_TRIM_THRESHOLD, 32 << 20)
     except (ValueError, OSError, AttributeError):  # not glibc: nothing to tune
         return
-
-
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
 
 
 def main() -> None:
