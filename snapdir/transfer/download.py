@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -25,8 +24,6 @@ from .threads import run_sync
 
 #: Objects the manifest says are at most this large are fetched in one awaited request.
 SMALL_GET = 1024 * 1024
-#: a ranged download's write slower than this moves its writes off the event loop
-_SLOW_WRITE = 0.01
 
 
 def _mismatch(store: Store, digest: str, actual: str, label: str) -> IntegrityError:
@@ -165,24 +162,10 @@ async def _ranged(store: Store, key: str, tmp: Path, final: Path, size: int,
                 os.pwrite(fd, chunk, offset)
                 written[start] = offset + len(chunk)
 
-        # Writes happen right here on the event loop while they are quick (page-cache
-        # copies of ~0.3 ms per MiB): a thread hand-off per MiB cost 0.1-0.4 s more CPU
-        # on a 2 GiB pull (A/B medians of client CPU: 2.9-3.2 s -> 2.5-2.7 s). The first
-        # slow write (dirty-page throttling, a network filesystem) moves the rest of this
-        # object's writes to threads, so the loop is never held for long.
-        inline = True
-
         async def fetch_range(start: int, end: int) -> None:
-            nonlocal inline
             offset = written[start]  # resume after what an earlier attempt wrote
             async for chunk in store.get(key, offset, end):
-                if inline:
-                    began = time.perf_counter()
-                    write_at(chunk, start, offset)
-                    if time.perf_counter() - began > _SLOW_WRITE:
-                        inline = False
-                else:
-                    await run_sync(write_at, chunk, start, offset)
+                await run_sync(write_at, chunk, start, offset)
                 offset += len(chunk)
             if offset != end:
                 from ..errors import StoreUnavailable

@@ -15,7 +15,6 @@ from snapdir.core.manifest import Hasher
 from snapdir.errors import IntegrityError, StoreUnavailable
 from snapdir.stores.base import object_key
 from snapdir.stores.memory import MemoryStore
-from snapdir.transfer import download
 from snapdir.transfer.config import TransferConfig
 from snapdir.transfer.download import download_object
 
@@ -37,12 +36,8 @@ class ShuffledStore(MemoryStore):
             yield chunk
 
 
-@pytest.mark.parametrize("slow", [False, True])  # writes on the loop, or moved to threads
 @pytest.mark.parametrize("part", [5 * MiB, 5 * MiB + 4097])  # page-aligned and not
-async def test_ranged_download_is_verified_in_any_order(tmp_path: Path, part: int, slow: bool,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    if slow:  # every write counts as slow: the first one moves the rest to threads
-        monkeypatch.setattr(download, "_SLOW_WRITE", -1.0)
+async def test_ranged_download_is_verified_in_any_order(tmp_path: Path, part: int) -> None:
     data = os.urandom(23 * MiB + 777)
     digest = blake3.blake3(data).hexdigest()
     store = ShuffledStore(seed=part)
