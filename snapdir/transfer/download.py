@@ -61,6 +61,12 @@ def _open_write(path: Path) -> BinaryIO:
     return open(path, "wb")
 
 
+def _hash_write(h: Any, fh: BinaryIO, chunk: Chunk) -> None:
+    """Hash and write one chunk: one worker-thread hop for both."""
+    h.update(chunk)
+    fh.write(chunk)
+
+
 async def download_object(store: Store, digest: str, final: Path, hasher: Hasher,
                           config: TransferConfig, *, size_hint: int = 0, label: str = "",
                           mode: int | None = None, writer: Batcher[str] | None = None) -> int:
@@ -108,11 +114,9 @@ async def download_object(store: Store, digest: str, final: Path, hasher: Hasher
                     fh = await run_sync(_open_write, tmp)
                     h = hasher.new()
                     for c in chunks:
-                        h.update(c)
-                        await run_sync(fh.write, c)
+                        await run_sync(_hash_write, h, fh, c)
                     chunks = []
-                await run_sync(h.update, chunk)
-                await run_sync(fh.write, chunk)
+                await run_sync(_hash_write, h, fh, chunk)
                 held += len(chunk)
             if fh is None:
                 await place_small(chunks)

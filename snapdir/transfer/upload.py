@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from typing import Any
 
 from ..core.manifest import Hasher
 from ..errors import FileChanged, SourceError
@@ -39,6 +40,14 @@ def read_verified(path: str, size: int, digest: str, hasher: Hasher) -> bytes:
     return data
 
 
+def _read_hashed(fd: int, want: int, offset: int, h: Any) -> bytes:
+    """Read ``want`` bytes at ``offset`` and hash them if all came: one thread hop."""
+    data = os.pread(fd, want, offset)
+    if len(data) == want:
+        h.update(data)
+    return data
+
+
 async def verified_chunks(path: str, size: int, digest: str, hasher: Hasher,
                           chunk: int) -> AsyncIterator[bytes]:
     """Chunks of a large file; raises before the last chunk if the bytes do not match."""
@@ -51,10 +60,9 @@ async def verified_chunks(path: str, size: int, digest: str, hasher: Hasher,
         offset = 0
         while offset < size:
             want = min(chunk, size - offset)
-            data = await run_sync(os.pread, fd, want, offset)
+            data = await run_sync(_read_hashed, fd, want, offset, h)
             if len(data) != want:
                 raise _changed(path)
-            await run_sync(h.update, data)
             offset += want
             if offset >= size and (h.hexdigest() != digest or os.fstat(fd).st_size != size):
                 raise _changed(path)
