@@ -18,6 +18,7 @@ import anyio
 import anyio.to_thread
 
 from ..errors import AccessDenied, ObjectNotFound, StoreError, StoreUnavailable
+from ..fileio import write_all
 from ..transfer.batch import Batcher
 from ..transfer.threads import run_sync
 from .base import Chunk
@@ -120,14 +121,13 @@ class FileStore:
             written = 0
             async with await anyio.open_file(tmp, "r+b", buffering=0,
                                              limiter=self._limiter) as f:
+                fd = f.wrapped.fileno()
                 async for chunk in chunks:
-                    view = memoryview(chunk)
-                    while view:
-                        n = await f.write(view)
-                        view = view[n:]
+                    async with self._limiter:
+                        await run_sync(write_all, fd, chunk)
                     written += len(chunk)
                 if self.fsync:
-                    await run_sync(os.fsync, f.wrapped.fileno())
+                    await run_sync(os.fsync, fd)
             if written != size:
                 raise StoreError(f"put of {key} to {self.uri} got {written} bytes, expected "
                                  f"{size}: the source changed while it was read", key=key)
@@ -178,9 +178,7 @@ def _write_bytes(path: Path, data: bytes, fsync: bool) -> None:
     tmp = _open_temp(path)
     try:
         with tmp.open("r+b", buffering=0) as f:
-            view = memoryview(data)
-            while view:
-                view = view[f.write(view):]
+            write_all(f.fileno(), data)
             if fsync:
                 os.fsync(f.fileno())
         os.replace(tmp, path)

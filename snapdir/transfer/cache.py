@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..core.manifest import Manifest, digest_hex, parse
 from ..errors import IntegrityError
+from ..fileio import write_all
 from ..stores.base import manifest_key, object_key
 
 TMP_PREFIX = ".snapdir-tmp-"
@@ -53,8 +54,8 @@ class LocalCache:
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = temp_name(final)
         try:
-            with open(tmp, "wb") as fh:
-                fh.write(data)
+            with open(tmp, "wb", buffering=0) as fh:
+                write_all(fh.fileno(), data)
             os.replace(tmp, final)
         except BaseException:
             tmp.unlink(missing_ok=True)

@@ -23,6 +23,7 @@ from pathlib import Path
 from .. import settings
 from ..core.manifest import Hasher, Manifest
 from ..errors import DestinationError, SnapdirError
+from ..fileio import write_all
 from ..hashing import hash_file
 from .cache import TMP_PREFIX, temp_name
 
@@ -89,7 +90,7 @@ def _kernel_copy(fi: object, fo: object) -> None:
         os.lseek(src, offset, 0)
         os.lseek(dst, offset, 0)
         while block := os.read(src, 8 * 1024 * 1024):
-            os.write(dst, block)
+            write_all(dst, block)
 
 
 def check_destination(dest: Path, delete: bool) -> Path:

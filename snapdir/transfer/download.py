@@ -15,6 +15,7 @@ import anyio
 
 from ..core.manifest import Hasher
 from ..errors import IntegrityError
+from ..fileio import pwrite_all, write_all
 from ..hashing import hash_range, threaded_blake3
 from ..stores.base import Chunk, Store, object_key
 from .batch import Batcher
@@ -44,13 +45,13 @@ def write_small(tmp: Path, final: Path, chunks: list[Chunk], digest: str,
     if actual != digest:
         return actual
     try:
-        fh = open(tmp, "wb")  # noqa: SIM115 - closed below
+        fh = _open_write(tmp)
     except FileNotFoundError:  # its directory does not exist yet (a fresh cache)
         final.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(tmp, "wb")  # noqa: SIM115
+        fh = _open_write(tmp)
     with fh:
         for c in chunks:
-            fh.write(c)
+            write_all(fh.fileno(), c)
         if mode is not None:
             os.fchmod(fh.fileno(), mode)
     os.replace(tmp, final)
@@ -58,13 +59,13 @@ def write_small(tmp: Path, final: Path, chunks: list[Chunk], digest: str,
 
 
 def _open_write(path: Path) -> BinaryIO:
-    return open(path, "wb")
+    return open(path, "wb", buffering=0)  # written through fileio.write_all
 
 
 def _hash_write(h: Any, fh: BinaryIO, chunk: Chunk) -> None:
     """Hash and write one chunk: one worker-thread hop for both."""
     h.update(chunk)
-    fh.write(chunk)
+    write_all(fh.fileno(), chunk)
 
 
 async def download_object(store: Store, digest: str, final: Path, hasher: Hasher,
@@ -163,8 +164,7 @@ async def _ranged(store: Store, key: str, tmp: Path, final: Path, size: int,
 
         def write_at(chunk: Chunk, start: int, offset: int) -> None:
             with writing:
-                os.pwrite(fd, chunk, offset)
-                written[start] = offset + len(chunk)
+                written[start] = pwrite_all(fd, chunk, offset)
 
         async def fetch_range(start: int, end: int) -> None:
             offset = written[start]  # resume after what an earlier attempt wrote
