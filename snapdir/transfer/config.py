@@ -4,10 +4,10 @@ Memory bound (bytes held by transfers at once)::
 
     jobs × small_object_limit                       whole small objects being sent/received
   + large_jobs × part_concurrency × part_size       multipart uploads
-  + part_concurrency × 1 MiB per large download     ranged GETs stream to disk
+  + large_jobs × part_concurrency × range_size      ranged GETs, each range held whole
 
-With the defaults: 32 × 8 MiB + 2 × 8 × 8 MiB ≈ 384 MiB worst case; in practice small
-objects are far below the limit. None of it grows with file size or dataset size.
+With the defaults: 32 × 8 MiB + 2 × 8 × 8 MiB ≈ 384 MiB worst case (pushes and pulls
+never both at once); in practice small objects are far below the limit. None of it grows with file size or dataset size.
 """
 
 from __future__ import annotations
@@ -29,9 +29,11 @@ class TransferConfig:
     #: objects at least this large go multipart / ranged, others in one request
     multipart_threshold: int = 64 * MiB
     part_size: int = 8 * MiB
-    #: bytes per ranged GET when downloading a large object (2 GiB through SeaweedFS:
-    #: 8 MiB ranges 3.4-3.9 s, 32 MiB 2.7-2.9 s, 64-128 MiB no better)
-    range_size: int = 32 * MiB
+    #: bytes per ranged GET when downloading a large object, received whole into one
+    #: buffer (2 GiB through SeaweedFS, client CPU: 8 MiB ranges 2.4-2.7 s; 4 MiB
+    #: 2.8-3.2 s; 16 MiB the same as 8 with 100 MB more RSS; 32 MiB ranges streamed
+    #: in 1 MiB chunks 2.9-3.1 s)
+    range_size: int = 8 * MiB
     part_concurrency: int = 8
     #: how many large objects move at once (each with part_concurrency parts)
     large_jobs: int = 2

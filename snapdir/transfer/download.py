@@ -70,8 +70,13 @@ def _hash_write(h: Any, fh: BinaryIO, chunk: Chunk) -> None:
 
 async def download_object(store: Store, digest: str, final: Path, hasher: Hasher,
                           config: TransferConfig, *, size_hint: int = 0, label: str = "",
-                          mode: int | None = None, writer: Batcher[str] | None = None) -> int:
-    """Fetch object ``digest`` into ``final`` (verified); returns its size."""
+                          mode: int | None = None, writer: Batcher[str] | None = None,
+                          large: anyio.CapacityLimiter | None = None) -> int:
+    """Fetch object ``digest`` into ``final`` (verified); returns its size.
+
+    ``large`` (shared by the caller's downloads) bounds how many objects come in ranged
+    GETs at once: each holds up to ``part_concurrency`` ranges in memory.
+    """
     key = object_key(digest)
     label = label or key
     tmp = temp_name(final)
@@ -88,7 +93,8 @@ async def download_object(store: Store, digest: str, final: Path, hasher: Hasher
         if size_hint >= config.multipart_threshold:
             size = await store.head(key)
             if size is not None and size >= config.multipart_threshold:
-                actual = await _ranged(store, key, tmp, final, size, config, hasher)
+                async with large or anyio.CapacityLimiter(1):
+                    actual = await _ranged(store, key, tmp, final, size, config, hasher)
                 if actual != digest:
                     raise _mismatch(store, digest, actual, label)
                 if mode is not None:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+import anyio
+
 from .. import settings
 from ..core.manifest import Hasher, Manifest, digest_hex, parse
 from ..core.plan import plan_fetch, select
@@ -100,6 +102,7 @@ async def download_all(store: Store, items: Iterable[Item] | AsyncIterable[Item]
     hasher = Hasher("b3sum", settings.manifest_context())
     totals = [0, 0]
     writer: Batcher[str] = Batcher(write_small)
+    large = anyio.CapacityLimiter(config.large_jobs)  # ranged downloads at once
 
     async def one(item: Item) -> None:
         digest, final_s, label, hint, mode = item
@@ -107,7 +110,7 @@ async def download_all(store: Store, items: Iterable[Item] | AsyncIterable[Item]
         try:
             size = await retrying(partial(download_object, store, digest, final, hasher,
                                           config, size_hint=hint, label=label, mode=mode,
-                                          writer=writer), config)
+                                          writer=writer, large=large), config)
         except StoreError as exc:
             raise with_path(exc, label) from exc
         except OSError as exc:  # writing locally: a full disk, permissions, a directory

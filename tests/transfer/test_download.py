@@ -99,3 +99,47 @@ async def test_a_broken_range_resumes_where_it_stopped(tmp_path: Path) -> None:
     assert sorted(store.asked) == sorted(
         [(s, min(len(data), s + part)) for s in starts]
         + [(s + 64 * 1024, min(len(data), s + part)) for s in starts])
+
+
+class CountingStore(MemoryStore):
+    """Records the most ranged GETs in flight at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = self.most = 0
+
+    async def get(self, key: str, start: int = 0, end: int | None = None
+                  ) -> AsyncIterator[bytes]:
+        self.now += 1
+        self.most = max(self.most, self.now)
+        try:
+            await anyio.sleep(0.01)
+            async for chunk in super().get(key, start, end):
+                yield chunk
+        finally:
+            self.now -= 1
+
+
+async def test_ranged_downloads_in_flight_are_bounded(tmp_path: Path) -> None:
+    """Each range is held whole in memory: at most large_jobs x part_concurrency of them,
+    however many large objects the snapshot has and however many jobs run."""
+    from snapdir.transfer.fetch import download_all
+    from snapdir.transfer.progress import Progress
+
+    store = CountingStore()
+    items = []
+    blobs = {}
+    for i in range(5):
+        data = os.urandom(7 * MiB + i)
+        digest = blake3.blake3(data).hexdigest()
+        await store.put_bytes(object_key(digest), data)
+        blobs[digest] = data
+        items.append((digest, tmp_path / f"f{i}", f"f{i}", len(data), None))
+    cfg = TransferConfig(jobs=32, multipart_threshold=6 * MiB, range_size=MiB,
+                         part_concurrency=3, large_jobs=2)
+    async with Progress("fetch", "off", files_total=5) as prog:
+        objects, size = await download_all(store, items, cfg, prog)
+    assert (objects, size) == (5, sum(len(b) for b in blobs.values()))
+    for digest, final, *_ in items:
+        assert Path(final).read_bytes() == blobs[digest]
+    assert 3 < store.most <= 2 * 3  # two objects at once, three ranges each
