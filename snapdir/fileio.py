@@ -10,9 +10,9 @@ memory has gone back to the host), 2 GiB of new file data written from a hot buf
     system time     0.6-0.9 s  0.5-0.6 s  0.5-0.7 s  1.5-2.1 s  3.6-4.7 s
 
 (perf: the extra time is all in ``copy_folio_from_iter_atomic``, the first touch of the new
-folios.) Received chunks are ~1.2 MiB, so writing them whole made a 2 GiB pull spend several
-seconds more of system time than s5cmd, which writes 32 KiB at a time. The extra syscalls
-cost ~10 µs per 256 KiB.
+folios.) Received buffers are 1-8 MiB; writing them whole made a 2 GiB pull spend
+several seconds more of system time than s5cmd, which writes 32 KiB at a time. The extra
+syscalls cost ~10 µs per 256 KiB.
 """
 
 from __future__ import annotations
