@@ -13,10 +13,19 @@ memory has gone back to the host), 2 GiB of new file data written from a hot buf
 folios.) Received buffers are 1-8 MiB; writing them whole made a 2 GiB pull spend
 several seconds more of system time than s5cmd, which writes 32 KiB at a time. The extra
 syscalls cost ~10 µs per 256 KiB.
+
+Large objects skip the page cache altogether where the filesystem allows (``O_DIRECT``,
+see ``enable_direct``): on this machine a new page-cache page costs far more than the copy
+into it whenever the memory behind it was handed back to the host (free page reporting),
+which it is a few seconds after any file is deleted. 2 GiB written fresh, system time:
+buffered 3.7-4.9 s (any write size), direct 0.2 s at 1.6 GB/s. Such a file is not in the
+page cache afterwards (nor does it push a training job's working set out of it).
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 from typing import TYPE_CHECKING
 
@@ -25,15 +34,19 @@ if TYPE_CHECKING:
 
 #: Largest single write (see the table above).
 WRITE_PIECE = 256 * 1024
+#: ``O_DIRECT`` wants buffer addresses, file offsets and lengths aligned to the device's
+#: logical block (512 or 4096 bytes); page alignment satisfies them all.
+DIRECT_ALIGN = 4096
+_O_DIRECT: int = getattr(os, "O_DIRECT", 0)
 
 
-def pwrite_all(fd: int, data: Chunk, offset: int) -> int:
+def pwrite_all(fd: int, data: Chunk, offset: int, piece: int = WRITE_PIECE) -> int:
     """Write all of ``data`` at ``offset`` of ``fd``; returns the offset after it."""
     view = memoryview(data)
     try:
         pos = 0
         while pos < len(view):
-            n = os.pwrite(fd, view[pos:pos + WRITE_PIECE], offset + pos)
+            n = os.pwrite(fd, view[pos:pos + piece], offset + pos)
             if n == 0:  # a regular file never does this; never spin if one does
                 raise OSError(f"write of {len(view) - pos} bytes at {offset + pos} wrote none")
             pos += n
@@ -54,3 +67,37 @@ def write_all(fd: int, data: Chunk) -> None:
             pos += n
     finally:
         view.release()
+
+
+def enable_direct(fd: int) -> bool:
+    """Switch ``fd`` to writes that bypass the page cache (``O_DIRECT``); False where the
+    platform or the filesystem has no such thing (tmpfs, many FUSE filesystems)."""
+    if not _O_DIRECT:
+        return False
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | _O_DIRECT)
+    except OSError:
+        return False
+    return True
+
+
+def disable_direct(fd: int) -> None:
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~_O_DIRECT)
+
+
+def pwrite_direct(fd: int, buf: memoryview, length: int, offset: int) -> bool:
+    """Write ``buf[:length]`` at ``offset`` (a multiple of ``DIRECT_ALIGN``) of an
+    ``O_DIRECT`` ``fd``; ``buf`` is page-aligned and at least ``length`` rounded up to
+    ``DIRECT_ALIGN`` long. The padding past ``length`` lands beyond the data: the caller
+    truncates the file to its size once every range is in. False (nothing written, ``fd``
+    back to plain writes) if the filesystem refuses the alignment after all.
+    """
+    padded = -(-length // DIRECT_ALIGN) * DIRECT_ALIGN
+    try:
+        pwrite_all(fd, buf[:padded], offset, piece=padded)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise
+        disable_direct(fd)
+        return False
+    return True

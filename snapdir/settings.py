@@ -13,6 +13,7 @@ file I/O threads         SNAPDIR_IO_THREADS                           32
 checksum context         SNAPDIR_MANIFEST_CONTEXT                     (plain BLAKE3)
 retry attempts           SNAPDIR_RETRIES                              5
 progress interval        SNAPDIR_PROGRESS_INTERVAL (seconds)          5 plain, 0.2 terminal
+large downloads direct   SNAPDIR_DIRECT_IO=0 writes them buffered     on (O_DIRECT)
 ======================== ============================================ =====================
 """
 
@@ -77,6 +78,16 @@ def hash_threads() -> int:
     return env_int("SNAPDIR_HASH_THREADS", os.cpu_count() or 2)
 
 
+def direct_io() -> bool:
+    """Whether large downloads are written past the page cache (see fileio.py)."""
+    raw = os.environ.get("SNAPDIR_DIRECT_IO", "").strip().lower()
+    if raw in ("", "1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise UsageError(f"SNAPDIR_DIRECT_IO={raw!r}: set 1 (the default) or 0")
+
+
 def io_threads() -> int:
     """Worker threads for blocking file work during transfers (see transfer/threads.py)."""
     return env_int("SNAPDIR_IO_THREADS", 32)
@@ -117,6 +128,7 @@ def describe(store_flag: str | None = None, jobs_flag: int | None = None) -> lis
         ("stat cache off", "SNAPDIR_NO_STAT_CACHE", "0"),
         ("manifest context", "SNAPDIR_MANIFEST_CONTEXT", "(plain BLAKE3)"),
         ("progress interval", "SNAPDIR_PROGRESS_INTERVAL", "5 s plain, 0.2 s terminal"),
+        ("direct I/O", "SNAPDIR_DIRECT_IO", "1 (large downloads)"),
         # the first endpoint variable set wins, as in stores/s3.py
         ("s3 endpoint", next((v for v in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL",
                                           "SNAPDIR_S3_STORE_ENDPOINT_URL")

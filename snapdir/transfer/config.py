@@ -4,10 +4,12 @@ Memory bound (bytes held by transfers at once)::
 
     jobs × small_object_limit                       whole small objects being sent/received
   + large_jobs × part_concurrency × part_size       multipart uploads
-  + large_jobs × part_concurrency × range_size      ranged GETs, each range held whole
+  + 2 × range_window × range_size                   ranged GETs: bytes arriving (obstore's
+                                                    buffers), then in ours until hashed
 
-With the defaults: 32 × 8 MiB + 2 × 8 × 8 MiB ≈ 384 MiB worst case (pushes and pulls
-never both at once); in practice small objects are far below the limit. None of it grows with file size or dataset size.
+With the defaults, a push holds at most 32 × 8 MiB + 2 × 8 × 8 MiB = 384 MiB and a pull
+32 × 8 MiB + 2 × 12 × 8 MiB = 448 MiB; in practice small objects are far below the limit.
+None of it grows with file size or dataset size.
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ class TransferConfig:
     #: in 1 MiB chunks 2.9-3.1 s)
     range_size: int = 8 * MiB
     part_concurrency: int = 8
+    #: ranges held in memory at once by every ranged download together: those in flight
+    #: and those received but waiting for an earlier one to be hashed (file order)
+    range_window: int = 12
+    #: write ranged downloads past the page cache (O_DIRECT) where the filesystem can
+    direct_io: bool = field(default_factory=settings.direct_io)
     #: how many large objects move at once (each with part_concurrency parts)
     large_jobs: int = 2
     small_object_limit: int = 8 * MiB
@@ -43,7 +50,7 @@ class TransferConfig:
 
     def __post_init__(self) -> None:
         for name in ("jobs", "retries", "multipart_threshold", "part_size", "range_size",
-                     "part_concurrency", "large_jobs", "small_object_limit"):
+                     "part_concurrency", "range_window", "large_jobs", "small_object_limit"):
             if getattr(self, name) < 1:
                 raise UsageError(f"{name} must be at least 1")
         if self.part_size < S3_MIN_PART:

@@ -1,12 +1,18 @@
 """Receiving one object: streamed to a temporary file next to its final place while being
 hashed, verified, then renamed into place. A wrong byte never appears under the real name.
-Large objects come in parallel ranged GETs, hashed with BLAKE3's threads as the contiguous
-prefix of finished ranges grows."""
+Large objects come in parallel ranged GETs into reused page-aligned buffers, written past
+the page cache where the filesystem allows (see ``fileio``) and hashed from memory, in file
+order, with BLAKE3's threads.
+
+2 GiB pulled from SeaweedFS on this machine, same run: writing through the page cache and
+hashing the file back from it, 4.7-5.5 s (system time 3.5-4.1 s: new page-cache pages);
+this way 2.8-3.1 s (system 0.8 s), s5cmd 1.8-3.0 s.
+"""
 
 from __future__ import annotations
 
+import mmap
 import os
-import threading
 from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -15,8 +21,8 @@ import anyio
 
 from ..core.manifest import Hasher
 from ..errors import IntegrityError
-from ..fileio import pwrite_all, write_all
-from ..hashing import hash_range, threaded_blake3
+from ..fileio import DIRECT_ALIGN, enable_direct, pwrite_all, pwrite_direct, write_all
+from ..hashing import threaded_blake3
 from ..stores.base import Chunk, Store, object_key
 from .batch import Batcher
 from .cache import temp_name
@@ -71,11 +77,12 @@ def _hash_write(h: Any, fh: BinaryIO, chunk: Chunk) -> None:
 async def download_object(store: Store, digest: str, final: Path, hasher: Hasher,
                           config: TransferConfig, *, size_hint: int = 0, label: str = "",
                           mode: int | None = None, writer: Batcher[str] | None = None,
-                          large: anyio.CapacityLimiter | None = None) -> int:
+                          large: anyio.CapacityLimiter | None = None,
+                          buffers: RangeBuffers | None = None) -> int:
     """Fetch object ``digest`` into ``final`` (verified); returns its size.
 
     ``large`` (shared by the caller's downloads) bounds how many objects come in ranged
-    GETs at once: each holds up to ``part_concurrency`` ranges in memory.
+    GETs at once; ``buffers`` (shared too) holds the ranges they receive.
     """
     key = object_key(digest)
     label = label or key
@@ -93,8 +100,15 @@ async def download_object(store: Store, digest: str, final: Path, hasher: Hasher
         if size_hint >= config.multipart_threshold:
             size = await store.head(key)
             if size is not None and size >= config.multipart_threshold:
-                async with large or anyio.CapacityLimiter(1):
-                    actual = await _ranged(store, key, tmp, final, size, config, hasher)
+                own = buffers is None
+                pool = buffers or RangeBuffers(config.range_size, config.range_window)
+                try:
+                    async with large or anyio.CapacityLimiter(1):
+                        actual = await _ranged(store, key, tmp, final, size, config,
+                                               hasher, pool)
+                finally:
+                    if own:
+                        pool.close()
                 if actual != digest:
                     raise _mismatch(store, digest, actual, label)
                 if mode is not None:
@@ -144,52 +158,107 @@ async def download_object(store: Store, digest: str, final: Path, hasher: Hasher
         raise
 
 
-async def _ranged(store: Store, key: str, tmp: Path, final: Path, size: int,
-                  config: TransferConfig, hasher: Hasher) -> str:
-    """Parallel ranged GETs into ``tmp``; returns the digest of its bytes.
+class RangeBuffers:
+    """Page-aligned buffers of ``config.range_size`` bytes that ranged downloads receive
+    into, shared by every ranged download of one transfer and reused: their pages stay
+    resident, so a range costs one copy and no page faults. ``count`` bounds the bytes
+    held (see ``TransferConfig``). Each download takes its buffers in file order, so the
+    range its hash waits for always has one: no download waits on another forever.
+    """
 
-    Hashing follows the contiguous prefix of finished ranges (read back from the page
-    cache), so it overlaps the download instead of re-reading the whole file after it;
-    a retried range resumes where its last attempt stopped.
+    def __init__(self, size: int, count: int) -> None:
+        self.size = -(-size // DIRECT_ALIGN) * DIRECT_ALIGN
+        self._free: list[mmap.mmap] = []
+        self.made = 0  # buffers allocated so far
+        self._count = count
+        self._slots = anyio.Semaphore(count)
+
+    async def take(self) -> mmap.mmap:
+        await self._slots.acquire()
+        if self._free:
+            return self._free.pop()
+        self.made += 1
+        return mmap.mmap(-1, self.size)  # anonymous: page-aligned, zero-filled on first use
+
+    def give(self, buf: mmap.mmap) -> None:
+        self._free.append(buf)
+        self._slots.release()
+
+    def close(self) -> None:
+        for buf in self._free:
+            buf.close()
+        self._free.clear()
+
+    @classmethod
+    def for_config(cls, config: TransferConfig) -> RangeBuffers:
+        return cls(config.range_size, config.range_window)
+
+
+async def _ranged(store: Store, key: str, tmp: Path, final: Path, size: int,
+                  config: TransferConfig, hasher: Hasher, buffers: RangeBuffers) -> str:
+    """Parallel ranged GETs into ``tmp``; returns the digest of the bytes received.
+
+    Each range is received whole into a buffer of ``buffers``, written from it (bypassing
+    the page cache where the filesystem allows: see ``fileio``) and hashed from it in file
+    order, so nothing is read back. Ranges take buffers in file order and give them back
+    once hashed: a slow range holds up at most ``range_window`` behind it. A retried
+    range resumes where its last attempt stopped.
     """
     final.parent.mkdir(parents=True, exist_ok=True)
-    part = config.range_size
+    part = buffers.size
     fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
-        os.ftruncate(fd, size)
+        direct = config.direct_io and enable_direct(fd)
         h = threaded_blake3(hasher)
-        #: range start -> end of its bytes on disk so far
-        written = {start: start for start in range(0, size, part)}
+        #: range start -> (its buffer, bytes of it received so far)
+        held: dict[int, tuple[mmap.mmap, list[int]]] = {}
         done: set[int] = set()
         hashed = 0
         hashing = anyio.Lock()
-        # One writer at a time: concurrent buffered writes to one file contend for its
-        # inode lock in the kernel (ext4 spins on it): ~0.1 s CPU less on a 2 GiB pull.
-        # (Hashing in order from memory under this lock instead was slower: 2.8 -> 3.0 s.)
-        writing = threading.Lock()
 
-        def write_at(chunk: Chunk, start: int, offset: int) -> None:
-            with writing:
-                written[start] = pwrite_all(fd, chunk, offset)
+        def receive(buf: mmap.mmap, got: list[int], chunk: Chunk, start: int,
+                    length: int) -> None:
+            """Copy ``chunk`` into ``buf``; once the range is whole, write it out."""
+            nonlocal direct
+            n = len(chunk)
+            if got[0] + n > length:
+                from ..errors import StoreUnavailable
+                raise StoreUnavailable(f"{key}: range at {start} came back longer than "
+                                       f"asked ({got[0] + n} of {length} bytes); retrying",
+                                       key)
+            view = memoryview(buf)
+            try:
+                view[got[0]:got[0] + n] = chunk
+                got[0] += n
+                if got[0] == length and not (direct and pwrite_direct(fd, view, length, start)):
+                    direct = False
+                    pwrite_all(fd, view[:length], start)
+            finally:
+                view.release()
 
         async def fetch_range(start: int, end: int) -> None:
-            offset = written[start]  # resume after what an earlier attempt wrote
-            async for chunk in store.get(key, offset, end):
-                await run_sync(write_at, chunk, start, offset)
-                offset += len(chunk)
-            if offset != end:
+            buf, got = held[start]
+            async for chunk in store.get(key, start + got[0], end):
+                await run_sync(receive, buf, got, chunk, start, end - start)
+            if got[0] != end - start:
                 from ..errors import StoreUnavailable
-                raise StoreUnavailable(f"{key}: truncated body ({offset - start} of "
+                raise StoreUnavailable(f"{key}: truncated body ({got[0]} of "
                                        f"{end - start} bytes); retrying", key)
+
+        def feed(buf: mmap.mmap, length: int) -> None:
+            with memoryview(buf) as view:
+                h.update(view[:length])
 
         async def advance() -> None:
             nonlocal hashed
             async with hashing:
                 while hashed in done:
-                    end = min(size, hashed + part)
-                    if await run_sync(hash_range, fd, hashed, end, h) != end - hashed:
-                        raise AssertionError(f"{key}: {tmp} is shorter than written")
-                    hashed = end
+                    buf, got = held.pop(hashed)
+                    try:
+                        await run_sync(feed, buf, got[0])
+                    finally:
+                        buffers.give(buf)
+                    hashed += got[0]
 
         limiter = anyio.CapacityLimiter(config.part_concurrency)
 
@@ -200,11 +269,19 @@ async def _ranged(store: Store, key: str, tmp: Path, final: Path, size: int,
             done.add(start)
             await advance()
 
-        async with anyio.create_task_group() as tg:
-            for start in written:
-                tg.start_soon(one, start, min(size, start + part))
+        try:
+            async with anyio.create_task_group() as tg:
+                for start in range(0, size, part):
+                    # in file order: the range the hash waits for always has its buffer
+                    held[start] = (await buffers.take(), [0])
+                    tg.start_soon(one, start, min(size, start + part))
+        finally:
+            for buf, _ in held.values():  # ranges a failure left unhashed
+                buffers.give(buf)
+            held.clear()
         if hashed != size:  # unreachable unless a range went missing: never trust it
             raise AssertionError(f"{key}: hashed {hashed} of {size} bytes")
+        os.ftruncate(fd, size)  # a direct write pads the last range to the alignment
         return str(h.hexdigest())
     finally:
         os.close(fd)

@@ -18,7 +18,7 @@ from ..stores.base import Store, manifest_key
 from .batch import Batcher
 from .cache import LocalCache
 from .config import TransferConfig
-from .download import download_object, write_small
+from .download import RangeBuffers, download_object, write_small
 from .pool import for_each
 from .progress import Progress
 from .retry import retrying
@@ -103,6 +103,7 @@ async def download_all(store: Store, items: Iterable[Item] | AsyncIterable[Item]
     totals = [0, 0]
     writer: Batcher[str] = Batcher(write_small)
     large = anyio.CapacityLimiter(config.large_jobs)  # ranged downloads at once
+    buffers = RangeBuffers.for_config(config)
 
     async def one(item: Item) -> None:
         digest, final_s, label, hint, mode = item
@@ -110,7 +111,8 @@ async def download_all(store: Store, items: Iterable[Item] | AsyncIterable[Item]
         try:
             size = await retrying(partial(download_object, store, digest, final, hasher,
                                           config, size_hint=hint, label=label, mode=mode,
-                                          writer=writer, large=large), config)
+                                          writer=writer, large=large, buffers=buffers),
+                                  config)
         except StoreError as exc:
             raise with_path(exc, label) from exc
         except OSError as exc:  # writing locally: a full disk, permissions, a directory
@@ -123,7 +125,10 @@ async def download_all(store: Store, items: Iterable[Item] | AsyncIterable[Item]
         totals[1] += size
         prog.add(1, size)
 
-    await for_each(items, one, config.jobs)
+    try:
+        await for_each(items, one, config.jobs)
+    finally:
+        buffers.close()
     return totals[0], totals[1]
 
 
