@@ -32,10 +32,11 @@ class TransferConfig:
     multipart_threshold: int = 64 * MiB
     part_size: int = 8 * MiB
     #: bytes per ranged GET when downloading a large object, received whole into one
-    #: buffer (2 GiB through SeaweedFS, client CPU: 8 MiB ranges 2.4-2.7 s; 4 MiB
-    #: 2.8-3.2 s; 16 MiB the same as 8 with 100 MB more RSS; 32 MiB ranges streamed
-    #: in 1 MiB chunks 2.9-3.1 s)
+    #: buffer, rounded up to whole pages (2 GiB through SeaweedFS, client CPU: 8 MiB
+    #: ranges 2.4-2.7 s; 4 MiB 2.8-3.2 s; 16 MiB, 6 at a time, the same wall time as 8
+    #: with ~100 MB more RSS; 32 MiB ranges streamed in 1 MiB chunks 2.9-3.1 s)
     range_size: int = 8 * MiB
+    #: parts of one large object in flight: multipart upload parts, ranged GETs
     part_concurrency: int = 8
     #: ranges held in memory at once by every ranged download together: those in flight
     #: and those received but waiting for an earlier one to be hashed (file order)
