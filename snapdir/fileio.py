@@ -89,8 +89,9 @@ def pwrite_direct(fd: int, buf: memoryview, length: int, offset: int) -> bool:
     """Write ``buf[:length]`` at ``offset`` (a multiple of ``DIRECT_ALIGN``) of an
     ``O_DIRECT`` ``fd``; ``buf`` is page-aligned and at least ``length`` rounded up to
     ``DIRECT_ALIGN`` long. The padding past ``length`` lands beyond the data: the caller
-    truncates the file to its size once every range is in. False (nothing written, ``fd``
-    back to plain writes) if the filesystem refuses the alignment after all.
+    truncates the file to its size once every range is in. False if the filesystem
+    refuses the alignment after all: ``fd`` is back to plain writes and the caller writes
+    the range again that way.
     """
     padded = -(-length // DIRECT_ALIGN) * DIRECT_ALIGN
     try:
