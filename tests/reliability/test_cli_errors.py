@@ -168,3 +168,11 @@ def test_unreadable_source_file(cli: Cli) -> None:
             assert "permission denied" in p.stderr
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_bad_direct_io_setting(cli: Cli, tmp_path: Path) -> None:
+    env = dict(cli.env, SNAPDIR_DIRECT_IO="sometimes")
+    bad = Cli(env, cli.home)
+    one_line_error(bad("pull", "--id", GOOD_ID, str(tmp_path / "d"), check=False), code=2,
+                   needle="SNAPDIR_DIRECT_IO")
+    assert not (tmp_path / "d").exists()
