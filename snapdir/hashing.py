@@ -54,7 +54,8 @@ def threaded_blake3(hasher: Hasher) -> blake3.blake3:
 
 
 def hash_range(fd: int, start: int, end: int, h: blake3.blake3,
-               check: Callable[[], None] | None = None) -> int:
+               check: Callable[[], None] | None = None,
+               on_bytes: Callable[[int], None] | None = None) -> int:
     """Feed bytes ``[start, end)`` of ``fd`` to ``h``; returns how many there were (fewer
     if the file is shorter).
 
@@ -62,7 +63,8 @@ def hash_range(fd: int, start: int, end: int, h: blake3.blake3,
     memory stays flat whatever the size; with plain reads where the file cannot be mapped
     (some FUSE and network filesystems). ``check`` runs before each window: a file
     truncated under a live map faults on access (SIGBUS), so callers hashing files that
-    others may change pass a size check there.
+    others may change pass a size check there. ``on_bytes(n)`` hears of each window hashed
+    (progress).
     """
     gran = mmap.ALLOCATIONGRANULARITY
     done = 0
@@ -90,13 +92,18 @@ def hash_range(fd: int, start: int, end: int, h: blake3.blake3,
             if len(data) < base + length - start:
                 return done + len(data)
         done += base + length - start
+        if on_bytes is not None:
+            on_bytes(base + length - start)
         start = base + length
     return done
 
 
 def hash_file(path: str, size: int, mtime_ns: int, hasher: Hasher, *,
-              nowait: bool = False) -> str | None:
+              nowait: bool = False, on_bytes: Callable[[int], None] | None = None
+              ) -> str | None:
     """Checksum of ``path``, which the walk saw with ``size`` and ``mtime_ns``.
+
+    ``on_bytes`` hears of a large BLAKE3 file's bytes as they are hashed (progress).
 
     With ``nowait`` (small files only), return None at once, having hashed nothing, when
     the bytes are not all in the page cache (``RWF_NOWAIT``): the caller then hands the file
@@ -117,7 +124,7 @@ def hash_file(path: str, size: int, mtime_ns: int, hasher: Hasher, *,
                     raise _changed(path)
 
             h = threaded_blake3(hasher)
-            got = hash_range(fd, 0, size, h, same_size)
+            got = hash_range(fd, 0, size, h, same_size, on_bytes)
         elif size < _CHUNK:
             # One read of size + 1 bytes: a file that grew reads longer, one that shrank
             # reads shorter; fstat afterwards catches any other change since the walk.

@@ -122,10 +122,17 @@ class ManifestOptions:
 
 @dataclass(slots=True)
 class HashStats:
-    files: int = 0
+    """Counts as the walk goes (progress reads them from another thread)."""
+
+    files: int = 0  # seen so far
     hashed_files: int = 0
-    hashed_bytes: int = 0
+    hashed_bytes: int = 0  # of files hashed whole (the walking thread writes it)
+    large_bytes: int = 0  # of large files, as they are hashed (the large-file thread)
     cached_files: int = 0
+
+    @property
+    def bytes(self) -> int:
+        return self.hashed_bytes + self.large_bytes
 
 
 class Sources(Mapping[str, tuple[str, int]]):
@@ -194,8 +201,23 @@ def build_manifest(
     def work(files: Sequence[PendingFile]) -> list[str | None]:
         return _hash_batch(files, hasher)
 
+    def work_large(files: Sequence[PendingFile]) -> list[str | None]:
+        # one thread, so the only writer of st.large_bytes
+        out: list[str | None] = []
+        for f in files:
+            counted = 0
+
+            def count(n: int) -> None:
+                nonlocal counted
+                counted += n
+                st.large_bytes += n
+
+            out.append(hash_file(f.source, f.data_size, f.mtime_ns, hasher, on_bytes=count))
+            st.large_bytes += f.data_size - counted
+        return out
+
     pool = _Pool(opts.threads, "snapdir-hash", slots, work)
-    large = _Pool(1, "snapdir-hash-large", slots, work)
+    large = _Pool(1, "snapdir-hash-large", slots, work_large)
     jobs: deque[_Job] = deque()
     add = cache.add
     hit = cache.hit
@@ -217,7 +239,8 @@ def build_manifest(
             assert cs is not None
             finish(f, cs)
             st.hashed_files += 1
-            st.hashed_bytes += f.data_size
+            if f.data_size < LARGE_FILE:  # large files count themselves (work_large)
+                st.hashed_bytes += f.data_size
 
     root_node: DirNode | None = None
     ok = False

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import mmap
 import os
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -78,11 +79,14 @@ async def download_object(store: Store, digest: str, final: Path, hasher: Hasher
                           config: TransferConfig, *, size_hint: int = 0, label: str = "",
                           mode: int | None = None, writer: Batcher[str] | None = None,
                           large: anyio.CapacityLimiter | None = None,
-                          buffers: RangeBuffers | None = None) -> int:
+                          buffers: RangeBuffers | None = None,
+                          on_bytes: Callable[[int], None] | None = None) -> int:
     """Fetch object ``digest`` into ``final`` (verified); returns its size.
 
     ``large`` (shared by the caller's downloads) bounds how many objects come in ranged
-    GETs at once; ``buffers`` (shared too) holds the ranges they receive.
+    GETs at once; ``buffers`` (shared too) holds the ranges they receive. An object too
+    large to hold in memory reports its bytes to ``on_bytes`` as they are written and
+    hashed (progress; a retried attempt reports them again).
     """
     key = object_key(digest)
     label = label or key
@@ -105,7 +109,7 @@ async def download_object(store: Store, digest: str, final: Path, hasher: Hasher
                 try:
                     async with large or anyio.CapacityLimiter(1):
                         actual = await _ranged(store, key, tmp, final, size, config,
-                                               hasher, pool)
+                                               hasher, pool, on_bytes)
                 finally:
                     if own:
                         pool.close()
@@ -139,6 +143,8 @@ async def download_object(store: Store, digest: str, final: Path, hasher: Hasher
                     chunks = []
                 await run_sync(_hash_write, h, fh, chunk)
                 held += len(chunk)
+                if on_bytes is not None:
+                    on_bytes(len(chunk))
             if fh is None:
                 await place_small(chunks)
                 return held
@@ -195,7 +201,8 @@ class RangeBuffers:
 
 
 async def _ranged(store: Store, key: str, tmp: Path, final: Path, size: int,
-                  config: TransferConfig, hasher: Hasher, buffers: RangeBuffers) -> str:
+                  config: TransferConfig, hasher: Hasher, buffers: RangeBuffers,
+                  on_bytes: Callable[[int], None] | None = None) -> str:
     """Parallel ranged GETs into ``tmp``; returns the digest of the bytes received.
 
     Each range is received whole into a buffer of ``buffers``, written from it (bypassing
@@ -259,6 +266,8 @@ async def _ranged(store: Store, key: str, tmp: Path, final: Path, size: int,
                     finally:
                         buffers.give(buf)
                     hashed += got[0]
+                    if on_bytes is not None:
+                        on_bytes(got[0])
 
         limiter = anyio.CapacityLimiter(config.part_concurrency)
 

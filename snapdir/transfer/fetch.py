@@ -108,10 +108,17 @@ async def download_all(store: Store, items: Iterable[Item] | AsyncIterable[Item]
     async def one(item: Item) -> None:
         digest, final_s, label, hint, mode = item
         final = Path(final_s)
+        shown = [0]  # bytes of a large object already shown while it came in
+
+        def part(n: int) -> None:
+            shown[0] += n
+            prog.add(0, n)
+
         try:
             size = await retrying(partial(download_object, store, digest, final, hasher,
                                           config, size_hint=hint, label=label, mode=mode,
-                                          writer=writer, large=large, buffers=buffers),
+                                          writer=writer, large=large, buffers=buffers,
+                                          on_bytes=part),
                                   config)
         except StoreError as exc:
             raise with_path(exc, label) from exc
@@ -123,7 +130,7 @@ async def download_all(store: Store, items: Iterable[Item] | AsyncIterable[Item]
             await after(digest, final)
         totals[0] += 1
         totals[1] += size
-        prog.add(1, size)
+        prog.add(1, size - shown[0])
 
     try:
         await for_each(items, one, config.jobs)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
@@ -34,7 +35,12 @@ def _interval(default: float) -> float:
 
 @dataclass(slots=True)
 class Progress:
-    """Counters the pipeline bumps; a background task renders them."""
+    """Counters the pipeline bumps; a background task renders them.
+
+    ``poll``, if given, is asked for (files done, files seen, bytes done) at each render
+    instead: for work that counts in a worker thread (hashing), whose total grows as it
+    goes. A zero ``bytes_total`` means the total is not known: no ETA.
+    """
 
     label: str
     mode: str = "auto"  # "auto" (terminal only), "plain" (periodic lines), "off"
@@ -43,6 +49,7 @@ class Progress:
     files_done: int = 0
     bytes_done: int = 0
     started: float = field(default_factory=time.monotonic)
+    poll: Callable[[], tuple[int, int, int]] | None = None
     _tg: TaskGroup | None = None
     _scope: anyio.CancelScope | None = None
 
@@ -57,10 +64,13 @@ class Progress:
         return self.mode == "plain" or sys.stderr.isatty()
 
     def line(self) -> str:
+        if self.poll is not None:
+            self.files_done, self.files_total, self.bytes_done = self.poll()
         elapsed = max(time.monotonic() - self.started, 1e-6)
         rate = self.bytes_done / elapsed
+        total = f"/{_human(self.bytes_total)}" if self.bytes_total else ""
         parts = [f"{self.label}: {self.files_done}/{self.files_total} files",
-                 f"{_human(self.bytes_done)}/{_human(self.bytes_total)}",
+                 f"{_human(self.bytes_done)}{total}",
                  f"{_human(rate)}/s"]
         if rate > 0 and self.bytes_total > self.bytes_done:
             parts.append(f"ETA {int((self.bytes_total - self.bytes_done) / rate)}s")

@@ -16,7 +16,7 @@ from .. import settings
 from ..core.manifest import Hasher, Manifest, digest_hex, parse
 from ..core.plan import UploadPlan, plan_upload
 from ..errors import IntegrityError, ObjectNotFound, StoreError, with_path
-from ..snapshot import ManifestOptions, Sources, build_manifest
+from ..snapshot import HashStats, ManifestOptions, Sources, build_manifest
 from ..stores.base import OBJECTS, Store, digest_from_key, manifest_key, object_key
 from . import known
 from .batch import Batcher
@@ -116,8 +116,14 @@ async def push(
     hasher = Hasher("b3sum", opts.context)
     cache = LocalCache(settings.object_cache_dir())
     sources = Sources()
-    manifest = await run_sync(
-        partial(build_manifest, str(source), opts, sources=sources))
+    stats = HashStats()
+
+    def hashed() -> tuple[int, int, int]:
+        return stats.hashed_files + stats.cached_files, stats.files, stats.bytes
+
+    async with Progress("hash", progress, poll=hashed):
+        manifest = await run_sync(
+            partial(build_manifest, str(source), opts, sources=sources, stats=stats))
     data = manifest.encode()
     sid = digest_hex(data)
     result = PushResult(id=sid, manifest=manifest, objects=len(sources))
@@ -146,19 +152,27 @@ async def push(
     async def one(item: tuple[str, bool]) -> None:
         digest, check = item
         path, size = sources[digest]
+        sent = [0]  # bytes of a large object already shown (a retry shows them again)
         if check and await retrying(partial(store.head, object_key(digest)), cfg) is not None:
             result.objects_skipped += 1
         else:
-            gate = large_limiter if size >= cfg.multipart_threshold else nullcontext()
+            large = size >= cfg.multipart_threshold
+            gate = large_limiter if large else nullcontext()
+
+            def part(n: int) -> None:
+                sent[0] += n
+                prog.add(0, n)
+
             try:
                 async with gate:
                     await retrying(partial(upload_object, store, digest, path, size, hasher,
-                                           cfg, reader), cfg)
+                                           cfg, reader, on_bytes=part if large else None),
+                                   cfg)
             except StoreError as exc:
                 raise with_path(exc, path) from exc
             result.objects_sent += 1
             result.bytes_sent += size
-        prog.add(1, size)
+        prog.add(1, size - sent[0])
 
     def todo() -> Iterator[tuple[str, bool]]:
         for d in plan.check:

@@ -8,7 +8,7 @@ the manifest goes last.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -41,14 +41,16 @@ def _bad(src: Store, digest: str, actual: str, label: str) -> IntegrityError:
                           expected=digest, actual=actual)
 
 
-async def _verified(src: Store, digest: str, size: int, hasher: Hasher,
-                    label: str) -> AsyncIterator[Chunk]:
-    """The object's bytes; raises before the last chunk if they do not hash to ``digest``."""
+async def _verified(src: Store, digest: str, size: int, hasher: Hasher, label: str,
+                    on_bytes: Callable[[int], None]) -> AsyncIterator[Chunk]:
+    """The object's bytes; raises before the last chunk if they do not hash to ``digest``.
+    ``on_bytes(n)`` is told of each chunk handed on (progress)."""
     h = hasher.new()
     seen = 0
     pending: Chunk | None = None
     async for chunk in src.get(object_key(digest)):
         if pending is not None:
+            on_bytes(len(pending))
             yield pending
         h.update(chunk)
         seen += len(chunk)
@@ -60,11 +62,17 @@ async def _verified(src: Store, digest: str, size: int, hasher: Hasher,
     if actual != digest:
         raise _bad(src, digest, actual, label)
     if pending is not None:
+        on_bytes(len(pending))
         yield pending
 
 
+def _ignore(n: int) -> None:
+    pass
+
+
 async def copy_object(src: Store, dst: Store, digest: str, hint: int, label: str,
-                      hasher: Hasher, config: TransferConfig) -> int:
+                      hasher: Hasher, config: TransferConfig,
+                      on_bytes: Callable[[int], None] = _ignore) -> int:
     key = object_key(digest)
     size = await src.head(key) if hint >= config.small_object_limit else None
     if size is None or size < config.small_object_limit:
@@ -74,7 +82,7 @@ async def copy_object(src: Store, dst: Store, digest: str, hint: int, label: str
             raise _bad(src, digest, actual, label)
         await dst.put_bytes(key, data)
         return len(data)
-    await dst.put(key, _verified(src, digest, size, hasher, label), size)
+    await dst.put(key, _verified(src, digest, size, hasher, label, on_bytes), size)
     return size
 
 
@@ -97,20 +105,27 @@ async def sync(snapshot_id: str, src: Store, dst: Store, *,
     todo = [(d, True) for d in plan.check] + [(d, False) for d in plan.upload]
     hasher = Hasher("b3sum", settings.manifest_context())
 
-    async with Progress("sync", progress, files_total=len(todo)) as prog:
+    async with Progress("sync", progress, files_total=len(todo),
+                        bytes_total=sum(labels[d][1] for d, _ in todo)) as prog:
 
         async def one(item: tuple[str, bool]) -> None:
             digest, check = item
             if check and await retrying(partial(dst.head, object_key(digest)),
                                         cfg) is not None:
-                prog.add(1, 0)
+                prog.add(1, labels[digest][1])  # already there: counts as done
                 return
             path, hint = labels[digest]
-            n = await retrying(partial(copy_object, src, dst, digest, hint, path, hasher, cfg),
-                               cfg)
+            shown = [0]  # bytes of a large object already counted (a retry counts again)
+
+            def part(n: int) -> None:
+                shown[0] += n
+                prog.add(0, n)
+
+            n = await retrying(partial(copy_object, src, dst, digest, hint, path, hasher, cfg,
+                                       part), cfg)
             result.objects_sent += 1
             result.bytes_sent += n
-            prog.add(1, n)
+            prog.add(1, n - shown[0])
 
         await for_each(todo, one, cfg.jobs)
     await retrying(partial(dst.put_bytes, mkey, data), cfg)

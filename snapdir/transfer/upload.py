@@ -4,7 +4,7 @@ manifest gave them; otherwise the file changed since it was hashed and nothing i
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from ..core.manifest import Hasher
@@ -48,9 +48,11 @@ def _read_hashed(fd: int, want: int, offset: int, h: Any) -> bytes:
     return data
 
 
-async def verified_chunks(path: str, size: int, digest: str, hasher: Hasher,
-                          chunk: int) -> AsyncIterator[bytes]:
-    """Chunks of a large file; raises before the last chunk if the bytes do not match."""
+async def verified_chunks(path: str, size: int, digest: str, hasher: Hasher, chunk: int,
+                          on_bytes: Callable[[int], None] | None = None
+                          ) -> AsyncIterator[bytes]:
+    """Chunks of a large file; raises before the last chunk if the bytes do not match.
+    ``on_bytes(n)`` is told of each chunk as it is handed on (progress)."""
     h = hasher.new()
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -66,13 +68,18 @@ async def verified_chunks(path: str, size: int, digest: str, hasher: Hasher,
             offset += want
             if offset >= size and (h.hexdigest() != digest or os.fstat(fd).st_size != size):
                 raise _changed(path)
+            if on_bytes is not None:
+                on_bytes(want)
             yield data
     finally:
         os.close(fd)
 
 
 async def upload_object(store: Store, digest: str, path: str, size: int, hasher: Hasher,
-                        config: TransferConfig, reader: Batcher[bytes] | None = None) -> None:
+                        config: TransferConfig, reader: Batcher[bytes] | None = None, *,
+                        on_bytes: Callable[[int], None] | None = None) -> None:
+    """Send one object; a large one in parts, each reported to ``on_bytes`` (progress) as it
+    is read, hashed and handed to the store."""
     key = object_key(digest)
     if size < config.multipart_threshold:
         if reader is not None and size <= SMALL:
@@ -81,5 +88,6 @@ async def upload_object(store: Store, digest: str, path: str, size: int, hasher:
             data = await run_sync(read_verified, path, size, digest, hasher)
         await store.put_bytes(key, data)
     else:
-        chunks = verified_chunks(path, size, digest, hasher, config.part_size_for(size))
+        chunks = verified_chunks(path, size, digest, hasher, config.part_size_for(size),
+                                 on_bytes)
         await store.put(key, chunks, size)

@@ -35,12 +35,14 @@ async def verify(snapshot_id: str, store: Store, *, config: TransferConfig | Non
     result = VerifyResult(id=sid, objects=len(labels))
     failures: list[BaseException] = []
 
-    async def check(digest: str) -> int:
+    async def check(digest: str, shown: list[int]) -> int:
         h = hasher.new()
         n = 0
         async for chunk in store.get(object_key(digest)):
             h.update(chunk)
             n += len(chunk)
+            shown[0] += len(chunk)
+            prog.add(0, len(chunk))
         actual = h.hexdigest()
         if actual != digest:
             raise IntegrityError(f"object {digest} (for {labels[digest][0]}) is corrupt: its "
@@ -48,11 +50,14 @@ async def verify(snapshot_id: str, store: Store, *, config: TransferConfig | Non
                                  expected=digest, actual=actual)
         return n
 
-    async with Progress("verify", progress, files_total=len(labels)) as prog:
+    prog = Progress("verify", progress, files_total=len(labels),
+                    bytes_total=sum(size for _, size in labels.values()))
+    async with prog:
 
         async def one(digest: str) -> None:
+            shown = [0]  # bytes already counted as they came (a retry counts them again)
             try:
-                n = await retrying(partial(check, digest), cfg)
+                n = await retrying(partial(check, digest, shown), cfg)
             except ObjectNotFound:
                 failures.append(ObjectNotFound(
                     f"object {digest} (for {labels[digest][0]}) is missing", object_key(digest)))
@@ -63,7 +68,7 @@ async def verify(snapshot_id: str, store: Store, *, config: TransferConfig | Non
                 result.bad.append(digest)
                 return
             result.bytes += n
-            prog.add(1, n)
+            prog.add(1, n - shown[0])
 
         await for_each(labels, one, cfg.jobs)
     if failures:

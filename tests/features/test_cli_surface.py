@@ -91,9 +91,11 @@ def test_progress_lines_quiet_and_clean_stdout(s3_env: SeaweedFS, cli: Cli,
     assert re.fullmatch(r"[0-9a-f]{64}\n", r.out)  # stdout: the id only
     sid = r.out.strip()
     lines = r.err.splitlines()
+    hashing = [ln for ln in lines if re.match(r"hash: \d+/\d+ files, ", ln)]
     progress = [ln for ln in lines if re.match(r"push: \d+/300 files, ", ln)]
     assert len(progress) >= 2, r.err  # periodic
-    assert progress == lines  # and nothing else
+    assert hashing + progress == lines  # hashing first, and nothing else
+    assert hashing[-1].startswith("hash: 300/300 files")
     assert "\r" not in r.err
     assert "\x1b" not in r.err
     assert progress[-1].startswith("push: 300/300 files")

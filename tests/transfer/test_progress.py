@@ -1,0 +1,85 @@
+"""Progress for long work: hashing a large file and sending one show their bytes as they
+go, and a count whose total is not known yet shows no total and no ETA."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import blake3
+import pytest
+
+from snapdir.core.manifest import Hasher
+from snapdir.hashing import hash_file
+from snapdir.snapshot import HashStats, build_manifest
+from snapdir.stores.memory import MemoryStore
+from snapdir.transfer import push as push_mod
+from snapdir.transfer.config import TransferConfig
+from snapdir.transfer.progress import Progress
+
+MiB = 1024 * 1024
+
+
+def test_a_large_file_reports_its_bytes_as_it_is_hashed(tmp_path: Path) -> None:
+    data = os.urandom(40 * MiB + 3)
+    f = tmp_path / "big.bin"
+    f.write_bytes(data)
+    st = f.stat()
+    heard: list[int] = []
+    cs = hash_file(str(f), len(data), st.st_mtime_ns, Hasher(), on_bytes=heard.append)
+    assert cs == blake3.blake3(data).hexdigest()
+    assert len(heard) >= 3
+    assert sum(heard) == len(data)
+
+
+def test_hash_stats_count_every_byte_once(tmp_path: Path) -> None:
+    sizes = {"big.bin": 20 * MiB + 1, "small.bin": 1000, "mid.bin": 3 * MiB}
+    for name, size in sizes.items():
+        (tmp_path / "src").mkdir(exist_ok=True)
+        (tmp_path / "src" / name).write_bytes(os.urandom(size))
+    stats = HashStats()
+    build_manifest(tmp_path / "src", stats=stats)
+    assert (stats.files, stats.hashed_files) == (3, 3)
+    assert stats.bytes == sum(sizes.values())
+
+
+def test_a_line_without_a_known_total() -> None:
+    p = Progress("hash", "off", poll=lambda: (3, 10, 5 * MiB))
+    line = p.line()
+    assert line.startswith("hash: 3/10 files, 5.0 MiB, ")
+    assert "ETA" not in line
+    assert "/0 B" not in line
+
+
+@pytest.mark.anyio
+async def test_push_shows_hashing_then_a_large_upload_part_by_part(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[Any] = []
+
+    class Watched(Progress):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.seen: list[tuple[int, int]] = []
+            made.append(self)
+
+        def add(self, files: int = 0, nbytes: int = 0) -> None:
+            super().add(files, nbytes)
+            self.seen.append((self.files_done, self.bytes_done))
+
+    monkeypatch.setattr(push_mod, "Progress", Watched)
+    src = tmp_path / "src"
+    src.mkdir()
+    big = os.urandom(17 * MiB + 9)
+    (src / "big.bin").write_bytes(big)
+    (src / "small.txt").write_bytes(b"small")
+    cfg = TransferConfig(multipart_threshold=6 * MiB, part_size=5 * MiB)
+    r = await push_mod.push(src, MemoryStore(), config=cfg, progress="off")
+    assert r.objects_sent == 2
+    hashing, sending = made
+    assert hashing.label == "hash"
+    assert hashing.poll() == (2, 2, len(big) + 5)
+    assert sending.label == "push"
+    # the large file's parts count before it is done; every byte counts once
+    assert [s for s in sending.seen if s[1] not in (0, 5, len(big), len(big) + 5)]
+    assert sending.seen[-1] == (2, len(big) + 5)
