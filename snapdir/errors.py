@@ -77,7 +77,8 @@ class IntegrityError(SnapdirError):
 
 class StoreError(SnapdirError):
     kind = "store error"
-    retryable: ClassVar[bool] = False
+    #: worth another attempt (per class; an instance whose retries are used up says False)
+    retryable: bool = False
 
     def __init__(self, message: str, key: str | None = None) -> None:
         super().__init__(message)

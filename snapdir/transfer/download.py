@@ -28,6 +28,7 @@ from ..stores.base import Chunk, Store, object_key
 from .batch import Batcher
 from .cache import temp_name
 from .config import TransferConfig
+from .pool import first_error
 from .threads import run_sync
 
 #: Objects the manifest says are at most this large are fetched in one awaited request.
@@ -192,7 +193,12 @@ class RangeBuffers:
 
     def close(self) -> None:
         for buf in self._free:
-            buf.close()
+            try:
+                buf.close()
+            except BufferError:
+                # a view of it is still alive (held by the traceback of a failed write
+                # that is still propagating): it is unmapped when that view goes
+                pass
         self._free.clear()
 
     @classmethod
@@ -284,6 +290,8 @@ async def _ranged(store: Store, key: str, tmp: Path, final: Path, size: int,
                     # in file order: the range the hash waits for always has its buffer
                     held[start] = (await buffers.take(), [0])
                     tg.start_soon(one, start, min(size, start + part))
+        except BaseExceptionGroup as group:
+            raise first_error(group) from None
         finally:
             for buf, _ in held.values():  # ranges a failure left unhashed
                 buffers.give(buf)

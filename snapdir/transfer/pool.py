@@ -11,13 +11,28 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 _T = TypeVar("_T")
 
 
+def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """What a task group's failure means to the caller: its first ``Exception``, depth
+    first (the others are usually the same fault seen by other workers), so callers and
+    library users catch ``StoreError`` and friends, not a group; the group itself if it
+    holds nothing but cancellations and interrupts."""
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            inner = first_error(exc)
+            if isinstance(inner, Exception) and not isinstance(inner, BaseExceptionGroup):
+                return inner
+        elif isinstance(exc, Exception):
+            return exc
+    return group
+
+
 async def for_each(items: Iterable[_T] | AsyncIterable[_T],
                    fn: Callable[[_T], Awaitable[None]], workers: int) -> None:
     """Await ``fn(item)`` for every item, at most ``workers`` at a time.
 
     Items are taken from ``items`` only as workers free up (a stream of capacity
     ``workers``: backpressure, so a lazy source stays lazy); the first exception cancels
-    the other workers and propagates.
+    the other workers and propagates (itself, not in a group: see ``first_error``).
     """
     if isinstance(items, Sized):
         workers = min(workers, len(items))
@@ -29,14 +44,17 @@ async def for_each(items: Iterable[_T] | AsyncIterable[_T],
             async for item in stream:
                 await fn(item)
 
-    async with anyio.create_task_group() as tg:
-        for _ in range(workers):
-            tg.start_soon(worker, recv.clone())
-        recv.close()
-        async with send:
-            if isinstance(items, AsyncIterable):
-                async for item in items:
-                    await send.send(item)
-            else:
-                for item in items:
-                    await send.send(item)
+    try:
+        async with anyio.create_task_group() as tg:
+            for _ in range(workers):
+                tg.start_soon(worker, recv.clone())
+            recv.close()
+            async with send:
+                if isinstance(items, AsyncIterable):
+                    async for item in items:
+                        await send.send(item)
+                else:
+                    for item in items:
+                        await send.send(item)
+    except BaseExceptionGroup as group:
+        raise first_error(group) from None

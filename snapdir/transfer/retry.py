@@ -30,6 +30,8 @@ async def retrying(fn: Callable[[], Awaitable[T]], config: TransferConfig,
             return await fn()
         except (StoreError, IntegrityError) as exc:
             if attempt >= config.retries or not is_retryable(exc):
+                if isinstance(exc, StoreError):
+                    exc.retryable = False  # used up here: a retry loop around this one gives up too
                 raise
             if on_retry is not None:
                 on_retry(exc)

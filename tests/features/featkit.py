@@ -67,6 +67,19 @@ def s3_put(seaweedfs: Any, uri: str, key: str, data: bytes) -> None:
     obstore.put(store, f"{prefix}/{key}" if prefix else key, data)
 
 
+def s3_delete(seaweedfs: Any, uri: str, key: str) -> None:
+    """Delete ``key`` under the store ``uri`` directly (behind snapdir's back)."""
+    import obstore
+    from obstore.store import S3Store
+
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    store = S3Store(bucket, endpoint=seaweedfs.endpoint, region=seaweedfs.region,
+                    access_key_id=seaweedfs.access_key,
+                    secret_access_key=seaweedfs.secret_key,
+                    virtual_hosted_style_request=False, client_options={"allow_http": True})
+    obstore.delete(store, f"{prefix}/{key}" if prefix else key)
+
+
 def sample_tree(root: Path, shards: int = 4, per_shard: int = 3) -> dict[str, bytes]:
     """``shard-NN/part-M.bin`` with distinct random contents, plus a small ``meta.json``."""
     files = {f"shard-{i:02d}/part-{j}.bin": os.urandom(2000 + 101 * i + j)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from featkit import object_key, s3_put, sample_tree, tree_bytes
+from featkit import object_key, s3_delete, s3_put, sample_tree, tree_bytes
 
 import snapdir
 
@@ -149,6 +149,12 @@ def test_errors_are_typed(s3_env: SeaweedFS, tmp_path: Path,
         snapdir.verify(sid, uri)
     assert isinstance(bad.value, snapdir.IntegrityError | snapdir.TransferFailed)
     assert digest in str(bad.value)
+    # a transfer's failure is the typed error itself, not a task group's ExceptionGroup
+    with pytest.raises(snapdir.IntegrityError, match=digest):
+        snapdir.pull(sid, tmp_path / "out-corrupt", uri)
+    s3_delete(s3_env, uri, object_key(digest))
+    with pytest.raises(snapdir.ObjectNotFound, match=object_key(digest)):
+        snapdir.pull(sid, tmp_path / "out-missing", uri)
 
 
 def test_py_typed_is_shipped() -> None:

@@ -176,3 +176,32 @@ def test_bad_direct_io_setting(cli: Cli, tmp_path: Path) -> None:
     one_line_error(bad("pull", "--id", GOOD_ID, str(tmp_path / "d"), check=False), code=2,
                    needle="SNAPDIR_DIRECT_IO")
     assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize("direct", ["1", "0"])
+def test_a_write_failing_mid_download_is_one_line_naming_the_file(
+        cli: Cli, tmp_path: Path, direct: str) -> None:
+    """The disk fills up (here: the file size limit, EFBIG; a full disk is ENOSPC, the same
+    path) while a large object arrives in ranges: one line naming the file, no temp file
+    left behind, nothing under the real name."""
+    import resource
+
+    big = os.urandom(70 * 1024 * 1024)  # above the multipart/ranged threshold
+    src = make_tree(tmp_path / "src", {"big.bin": big, "small.txt": b"small"})
+    store = str(tmp_path / "store")
+    sid = cli("push", "-q", "--store", store, str(src)).out.strip()
+    dest = tmp_path / "dest"
+    limit = 16 * 1024 * 1024
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    p = subprocess.run([sys.executable, "-m", "snapdir", "pull", "-q", "--store", store,
+                        "--id", sid, str(dest)], env=dict(cli.env, SNAPDIR_DIRECT_IO=direct),
+                       capture_output=True, text=True, timeout=300, preexec_fn=small_files,
+                       check=False)
+    r = Run(p.returncode, p.stdout, p.stderr)
+    one_line_error(r, needle="big.bin")
+    assert "destination error" in r.err
+    assert not (dest / "big.bin").exists()
+    assert [n for n in os.listdir(dest) if n != "small.txt"] == []  # no temp file
