@@ -14,9 +14,15 @@ def main() -> None:
     argv = sys.argv[1:]
     if len(argv) == 2 and argv[0] == "id" and not argv[1].startswith("-"):
         try:
-            from ..snapshot import build_manifest
+            if sys.stderr.isatty():  # a person watching: progress if it takes a while
+                from ..transfer.progress import hashed_id
 
-            sys.stdout.write(build_manifest(argv[1]).id + "\n")
+                sid = hashed_id(argv[1])
+            else:
+                from ..snapshot import build_manifest
+
+                sid = build_manifest(argv[1]).id
+            sys.stdout.write(sid + "\n")
             sys.stdout.flush()
         except BaseException as exc:  # noqa: BLE001 - reported like every other error
             from .main import fail

@@ -26,8 +26,9 @@ def id_command(no_follow: bool, exclude: tuple[str, ...], no_stat_cache: bool,
         parse(data, strict=False)  # refuse what is not a manifest
         click.echo(snapshot_id_of(data))
         return
-    from ..snapshot import ManifestOptions, build_manifest
+    from ..snapshot import ManifestOptions
+    from ..transfer.progress import hashed_id
 
     kw = {"stat_cache": False} if no_stat_cache else {}
     opts = ManifestOptions(follow=not no_follow, exclude=exclude, **kw)  # type: ignore[arg-type]
-    click.echo(build_manifest(directory, opts).id)
+    click.echo(hashed_id(directory, opts))

@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
-import anyio
-from anyio.abc import TaskGroup
+if TYPE_CHECKING:  # anyio is imported where it is used: ``snapdir id`` never needs it
+    from anyio import CancelScope
+    from anyio.abc import TaskGroup
+
+    from ..snapshot import ManifestOptions
 
 
 def _human(n: float) -> str:
@@ -51,7 +56,7 @@ class Progress:
     started: float = field(default_factory=time.monotonic)
     poll: Callable[[], tuple[int, int, int]] | None = None
     _tg: TaskGroup | None = None
-    _scope: anyio.CancelScope | None = None
+    _scope: CancelScope | None = None
 
     def add(self, files: int = 0, nbytes: int = 0) -> None:
         self.files_done += files
@@ -77,19 +82,53 @@ class Progress:
         return ", ".join(parts)
 
     async def _render(self) -> None:
+        from anyio import sleep
+
         tty = self.mode != "plain"
         interval = _interval(0.2 if tty else 5.0)
         while True:
-            await anyio.sleep(interval)
+            await sleep(interval)
             if tty:
                 sys.stderr.write("\r\x1b[2K" + self.line())
             else:
                 sys.stderr.write(self.line() + "\n")
             sys.stderr.flush()
 
+    @contextmanager
+    def in_thread(self) -> Iterator[Self]:
+        """Render from a thread while blocking work runs in this one (``snapdir id``);
+        the last line is written only if the work outlasted one interval."""
+        if not self.enabled:
+            yield self
+            return
+        tty = self.mode != "plain"
+        interval = _interval(0.2 if tty else 5.0)
+        stop = threading.Event()
+        shown = [False]
+
+        def render() -> None:
+            while not stop.wait(interval):
+                sys.stderr.write(("\r\x1b[2K" if tty else "") + self.line()
+                                 + ("" if tty else "\n"))
+                sys.stderr.flush()
+                shown[0] = True
+
+        t = threading.Thread(target=render, name="snapdir-progress", daemon=True)
+        t.start()
+        try:
+            yield self
+        finally:
+            stop.set()
+            t.join()
+            if shown[0]:
+                sys.stderr.write(("\r\x1b[2K" if tty else "") + self.line() + "\n")
+                sys.stderr.flush()
+
     async def __aenter__(self) -> Self:
         if self.enabled:
-            self._tg = anyio.create_task_group()
+            from anyio import create_task_group
+
+            self._tg = create_task_group()
             await self._tg.__aenter__()
             self._tg.start_soon(self._render)
         return self
@@ -104,3 +143,14 @@ class Progress:
             sys.stderr.write(self.line() + "\n")
             sys.stderr.flush()
         return None
+
+
+def hashed_id(directory: str, options: ManifestOptions | None = None) -> str:
+    """The snapshot id of ``directory``, with a live ``hash:`` line on stderr when it is a
+    terminal and the hashing outlasts one interval (``snapdir id``)."""
+    from ..snapshot import HashStats, build_manifest
+
+    st = HashStats()
+    with Progress("hash", "auto", poll=lambda: (st.hashed_files + st.cached_files, st.files,
+                                                st.bytes)).in_thread():
+        return build_manifest(directory, options, stats=st).id

@@ -83,3 +83,43 @@ async def test_push_shows_hashing_then_a_large_upload_part_by_part(
     # the large file's parts count before it is done; every byte counts once
     assert [s for s in sending.seen if s[1] not in (0, 5, len(big), len(big) + 5)]
     assert sending.seen[-1] == (2, len(big) + 5)
+
+
+def test_id_shows_hashing_on_a_terminal_and_only_the_id_on_stdout(tmp_path: Path) -> None:
+    import pty
+    import subprocess
+    import sys
+
+    src = tmp_path / "src"
+    for i in range(3000):
+        d = src / f"d{i % 30}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"f{i}").write_bytes(os.urandom(300))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SNAPDIR_")}
+    env.update(SNAPDIR_PROGRESS_INTERVAL="0.001", SNAPDIR_NO_STAT_CACHE="1",
+               SNAPDIR_CACHE_DIR=str(tmp_path / "cache"))
+    leader, follower = pty.openpty()
+    try:
+        p = subprocess.run([sys.executable, "-m", "snapdir", "id", str(src)], env=env,
+                           stdout=subprocess.PIPE, stderr=follower, timeout=120, check=True)
+        os.close(follower)
+        err = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the terminal's other end is closed and drained
+                break
+            if not chunk:
+                break
+            err += chunk
+    finally:
+        os.close(leader)
+    sid = p.stdout.decode().strip()
+    assert len(sid) == 64
+    assert b"hash: " in err
+    assert b"3000/3000 files" in err  # the last line: all of them
+
+    # and not on a pipe: stderr stays empty for scripts
+    q = subprocess.run([sys.executable, "-m", "snapdir", "id", str(src)], env=env,
+                       capture_output=True, timeout=120, check=True)
+    assert (q.stdout.decode().strip(), q.stderr) == (sid, b"")
