@@ -89,6 +89,7 @@ def test_id_shows_hashing_on_a_terminal_and_only_the_id_on_stdout(tmp_path: Path
     import pty
     import subprocess
     import sys
+    import threading
 
     src = tmp_path / "src"
     for i in range(3000):
@@ -99,21 +100,28 @@ def test_id_shows_hashing_on_a_terminal_and_only_the_id_on_stdout(tmp_path: Path
     env.update(SNAPDIR_PROGRESS_INTERVAL="0.001", SNAPDIR_NO_STAT_CACHE="1",
                SNAPDIR_CACHE_DIR=str(tmp_path / "cache"))
     leader, follower = pty.openpty()
-    try:
-        p = subprocess.run([sys.executable, "-m", "snapdir", "id", str(src)], env=env,
-                           stdout=subprocess.PIPE, stderr=follower, timeout=120, check=True)
-        os.close(follower)
-        err = b""
+    got: list[bytes] = []
+
+    def drain() -> None:  # read while it runs: a terminal's buffer is small
         while True:
             try:
                 chunk = os.read(leader, 65536)
-            except OSError:  # EIO: the terminal's other end is closed and drained
-                break
+            except OSError:  # EIO: the other end is closed and everything was read
+                return
             if not chunk:
-                break
-            err += chunk
+                return
+            got.append(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        p = subprocess.run([sys.executable, "-m", "snapdir", "id", str(src)], env=env,
+                           stdout=subprocess.PIPE, stderr=follower, timeout=120, check=True)
     finally:
+        os.close(follower)
+        reader.join(timeout=30)
         os.close(leader)
+    err = b"".join(got)
     sid = p.stdout.decode().strip()
     assert len(sid) == 64
     assert b"hash: " in err
