@@ -209,7 +209,10 @@ async def astage(path: PathLike, *, options: ManifestOptions | None = None,
     from .transfer.push import push as _push
 
     st = FileStore(settings.object_cache_dir())
-    r = await _push(os.fspath(path), st, options=options, config=config, progress=progress)
+    # the cache holds manifests without their objects (push and pull keep them there):
+    # a manifest in it does not mean the objects are, so each is checked (a stat)
+    r = await _push(os.fspath(path), st, options=options, config=config, progress=progress,
+                    trust_manifests=False)
     history.safe_event(r.id, "stage", os.path.abspath(os.fspath(path)), None)
     return r
 

@@ -105,10 +105,14 @@ async def push(
     known_manifests: list[str] | None = None,
     progress: str = "auto",
     force: bool = False,
+    trust_manifests: bool = True,
 ) -> PushResult:
     """Push directory ``source`` to ``store``; returns the snapshot id and counts.
 
     ``force`` uploads every object even if the store has it (repairs a damaged store).
+    ``trust_manifests=False`` is for a store where a manifest does not mean its objects
+    are there (the local cache: pushes and pulls keep manifests in it alone), so every
+    object is checked instead.
     """
     started = time.monotonic()
     cfg = config or TransferConfig()
@@ -131,13 +135,15 @@ async def push(
         result.files += 1
         result.bytes += e.size
     mkey = manifest_key(sid)
-    if not force and await retrying(partial(store.head, mkey), cfg) is not None:
+    if (not force and trust_manifests
+            and await retrying(partial(store.head, mkey), cfg) is not None):
         result.already_present = True
         result.objects_skipped = len(sources)
         _finish(cache, store, sid, data, result, started)
         return result
 
-    ids = list(known_manifests or []) + known.known_ids(settings.cache_dir(), store.uri)
+    ids = (list(known_manifests or []) + known.known_ids(settings.cache_dir(), store.uri)
+           if trust_manifests else [])
     if force:
         plan = UploadPlan(tuple(sorted(sources)), (), 0)
     else:

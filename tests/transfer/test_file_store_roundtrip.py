@@ -126,6 +126,19 @@ def test_fetch_then_checkout_and_stage(cli: Cli, tmp_path: Path) -> None:
     assert third("id", str(tmp_path / "co2")).out.strip() == sid
 
 
+
+
+def test_stage_after_push_and_pull_on_the_same_machine(cli: Cli, tmp_path: Path) -> None:
+    """push and pull keep the manifest in the local cache without its objects; stage
+    must still copy the objects in, so that checkout works offline."""
+    src = sample(tmp_path / "src")
+    sid = cli("push", "--store", str(tmp_path / "st"), str(src)).out.strip()
+    cli("pull", "--store", str(tmp_path / "st"), "--id", sid, str(tmp_path / "pulled"))
+    assert cli("stage", str(src)).out.strip() == sid
+    (tmp_path / "st").rename(tmp_path / "gone")  # checkout must not need the store
+    cli("checkout", "--id", sid, str(tmp_path / "co"))
+    assert cli("id", str(tmp_path / "co")).out.strip() == sid
+    assert tree_bytes(tmp_path / "co") == tree_bytes(src)
 def test_checkout_leaves_matching_files_and_replaces_changed(cli: Cli, tmp_path: Path) -> None:
     src = sample(tmp_path / "src")
     sid = cli("push", "--store", str(tmp_path / "st"), str(src)).out.strip()
