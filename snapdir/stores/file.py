@@ -56,6 +56,10 @@ class FileStore:
 
     def _error(self, exc: OSError, key: str) -> StoreError:
         where = f"{key} in {self.uri}"
+        if blocker := _not_a_dir(self.root):
+            return StoreError(f"store {self.uri} cannot be a directory: {blocker} is a file; "
+                              "give --store a directory (or a path that does not exist yet)",
+                              key=key)
         if isinstance(exc, FileNotFoundError | NotADirectoryError | IsADirectoryError):
             return ObjectNotFound(f"{where} does not exist", key=key)
         if isinstance(exc, PermissionError):
@@ -163,6 +167,14 @@ class FileStore:
 
     async def aclose(self) -> None:
         pass
+
+
+def _not_a_dir(root: Path) -> Path | None:
+    """The nearest existing path at or above ``root`` if it is not a directory."""
+    for p in (root, *root.parents):
+        if os.path.lexists(p):
+            return None if os.path.isdir(p) else p
+    return None
 
 
 def _read_small(path: Path) -> bytes | None:

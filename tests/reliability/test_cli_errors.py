@@ -95,6 +95,20 @@ def test_source_is_a_file_or_missing(cli: Cli, tmp_path: Path) -> None:
     one_line_error(cli("id", str(f), check=False))
 
 
+def test_store_path_is_a_file(cli: Cli, tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "src", {"a.txt": b"a"})
+    sid = cli("push", "--store", str(tmp_path / "good"), str(src)).out.strip()
+    f = tmp_path / "file.txt"
+    f.write_bytes(b"x")
+    other = cli.machine("other")  # nothing cached: the pull must ask the store
+    for store in (f, f / "below"):
+        for args in (["push", str(src)], ["pull", "--id", sid, str(tmp_path / "d")],
+                     ["verify", "--id", sid]):
+            r = other(args[0], "--store", str(store), *args[1:], check=False)
+            one_line_error(r, needle=f"{f} is a file")
+    assert f.read_bytes() == b"x"
+
+
 def test_destination_is_a_file(cli: Cli, tmp_path: Path) -> None:
     src = make_tree(tmp_path / "src", {"a.txt": b"a", "d/b.txt": b"b"})
     store = str(tmp_path / "store")
