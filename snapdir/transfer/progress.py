@@ -3,6 +3,7 @@ lines when asked). stdout is never touched: it carries only ids."""
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import threading
@@ -18,6 +19,16 @@ if TYPE_CHECKING:  # anyio is imported where it is used: ``snapdir id`` never ne
     from anyio.abc import TaskGroup
 
     from ..snapshot import ManifestOptions
+
+
+def _duration(seconds: float) -> str:
+    """Whole seconds, rounded up (never "0s" while work is left): 9s, 3m05s, 2h07m."""
+    n = max(1, math.ceil(seconds))
+    if n < 60:
+        return f"{n}s"
+    if n < 3600:
+        return f"{n // 60}m{n % 60:02d}s"
+    return f"{n // 3600}h{n % 3600 // 60:02d}m"
 
 
 def _human(n: float) -> str:
@@ -78,7 +89,7 @@ class Progress:
                  f"{_human(self.bytes_done)}{total}",
                  f"{_human(rate)}/s"]
         if rate > 0 and self.bytes_total > self.bytes_done:
-            parts.append(f"ETA {int((self.bytes_total - self.bytes_done) / rate)}s")
+            parts.append(f"ETA {_duration((self.bytes_total - self.bytes_done) / rate)}")
         return ", ".join(parts)
 
     async def _render(self) -> None:

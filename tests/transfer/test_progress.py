@@ -52,6 +52,30 @@ def test_a_line_without_a_known_total() -> None:
     assert "/0 B" not in line
 
 
+@pytest.mark.parametrize(("done", "eta"), [
+    (1000 * MiB - 1, "ETA 1s"),  # a byte left: not "0s"
+    (700 * MiB, "ETA 3s"),  # 300 MiB left at 100 MiB/s
+    (350 * MiB, "ETA 7s"),  # 6.5 s
+])
+def test_eta_rounds_up(done: int, eta: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    p = Progress("pull", "off", files_total=1, bytes_total=1000 * MiB)
+    p.add(0, done)
+    monkeypatch.setattr(p, "started", 0.0)
+    monkeypatch.setattr("snapdir.transfer.progress.time.monotonic", lambda: done / (100 * MiB))
+    assert p.line().endswith(eta)
+
+
+def test_long_etas_read_as_minutes_and_hours(monkeypatch: pytest.MonkeyPatch) -> None:
+    p = Progress("push", "off", files_total=1, bytes_total=10 ** 13)  # 10 TB
+    p.add(0, 10 ** 9)
+    monkeypatch.setattr(p, "started", 0.0)
+    monkeypatch.setattr("snapdir.transfer.progress.time.monotonic", lambda: 10.0)  # 100 MB/s
+    assert p.line().endswith("ETA 27h46m")  # 9.999e12 B / 1e8 B/s = 99,990 s
+    p = Progress("push", "off", files_total=1, bytes_total=3 * 10 ** 10, started=0.0)
+    p.add(0, 10 ** 9)
+    assert p.line().endswith("ETA 4m50s")  # 2.9e10 / 1e8 = 290 s
+
+
 @pytest.mark.anyio
 async def test_push_shows_hashing_then_a_large_upload_part_by_part(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
