@@ -16,7 +16,7 @@ import fcntl
 import os
 import shutil
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,21 +93,35 @@ def _kernel_copy(fi: object, fo: object) -> None:
             write_all(dst, block)
 
 
-def check_destination(dest: Path, delete: bool) -> Path:
-    """Refuse destinations that are files, or (with --delete) too dangerous to mirror."""
+def check_destination(dest: Path, delete: bool, stores: Sequence[Path] = ()) -> Path:
+    """Refuse destinations that are files, or (with --delete) too dangerous to mirror:
+    ``/`` and ``$HOME`` and any directory above them, and the cache, the data directory,
+    the default store and ``stores`` (local stores in use), and anything inside or above
+    those (mirroring a snapshot there would delete objects)."""
     if dest.exists() and not dest.is_dir():
         raise DestinationError(f"{dest}: exists and is not a directory; choose a directory")
     real = Path(os.path.realpath(dest))
     if delete:
-        forbidden = {Path("/"), Path(os.path.realpath(Path.home())),
-                     Path(os.path.realpath(settings.cache_dir())),
-                     Path(os.path.realpath(settings.data_dir()))}
+        def real_of(p: Path | str) -> Path:
+            return Path(os.path.realpath(p))
+
+        above_only = {"/": real_of("/"), "$HOME": real_of(Path.home())}
+        trees = {"the snapdir cache": real_of(settings.cache_dir()),
+                 "the snapdir data directory": real_of(settings.data_dir())}
         store = settings.default_store()
         if "://" not in store or store.startswith("file://"):
-            forbidden.add(Path(os.path.realpath(store.removeprefix("file://"))))
-        if real in forbidden or any(real in f.parents for f in forbidden if f != Path("/")):
-            raise DestinationError(f"{dest}: refusing --delete on /, $HOME, or a snapdir "
-                                   "cache/store directory (or a parent of one)")
+            trees["the default store"] = real_of(store.removeprefix("file://"))
+        for st in stores:
+            trees["the store"] = real_of(st)
+        for what, p in above_only.items():
+            if real == p or real in p.parents:
+                raise DestinationError(f"{dest}: refusing --delete on {what} or a directory "
+                                       "above it; choose a directory of its own")
+        for what, p in trees.items():
+            if real == p or real in p.parents or p in real.parents:
+                raise DestinationError(f"{dest}: refusing --delete in or above {what} ({p}): "
+                                       "it would delete its files; choose a directory "
+                                       "outside it")
     return real
 
 
@@ -129,9 +143,10 @@ def _ensure_dir(path: Path, delete: bool) -> None:
                            "--delete")
 
 
-def prepare_dirs(manifest: Manifest, dest: Path, delete: bool) -> list[tuple[Path, int]]:
+def prepare_dirs(manifest: Manifest, dest: Path, delete: bool,
+                 stores: Sequence[Path] = ()) -> list[tuple[Path, int]]:
     """Make every directory of ``manifest`` a real directory under ``dest``."""
-    check_destination(dest, delete)
+    check_destination(dest, delete, stores)
     dest.mkdir(parents=True, exist_ok=True)
     dirs = []
     for e in manifest.dirs():

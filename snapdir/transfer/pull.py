@@ -94,12 +94,16 @@ async def pull(snapshot_id: str, store: Store, dest: str | Path, *,
         raise UsageError("--delete with --include would remove every path not included; "
                          "use one or the other")
     target = Path(dest)
+    from ..stores.file import FileStore
+
+    local = [store.root] if isinstance(store, FileStore) else []
+    check_destination(target, delete, local)  # before any request
     cache = LocalCache(settings.object_cache_dir())
     manifest = await get_manifest(store, sid, cfg, cache)
     if include:
         manifest = select(manifest, include)
     hasher = Hasher("b3sum", settings.manifest_context())
-    await run_sync(prepare_dirs, manifest, target, delete)
+    await run_sync(prepare_dirs, manifest, target, delete, local)
     # Memory per file matters at millions of files: the first entry of each object (shared
     # with the manifest) and two sets of paths; no per-file Path objects, no work list.
     first: dict[str, Entry] = {}

@@ -195,6 +195,31 @@ def test_delete_refuses_home(cli: Cli, tmp_path: Path) -> None:
     assert (cli.home / "precious").read_text() == "keep"
 
 
+def test_delete_refuses_the_cache_and_stores_and_what_is_inside(cli: Cli,
+                                                                tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "src", {"f.txt": b"x"})
+    store = tmp_path / "st"
+    sid = cli("push", "--store", str(store), str(src)).out.strip()
+    assert cli("stage", str(src)).out.strip() == sid  # the local cache holds it too
+    cache = Path(cli.env["SNAPDIR_CACHE_DIR"])
+    default_store = Path(cli.env["SNAPDIR_DATA_DIR"]) / "store"
+    cli("push", str(src))  # the default store holds it too
+    before = {p: sorted(p.rglob("*")) for p in (store, cache, default_store)}
+    for dest in (store, store / ".objects", store / "new", cache, cache / "store",
+                 default_store / "x", tmp_path):
+        r = cli("pull", "--delete", "--store", str(store), "--id", sid, str(dest), check=False)
+        assert r.rc != 0, dest
+        assert "refusing --delete" in r.err, r.err
+        assert r.err.count("\n") == 1, r.err
+    r = cli("checkout", "--delete", "--id", sid, str(cache / "store"), check=False)
+    assert r.rc != 0
+    assert "refusing --delete" in r.err
+    assert {p: sorted(p.rglob("*")) for p in before} == before
+    cli("verify", "--store", str(store), "--id", sid)
+    cli("pull", "--delete", "--store", str(store), "--id", sid, str(tmp_path / "mine"))
+    assert cli("id", str(tmp_path / "mine")).out.strip() == sid
+
+
 def test_bad_inputs_are_one_line_errors(cli: Cli, tmp_path: Path) -> None:
     src = make_tree(tmp_path / "src", {"f.txt": b"x"})
     cases = [
