@@ -16,13 +16,14 @@ import fcntl
 import os
 import shutil
 import stat
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import settings
 from ..core.manifest import Hasher, Manifest
-from ..errors import DestinationError, SnapdirError
+from ..errors import DestinationError, IntegrityError, SnapdirError
 from ..fileio import write_all
 from ..hashing import hash_file
 from .cache import TMP_PREFIX, temp_name
@@ -203,6 +204,21 @@ def _matches(path: Path, st: os.stat_result, digest: str, size: int, hasher: Has
         return False
 
 
+def cached_object_ok(path: Path, digest: str, size: int, hasher: Hasher) -> bool:
+    """Does the cached object at ``path`` still hold ``digest``? One found corrupt (a disk
+    fault, a stray write) is removed, so the next fetch or pull downloads it again."""
+    if matches(path, digest, size, hasher):
+        return True
+    try:
+        if os.path.isfile(path):
+            os.unlink(path)
+            sys.stderr.write(f"snapdir: warning: removed corrupt object {digest} from the "
+                             f"local cache ({path})\n")
+    except OSError:
+        pass
+    return False
+
+
 def checkout_manifest(
     manifest: Manifest,
     dest: Path,
@@ -213,16 +229,20 @@ def checkout_manifest(
     progress: Callable[[int, int], None] | None = None,
     placed: set[str] | None = None,
     kept: set[str] | None = None,
+    verify_sources: bool = False,
 ) -> CheckoutResult:
     """Materialise ``manifest`` under ``dest`` from files given by ``object_path(digest)``.
 
     ``placed``: manifest paths already written and verified by the caller (pull);
     ``kept``: paths the caller found already matching (mode fixed), left alone.
+    ``verify_sources``: hash each source object (once) before its bytes are placed, and
+    fail naming it if it does not hold its digest (objects from the local cache).
     """
     h = hasher or Hasher()
     dirs = prepare_dirs(manifest, dest, delete)
     result = CheckoutResult()
     copier = _Copier()
+    verified: set[str] = set()
     for e in manifest.files():
         result.files += 1
         target = dest / e.path[2:]
@@ -248,6 +268,13 @@ def checkout_manifest(
                     raise DestinationError(f"{target}: is a directory where the snapshot has "
                                            "a file; move it away or use --delete")
                 shutil.rmtree(target)
+            if verify_sources and e.checksum not in verified:
+                if not cached_object_ok(src, e.checksum, e.size, h):
+                    raise IntegrityError(
+                        f"object {e.checksum} (for {e.path[2:]}) in the local cache is "
+                        f"corrupt and was removed; run `snapdir fetch` again to restore it",
+                        key=e.checksum, expected=e.checksum)
+                verified.add(e.checksum)
             tmp = temp_name(target)
             try:
                 copier.copy(src, tmp, e.mode)

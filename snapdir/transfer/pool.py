@@ -50,11 +50,14 @@ async def for_each(items: Iterable[_T] | AsyncIterable[_T],
                 tg.start_soon(worker, recv.clone())
             recv.close()
             async with send:
-                if isinstance(items, AsyncIterable):
-                    async for item in items:
-                        await send.send(item)
-                else:
-                    for item in items:
-                        await send.send(item)
+                try:
+                    if isinstance(items, AsyncIterable):
+                        async for item in items:
+                            await send.send(item)
+                    else:
+                        for item in items:
+                            await send.send(item)
+                except anyio.BrokenResourceError:
+                    pass  # every worker has died: their error is the one to report
     except BaseExceptionGroup as group:
         raise first_error(group) from None

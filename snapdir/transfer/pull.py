@@ -21,6 +21,7 @@ from ..stores.base import Store
 from .cache import LocalCache
 from .checkout import (
     CheckoutResult,
+    cached_object_ok,
     check_destination,
     checkout_manifest,
     matches,
@@ -69,7 +70,7 @@ async def checkout(snapshot_id: str, dest: str | Path, *, delete: bool = False,
     hasher = Hasher("b3sum", settings.manifest_context())
     return await run_sync(partial(
         checkout_manifest, manifest, Path(dest), cache.object_path, delete=delete,
-        hasher=hasher))
+        hasher=hasher, verify_sources=True))
 
 
 async def pull(snapshot_id: str, store: Store, dest: str | Path, *,
@@ -123,22 +124,23 @@ async def pull(snapshot_id: str, store: Store, dest: str | Path, *,
         skipped = skipped_bytes = 0
         for e in batch:
             d = e.checksum
-            if not no_cache and cache.has_object(d):
-                from_cache.add(d)  # checkout leaves the file alone if it matches
+            final = os.path.join(base, e.path[2:])
+            if matches(Path(final), d, e.size, hasher):
+                if stat.S_IMODE(os.lstat(final).st_mode) != e.mode:
+                    os.chmod(final, e.mode)
+                kept.add(e.path)  # already in place
+            elif (not no_cache and cache.has_object(d)
+                  and cached_object_ok(cache.object_path(d), d, e.size, hasher)):
+                from_cache.add(d)  # re-hashed just now: checkout copies it
             else:
-                final = os.path.join(base, e.path[2:])
                 if os.path.isdir(final) and not os.path.islink(final):
                     if not delete:
                         raise DestinationError(f"{final}: is a directory where the snapshot "
                                                "has a file; move it away or use --delete")
                     shutil.rmtree(final)
-                if not matches(Path(final), d, e.size, hasher):
-                    placed.add(e.path)
-                    out.append((d, final, e.path, e.size, e.mode))
-                    continue
-                if stat.S_IMODE(os.lstat(final).st_mode) != e.mode:
-                    os.chmod(final, e.mode)
-                kept.add(e.path)
+                placed.add(e.path)
+                out.append((d, final, e.path, e.size, e.mode))
+                continue
             skipped += 1
             skipped_bytes += e.size
         return out, skipped, skipped_bytes

@@ -308,3 +308,54 @@ def test_pull_writes_each_byte_once_and_uses_what_the_cache_has(cli: Cli, tmp_pa
                          str(tmp_path / "d1")).out)
     assert (r["objects_fetched"], r["written"]) == (2, 2)
     assert other("id", str(tmp_path / "d1")).out.strip() == sid
+
+
+def test_a_corrupt_object_in_the_local_cache_never_reaches_the_destination(
+        cli: Cli, tmp_path: Path) -> None:
+    payload = os.urandom(50_000)
+    src = make_tree(tmp_path / "src", {"ok.txt": b"fine", "victim.bin": payload,
+                                       "copy/victim.bin": payload})
+    store = tmp_path / "store"
+    sid = cli("push", "--store", str(store), str(src)).out.strip()
+    cli("fetch", "--store", str(store), "--id", sid)
+    digest = blake3.blake3(payload).hexdigest()
+    cached = cli.home / "cache" / "store" / ".objects" / digest[:3] / digest[3:6] / \
+        digest[6:9] / digest[9:]
+    bad = bytearray(payload)
+    bad[1234] ^= 0xFF  # same size, one byte flipped
+    os.chmod(cached, 0o644)
+    cached.write_bytes(bytes(bad))
+    # checkout (cache -> dir) fails naming the object and a path, places no bad bytes
+    r = cli("checkout", "--id", sid, str(tmp_path / "co"), check=False)
+    assert r.rc != 0
+    assert digest in r.err
+    assert "victim.bin" in r.err
+    assert "Traceback" not in r.err
+    for rel in ("victim.bin", "copy/victim.bin"):
+        p = tmp_path / "co" / rel
+        assert not p.exists() or p.read_bytes() == payload
+    # the bad copy was dropped from the cache: fetch restores it, checkout then works
+    cli("fetch", "--store", str(store), "--id", sid)
+    assert cached.read_bytes() == payload
+    cli("checkout", "--id", sid, str(tmp_path / "co"))
+    assert cli("id", str(tmp_path / "co")).out.strip() == sid
+    # pull re-hashes cached objects too: a corrupt one is downloaded again
+    cached.write_bytes(bytes(bad))
+    r = cli("pull", "--store", str(store), "--id", sid, str(tmp_path / "pulled"))
+    assert tree_bytes(tmp_path / "pulled") == tree_bytes(src)
+    assert digest in r.err  # a warning says what was found
+
+
+def test_one_job_reports_the_real_error(cli: Cli, tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "src", {f"f{i}.txt": f"file {i}".encode() for i in range(20)})
+    store = tmp_path / "store"
+    sid = cli("push", "--store", str(store), str(src)).out.strip()
+    digest = blake3.blake3(b"file 7").hexdigest()
+    obj = store / ".objects" / digest[:3] / digest[3:6] / digest[6:9] / digest[9:]
+    obj.write_bytes(b"file 8")
+    r = cli("pull", "-j", "1", "--store", str(store), "--id", sid, str(tmp_path / "d"),
+            check=False)
+    assert r.rc == 1
+    assert digest in r.err
+    assert "f7.txt" in r.err
+    assert "internal error" not in r.err
