@@ -7,12 +7,38 @@ are slow to import, and ``snapdir id`` never needs them).
 from __future__ import annotations
 
 import os
+import re
 from urllib.parse import unquote, urlsplit
 
 from ..errors import UsageError
 from .base import Store
 
 __all__ = ["Store", "open_store"]
+
+#: URI schemes a store argument missing its ``//`` most likely meant (``s3:/bucket``).
+_SCHEMES = {"s3", "file", "gs", "gcs", "az", "abfs", "abfss", "azure", "r2", "http",
+            "https", "ftp", "sftp", "ssh", "hdfs", "webdav", "minio", "swift", "oss"}
+#: Bucket names: S3's characters (with the legacy upper case and underscore), 3-255 long.
+_BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]")
+
+
+def _s3_location(uri: str, rest: str) -> tuple[str, str]:
+    """(bucket, prefix) of ``s3://rest``, refusing what S3 or the key layout cannot take."""
+    bucket, _, prefix = rest.partition("/")
+    if not bucket:
+        raise UsageError(f"no bucket in store URI {uri!r}: use s3://bucket/prefix")
+    if not _BUCKET.fullmatch(bucket):
+        raise UsageError(f"store URI {uri!r}: {bucket!r} is not a valid bucket name (3-63 "
+                         "letters, digits, '.', '-'); use s3://bucket/prefix")
+    prefix = prefix.strip("/")
+    for seg in prefix.split("/") if prefix else ():
+        if seg in ("", ".", ".."):
+            raise UsageError(f"store URI {uri!r}: the prefix has an empty, '.' or '..' "
+                             "segment; write it as s3://bucket/a/b")
+        if any(ord(c) < 32 or ord(c) == 127 for c in seg):
+            raise UsageError(f"store URI {uri!r}: the prefix has a control character; "
+                             "remove it")
+    return bucket, prefix
 
 
 def open_store(uri: str, *, multipart_threshold: int | None = None,
@@ -25,17 +51,19 @@ def open_store(uri: str, *, multipart_threshold: int | None = None,
         raise UsageError("empty store URI: use s3://bucket/prefix or file:///path")
     scheme, sep, rest = uri.partition("://")
     if not sep:
+        head, colon, _ = uri.partition(":")
+        if colon and head.lower() in _SCHEMES:
+            raise UsageError(f"store URI {uri!r} lacks '//' after {head + ':'!r}: write "
+                             f"{head.lower()}://... (or ./{uri} for a local directory)")
         from .file import FileStore
 
         return FileStore(os.path.abspath(os.path.expanduser(uri)))
     scheme = scheme.lower()
     if scheme == "s3":
-        bucket, _, prefix = rest.partition("/")
-        if not bucket:
-            raise UsageError(f"no bucket in store URI {uri!r}: use s3://bucket/prefix")
+        bucket, prefix = _s3_location(uri, rest)
         from .s3 import S3Store
 
-        st = S3Store(bucket, prefix.strip("/"))
+        st = S3Store(bucket, prefix)
         if multipart_threshold is not None:
             st.multipart_threshold = multipart_threshold
         if part_size is not None:

@@ -51,12 +51,22 @@ def test_bad_ids_and_usage(cli: Cli, tmp_path: Path, args: list[str]) -> None:
     ("s3://", "no bucket"),
     ("file://remotehost/x", "host"),
     ("file://relative/x", "host"),
+    ("s3:/bucket/prefix", "lacks '//'"),  # a typo must not become a local directory
+    ("file:/tmp/x", "lacks '//'"),
+    ("s3:", "lacks '//'"),
+    ("s3://my bucket/x", "not a valid bucket name"),
+    ("s3://host:9000/x", "not a valid bucket name"),
+    ("s3://bucket/a//b", "segment"),
+    ("s3://bucket/a/../b", "segment"),
 ])
-def test_bad_store_uris(cli: Cli, tmp_path: Path, store: str, needle: str) -> None:
+def test_bad_store_uris(cli: Cli, tmp_path: Path, store: str, needle: str,
+                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
     src = make_tree(tmp_path / "src", {"a.txt": b"a"})
     one_line_error(cli("push", "--store", store, str(src), check=False), code=2, needle=needle)
     one_line_error(cli("pull", "--store", store, "--id", GOOD_ID, str(tmp_path / "d"),
                        check=False), code=2, needle=needle)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "home") == ["src"]
 
 
 @pytest.mark.s3
