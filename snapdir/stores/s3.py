@@ -45,6 +45,7 @@ ENDPOINT_VARS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "SNAPDIR_S3_STORE_EN
 _REFRESH_EVERY = timedelta(minutes=5)
 
 _STATUS = re.compile(r"\bstatus(?: code)?: (\d{3})\b")
+_TOOK = re.compile(r" in ([\d.]+)(ms|s)\b")
 _CODE = re.compile(r"<Code>([A-Za-z0-9.]+)</Code>")
 _THROTTLE_CODES = frozenset({"SlowDown", "Throttling", "ThrottlingException", "TooManyRequests",
                              "RequestLimitExceeded", "RequestThrottled"})
@@ -151,8 +152,14 @@ async def resolve_region(profile: str | None = None) -> str:
 
 
 def map_error(exc: BaseException, key: str, uri: str, bucket: str,
-              creds: AiobotocoreCredentials | None = None) -> StoreError:
-    """Translate an obstore failure into the most specific ``StoreError``."""
+              creds: AiobotocoreCredentials | None = None, *, endpoint: str | None = None,
+              answered: bool = True) -> StoreError:
+    """Translate an obstore failure into the most specific ``StoreError``.
+
+    ``answered``: whether the server has ever answered this store. A connection failure or
+    timeout before it ever has is a wrong endpoint or a server that is down, not a passing
+    fault: it is not retried (a black hole would otherwise take 5 x 60 s to give up).
+    """
     if isinstance(exc, StoreError):
         return exc
     if creds is not None and creds.error is not None:
@@ -179,6 +186,17 @@ def map_error(exc: BaseException, key: str, uri: str, bucket: str,
         return StoreUnavailable(f"{uri} failed ({detail}) for {key}", key=key)
     if status is None:
         # connection refused/reset, timeouts, truncated bodies: no HTTP status to go by
+        if not answered:
+            took = _TOOK.search(text)
+            secs = (float(took.group(1)) / (1000 if took.group(2) == "ms" else 1)
+                    if took else 0.0)
+            why = (f"no answer in {secs:.0f} s" if secs >= 5
+                   else "the connection failed")
+            err = StoreUnavailable(
+                f"cannot reach {endpoint or 'S3'} for {where}: {why}; check AWS_ENDPOINT_URL "
+                "(or the network) and that the server is up", key=key)
+            err.retryable = False
+            return err
         first = text.strip().splitlines()[0][:300] if text.strip() else type(exc).__name__
         return StoreUnavailable(f"cannot reach {uri} for {key}: {first}", key=key)
     return StoreError(f"{uri} refused the request for {key} ({detail})", key=key)
@@ -222,6 +240,8 @@ class S3Store:
         self._store: _ObStore | None = None
         self._region = region or DEFAULT_REGION
         self._lock = anyio.Lock()
+        #: the server has answered at least once (see ``map_error``)
+        self._answered = False
 
     async def _ob(self) -> _ObStore:
         if self._store is None:
@@ -246,16 +266,22 @@ class S3Store:
                         credential_provider=self.credentials, **extra)
 
     def _error(self, exc: BaseException, key: str) -> StoreError:
-        return map_error(exc, key, self.uri, self.bucket, self.credentials)
+        if isinstance(exc, FileNotFoundError) or _STATUS.search(str(exc)):
+            self._answered = True  # an HTTP status is an answer
+        return map_error(exc, key, self.uri, self.bucket, self.credentials,
+                         endpoint=self.endpoint or f"s3.{self._region}.amazonaws.com",
+                         answered=self._answered)
 
     async def head(self, key: str) -> int | None:
         store = await self._ob()
         try:
             meta = await obstore.head_async(store, key)
         except FileNotFoundError:
+            self._answered = True
             return None
         except Exception as exc:
             raise self._error(exc, key) from exc
+        self._answered = True
         return meta["size"]
 
     async def get(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[Chunk]:
@@ -269,6 +295,7 @@ class S3Store:
             options["range"] = {"offset": start}
         try:
             result = await obstore.get_async(store, key, options=options)
+            self._answered = True
             if end is not None and end - start <= WHOLE_RANGE:
                 yield memoryview(await result.bytes_async())
                 return
@@ -281,6 +308,7 @@ class S3Store:
         store = await self._ob()
         try:
             result = await obstore.get_async(store, key)
+            self._answered = True
             return bytes(await result.bytes_async())
         except Exception as exc:
             raise self._error(exc, key) from exc
@@ -291,6 +319,7 @@ class S3Store:
         store = await self._ob()
         try:
             result = await obstore.get_async(store, key)
+            self._answered = True
             if result.meta["size"] > limit:
                 return None
             return bytes(await result.bytes_async())
@@ -312,6 +341,7 @@ class S3Store:
             await obstore.put_async(store, key, counted, use_multipart=True,
                                     chunk_size=part_size_for(size, self.part_size),
                                     max_concurrency=self.max_concurrency)
+            self._answered = True
         except BaseException as exc:
             if counted.failed:
                 raise  # the source's own error: obstore has aborted the upload already
@@ -354,6 +384,7 @@ class S3Store:
             await obstore.put_async(store, key, data, use_multipart=False)
         except Exception as exc:
             raise self._error(exc, key) from exc
+        self._answered = True
 
     async def list(self, prefix: str) -> AsyncIterator[list[str]]:
         store = await self._ob()
@@ -361,6 +392,7 @@ class S3Store:
         base = prefix.rsplit("/", 1)[0] if "/" in prefix else None
         try:
             async for metas in obstore.list(store, base, chunk_size=self.list_chunk):
+                self._answered = True
                 keys = [m["path"] for m in metas if m["path"].startswith(prefix)]
                 if keys:
                     yield keys
@@ -371,7 +403,9 @@ class S3Store:
         store = await self._ob()
         try:
             await obstore.delete_async(store, key)
+            self._answered = True
         except FileNotFoundError:
+            self._answered = True
             return
         except Exception as exc:
             raise self._error(exc, key) from exc

@@ -179,14 +179,6 @@ async def test_missing_bucket(s3_env: SeaweedFS) -> None:
             pass
 
 
-async def test_unreachable_endpoint_is_retryable(s3_env: SeaweedFS) -> None:
-    st = S3Store(s3_env.bucket, "p", endpoint="http://127.0.0.1:9", retries=0)
-    with pytest.raises(StoreError) as info:
-        await st.put_bytes(KEY, b"x")
-    assert info.value.retryable
-    assert "\n" not in str(info.value)
-
-
 def test_endpoint_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SNAPDIR_S3_STORE_ENDPOINT_URL", "http://c")
     assert S3Store("b").endpoint == "http://c"
@@ -227,3 +219,39 @@ async def test_get_small_reads_whole_small_objects_only(s3_env: SeaweedFS) -> No
     assert await st.get_small("a", 99) is None  # too big: the caller streams it instead
     with pytest.raises(ObjectNotFound):
         await st.get_small("missing", 100)
+
+
+def test_map_error_before_the_server_ever_answered() -> None:
+    text = ("Generic S3 error: Error performing GET http://10.0.0.9:9000/b/k in 60.001374511s"
+            " - HTTP error: error sending request")
+    first = map_error(RuntimeError(text), "k", "s3://bkt/p", "bkt",
+                      endpoint="http://10.0.0.9:9000", answered=False)
+    assert first.retryable is False  # a black hole must not cost 5 x 60 s
+    assert "http://10.0.0.9:9000" in str(first)
+    assert "no answer in 60 s" in str(first)
+    assert "AWS_ENDPOINT_URL" in str(first)
+    later = map_error(RuntimeError(text), "k", "s3://bkt/p", "bkt",
+                      endpoint="http://10.0.0.9:9000", answered=True)
+    assert later.retryable is True  # once it has answered, a timeout is a passing fault
+
+
+async def test_nothing_listening_fails_at_once_naming_the_endpoint(s3_env: SeaweedFS) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    st = S3Store("bucket", "p", endpoint=f"http://127.0.0.1:{port}")
+    with pytest.raises(StoreError) as info:
+        await st.head(KEY)
+    assert info.value.retryable is False
+    assert f"http://127.0.0.1:{port}" in str(info.value)
+    assert "AWS_ENDPOINT_URL" in str(info.value)
+    # the same store, once it has answered, treats a connection failure as transient
+    live = make(s3_env, "answered")
+    assert await live.head(KEY) is None
+    live.endpoint = f"http://127.0.0.1:{port}"
+    live._store = None  # rebuilt against the dead endpoint
+    with pytest.raises(StoreError) as again:
+        await live.head(KEY)
+    assert again.value.retryable is True
