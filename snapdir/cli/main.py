@@ -73,6 +73,8 @@ def fail(exc: BaseException) -> NoReturn:
                    "permissions", err=True)
         sys.exit(1)
     if isinstance(exc, KeyboardInterrupt):
+        if _terminated:
+            _stopped()
         click.echo("snapdir: interrupted", err=True)
         sys.exit(130)
     if isinstance(exc, BrokenPipeError):
@@ -149,14 +151,42 @@ def _tune_malloc() -> None:
         return
 
 
+_terminated: list[bool] = []
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    """SIGTERM (``kill``, a container stopping, a job scheduler) stops the work the way
+    Ctrl-C does: the running transfer is cancelled and cleans up (a multipart upload is
+    aborted, temp files removed) instead of the process vanishing mid-request."""
+    import signal
+
+    _terminated.append(True)
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signal.SIGINT, frame)  # asyncio's: cancels the main task
+    else:
+        raise KeyboardInterrupt
+
+
+def _stopped() -> NoReturn:
+    if _terminated:
+        click.echo("snapdir: terminated", err=True)
+        sys.exit(143)
+    click.echo("snapdir: aborted", err=True)
+    sys.exit(130)
+
+
 def main() -> None:
+    import signal
+
     _tune_malloc()
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         # prog_name: `python -m snapdir` reads _SNAPDIR_COMPLETE and says "snapdir" too
         cli.main(standalone_mode=False, prog_name="snapdir")
     except click.exceptions.Abort:
-        click.echo("snapdir: aborted", err=True)
-        sys.exit(130)
+        _stopped()
     except click.UsageError as exc:
         # one line, like every other error (click's own format spans four)
         where = exc.ctx.command_path if exc.ctx is not None else "snapdir"

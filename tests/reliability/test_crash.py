@@ -232,3 +232,44 @@ def test_kill_checkout(cli: Cli, tmp_path: Path, pushed) -> None:
         assert cli("id", str(dest)).out.strip() == sid
     _report("checkout", killed)
     assert any(killed)
+
+
+async def _pending_uploads(uri: str) -> list[str]:
+    from aiobotocore.session import get_session
+
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    async with get_session().create_client(
+            "s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"]) as client:
+        r = await client.list_multipart_uploads(Bucket=bucket, Prefix=prefix)
+        return [u["Key"] for u in r.get("Uploads", [])]
+
+
+@pytest.mark.s3
+@pytest.mark.parametrize(("sig", "code", "said"), [(signal.SIGTERM, 143, "terminated"),
+                                                   (signal.SIGINT, 130, "")])
+def test_stopping_a_multipart_push_aborts_the_upload(s3_env, cli: Cli, tmp_path: Path,
+                                                     sig: int, code: int, said: str) -> None:
+    """`kill` (a scheduler, a stopping container) or Ctrl-C half-way through a large file:
+    the multipart upload is aborted, not left to bill storage, and no manifest is written."""
+    src = tmp_path / "src"
+    big_file(src / "weights.bin", 200 * 1024 * 1024, seed=7)
+    uri = s3_env.unique_uri(f"stop-{sig}")
+    with FaultProxy(s3_env.endpoint, rate=0.0) as counter:
+        env = dict(cli.env, AWS_ENDPOINT_URL=counter.endpoint)
+        p = subprocess.Popen([sys.executable, "-m", "snapdir", "push", "-q", "--store", uri,
+                              str(src)], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        start = counter.requests
+        deadline = time.monotonic() + 120
+        while counter.requests < start + 8 and p.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.002)
+        assert p.poll() is None, "finished before the signal: make the file larger"
+        p.send_signal(sig)
+        out, err = p.communicate(timeout=60)
+    assert p.returncode == code, err
+    assert out == ""
+    assert said in err
+    assert "Traceback" not in err
+    assert anyio.run(_pending_uploads, uri) == []
+    assert anyio.run(_check_s3_store, uri) == 0  # no manifest
