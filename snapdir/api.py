@@ -119,13 +119,25 @@ async def apush(path: PathLike, store: str | None = None, *, name: str | None = 
     rev_name = name or os.path.basename(os.path.abspath(os.fspath(path))) or "root"
     st = _open(uri, config)
     try:
-        previous: list[str] = []
-        if record:
+        previous: list[str] | None = None
+
+        async def latest() -> list[str]:
+            """The name's latest revision in the store (its objects need no checking)."""
+            nonlocal previous
             previous = (await history.revisions_in_store(st, rev_name))[:1]
+            return previous
+
         result = await _push(os.fspath(path), st, options=options, config=config,
-                             known_manifests=previous, progress=progress, force=force)
+                             known_manifests=latest if record else None, progress=progress,
+                             force=force)
         if record:
-            await history.record_push(st, result.id, rev_name, previous, parent_ids,
+            if previous is None:  # the snapshot was there already: the store was not listed
+                if (not parent_ids and history.catalog().latest_revision(rev_name, st.uri)
+                        == result.id):
+                    previous = [result.id]  # a re-push of this machine's last revision: 1 request
+                else:
+                    await latest()
+            await history.record_push(st, result.id, rev_name, previous or [], parent_ids,
                                       os.fspath(path), result.files, result.bytes)
         return result
     finally:

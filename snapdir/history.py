@@ -309,6 +309,16 @@ class Catalog:
                 continue
         return out
 
+    def latest_revision(self, name: str, store: str) -> str | None:
+        """The id this machine last recorded under ``name`` in ``store``, if any."""
+        try:
+            with self._db() as db:
+                row = db.execute("SELECT id FROM revisions WHERE name=? AND store=? "
+                                 "ORDER BY time DESC LIMIT 1", (name, store)).fetchone()
+        except (sqlite3.Error, OSError):
+            return None
+        return str(row[0]) if row else None
+
     def locations(self, snapshot_id: str) -> list[Location]:
         with self._db() as db:
             rows = db.execute("SELECT id, kind, location, store, time FROM events WHERE id=? "

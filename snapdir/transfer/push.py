@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
@@ -102,13 +102,15 @@ async def push(
     *,
     options: ManifestOptions | None = None,
     config: TransferConfig | None = None,
-    known_manifests: list[str] | None = None,
+    known_manifests: Sequence[str] | Callable[[], Awaitable[Sequence[str]]] | None = None,
     progress: str = "auto",
     force: bool = False,
     trust_manifests: bool = True,
 ) -> PushResult:
     """Push directory ``source`` to ``store``; returns the snapshot id and counts.
 
+    ``known_manifests``: ids of manifests the store holds (their objects are not asked
+    for), or an async function giving them, called only if the snapshot is not there yet.
     ``force`` uploads every object even if the store has it (repairs a damaged store).
     ``trust_manifests=False`` is for a store where a manifest does not mean its objects
     are there (the local cache: pushes and pulls keep manifests in it alone), so every
@@ -142,8 +144,11 @@ async def push(
         _finish(cache, store, sid, data, result, started)
         return result
 
-    ids = (list(known_manifests or []) + known.known_ids(settings.cache_dir(), store.uri)
-           if trust_manifests else [])
+    ids: list[str] = []
+    if trust_manifests:
+        given = (await known_manifests() if callable(known_manifests)
+                 else known_manifests or ())
+        ids = list(given) + known.known_ids(settings.cache_dir(), store.uri)
     if force:
         plan = UploadPlan(tuple(sorted(sources)), (), 0)
     else:

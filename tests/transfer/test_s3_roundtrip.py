@@ -123,6 +123,26 @@ def test_repush_uploads_only_the_changed_objects_and_the_manifest(
         object_key(b3(b"colleague's change")), manifest_key(r2["id"])}
 
 
+def test_repush_of_a_snapshot_the_store_has_is_one_request(
+        s3_cli: Cli, bucket: Bucket, tmp_path: Path) -> None:
+    from faultproxy import FaultProxy
+
+    src = sample(tmp_path / "src")
+    uri = bucket.unique_uri("one-request")
+    sid = s3_cli("push", "-q", "--store", uri, str(src)).out.strip()
+    with FaultProxy(bucket.endpoint, rate=0.0) as counter:
+        s3_cli.env["AWS_ENDPOINT_URL"] = counter.endpoint
+        before = counter.requests
+        assert s3_cli("push", "-q", "--store", uri, str(src)).out.strip() == sid
+        assert counter.requests - before == 1  # HEAD of the manifest, nothing else
+        # another machine pushing the same bytes lists the history to record its revision
+        other = s3_cli.machine("other")
+        before = counter.requests
+        assert other("push", "-q", "--store", uri, str(src)).out.strip() == sid
+        assert counter.requests - before == 2
+        assert s3_cli("revisions", "--store", uri, "src").out.split() == [sid]
+
+
 def big_file(path: Path, size: int) -> bytes:
     """``size`` bytes: a unique header then a repeated random block (quick to write)."""
     block = os.urandom(4 * MiB)
