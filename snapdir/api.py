@@ -218,8 +218,10 @@ async def astage(path: PathLike, *, options: ManifestOptions | None = None,
     """Copy ``path``'s objects and manifest into the local cache."""
     from . import history, settings
     from .stores.file import FileStore
+    from .transfer.cache import open_cache
     from .transfer.push import push as _push
 
+    open_cache()  # a cache directory that cannot be one is refused before any hashing
     st = FileStore(settings.object_cache_dir())
     # the cache holds manifests without their objects (push and pull keep them there):
     # a manifest in it does not mean the objects are, so each is checked (a stat)

@@ -20,6 +20,7 @@ Never stale:
 
 from __future__ import annotations
 
+import contextlib
 import marshal
 import os
 import struct
@@ -122,7 +123,8 @@ class StatCache(NoStatCache):
             tmp.write_bytes(marshal.dumps((_VERSION, fresh)))
             os.replace(tmp, self.path)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # the cache dir may be a file, or unreadable
+                tmp.unlink(missing_ok=True)
             sys.stderr.write(
                 f"snapdir: warning: stat cache not updated in {self.path.parent} ({exc})\n")
 

@@ -41,6 +41,18 @@ def _s3_location(uri: str, rest: str) -> tuple[str, str]:
     return bucket, prefix
 
 
+def _file_store(path: str, uri: str | None = None) -> Store:
+    """A file store, refused at once (before any hashing) if its path is or lies under
+    a file."""
+    from ..errors import StoreError
+    from .file import FileStore, blocking_file, not_a_directory
+
+    st = FileStore(path, uri=uri)
+    if (blocker := blocking_file(st.root)) is not None:
+        raise StoreError(not_a_directory(st.uri, blocker))
+    return st
+
+
 def open_store(uri: str, *, multipart_threshold: int | None = None,
                part_size: int | None = None, part_concurrency: int | None = None) -> Store:
     """``s3://bucket/prefix``, ``file:///abs/path`` or a plain (possibly relative) path.
@@ -55,9 +67,7 @@ def open_store(uri: str, *, multipart_threshold: int | None = None,
         if colon and head.lower() in _SCHEMES:
             raise UsageError(f"store URI {uri!r} lacks '//' after {head + ':'!r}: write "
                              f"{head.lower()}://... (or ./{uri} for a local directory)")
-        from .file import FileStore
-
-        return FileStore(os.path.abspath(os.path.expanduser(uri)))
+        return _file_store(os.path.abspath(os.path.expanduser(uri)))
     scheme = scheme.lower()
     if scheme == "s3":
         bucket, prefix = _s3_location(uri, rest)
@@ -79,8 +89,6 @@ def open_store(uri: str, *, multipart_threshold: int | None = None,
         path = unquote(parts.path)
         if not path.startswith("/"):
             raise UsageError(f"file store URI {uri!r} is not absolute: use file:///absolute/path")
-        from .file import FileStore
-
-        return FileStore(path, uri=uri.rstrip("/") if path != "/" else uri)
+        return _file_store(path, uri.rstrip("/") if path != "/" else uri)
     raise UsageError(f"unknown store scheme {scheme!r} in {uri!r}: "
                      f"use s3://bucket/prefix or file:///path")

@@ -56,10 +56,8 @@ class FileStore:
 
     def _error(self, exc: OSError, key: str) -> StoreError:
         where = f"{key} in {self.uri}"
-        if blocker := _not_a_dir(self.root):
-            return StoreError(f"store {self.uri} cannot be a directory: {blocker} is a file; "
-                              "give --store a directory (or a path that does not exist yet)",
-                              key=key)
+        if blocker := blocking_file(self.root):
+            return StoreError(not_a_directory(self.uri, blocker), key=key)
         if isinstance(exc, FileNotFoundError | NotADirectoryError | IsADirectoryError):
             return ObjectNotFound(f"{where} does not exist", key=key)
         if isinstance(exc, PermissionError):
@@ -169,7 +167,12 @@ class FileStore:
         pass
 
 
-def _not_a_dir(root: Path) -> Path | None:
+def not_a_directory(uri: str, blocker: Path) -> str:
+    return (f"store {uri}: {blocker} is a file, not a directory; give --store a directory "
+            "(or a path that does not exist yet)")
+
+
+def blocking_file(root: Path) -> Path | None:
     """The nearest existing path at or above ``root`` if it is not a directory."""
     for p in (root, *root.parents):
         if os.path.lexists(p):

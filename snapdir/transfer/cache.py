@@ -24,6 +24,19 @@ def temp_name(final: Path) -> Path:
     return final.with_name(f"{TMP_PREFIX}{final.name[:16]}-{os.getpid()}-{secrets.token_hex(4)}")
 
 
+def open_cache() -> LocalCache:
+    """The local cache, refused with a clear message if its directory cannot be one."""
+    from .. import settings
+    from ..errors import DestinationError
+    from ..stores.file import blocking_file
+
+    root = settings.cache_dir()
+    if (blocker := blocking_file(root)) is not None:
+        raise DestinationError(f"the snapdir cache {root} cannot be used: {blocker} is a "
+                               "file, not a directory; set SNAPDIR_CACHE_DIR to a directory")
+    return LocalCache(settings.object_cache_dir())
+
+
 class LocalCache:
     def __init__(self, root: Path) -> None:
         self.root = root

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -16,7 +18,7 @@ from ..core.plan import plan_fetch, select
 from ..errors import DestinationError, IntegrityError, ObjectNotFound, StoreError, with_path
 from ..stores.base import Store, manifest_key
 from .batch import Batcher
-from .cache import LocalCache
+from .cache import LocalCache, open_cache
 from .config import TransferConfig
 from .download import RangeBuffers, download_object, write_small
 from .pool import for_each
@@ -49,9 +51,19 @@ def check_id(snapshot_id: str) -> str:
 
 async def get_manifest(store: Store, snapshot_id: str, config: TransferConfig,
                        cache: LocalCache | None = None) -> Manifest:
-    """The manifest of ``snapshot_id``: from the cache, else from the store (verified)."""
+    """The manifest of ``snapshot_id``: from the cache, else from the store (verified).
+
+    A cached copy that no longer hashes to its id is dropped and fetched again."""
     if cache is not None:
-        m = cache.load_manifest(snapshot_id)
+        try:
+            m = cache.load_manifest(snapshot_id)
+        except IntegrityError:
+            m = None
+            path = cache.manifest_path(snapshot_id)
+            with contextlib.suppress(OSError):
+                path.unlink()
+                sys.stderr.write(f"snapdir: warning: removed corrupt manifest {snapshot_id} "
+                                 f"from the local cache ({path})\n")
         if m is not None:
             return m
     key = manifest_key(snapshot_id)
@@ -146,7 +158,7 @@ async def fetch(snapshot_id: str, store: Store, *, config: TransferConfig | None
     started = time.monotonic()
     cfg = config or TransferConfig()
     sid = check_id(snapshot_id)
-    cache = LocalCache(settings.object_cache_dir())
+    cache = open_cache()
     manifest = await get_manifest(store, sid, cfg, cache)
     if include:
         manifest = select(manifest, include)

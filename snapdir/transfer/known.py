@@ -22,8 +22,8 @@ def _path(cache_dir: Path, store_uri: str) -> Path:
 def known_ids(cache_dir: Path, store_uri: str) -> list[str]:
     try:
         lines = _path(cache_dir, store_uri).read_text().split()
-    except (FileNotFoundError, UnicodeDecodeError):
-        return []
+    except (OSError, UnicodeDecodeError):
+        return []  # none yet, or an unusable cache directory: an optimisation only
     out: list[str] = []
     for line in reversed(lines):
         if len(line) == 64 and line not in out:

@@ -18,7 +18,7 @@ from ..core.manifest import Entry, Hasher
 from ..core.plan import select
 from ..errors import DestinationError
 from ..stores.base import Store
-from .cache import LocalCache
+from .cache import LocalCache, open_cache
 from .checkout import (
     CheckoutResult,
     cached_object_ok,
@@ -56,7 +56,7 @@ async def checkout(snapshot_id: str, dest: str | Path, *, delete: bool = False,
 
     sid = check_id(snapshot_id)
     check_destination(Path(dest), delete)
-    cache = LocalCache(settings.object_cache_dir())
+    cache = open_cache()
     manifest = cache.load_manifest(sid)
     if manifest is None:
         raise ObjectNotFound(f"snapshot {sid} is not in the local cache; run `snapdir fetch "
@@ -99,8 +99,9 @@ async def pull(snapshot_id: str, store: Store, dest: str | Path, *,
 
     local = [store.root] if isinstance(store, FileStore) else []
     check_destination(target, delete, local)  # before any request
-    cache = LocalCache(settings.object_cache_dir())
-    manifest = await get_manifest(store, sid, cfg, cache)
+    cache = LocalCache(settings.object_cache_dir()) if no_cache else open_cache()
+    # --no-cache: the manifest comes from the store too (a damaged cache cannot stop it)
+    manifest = await get_manifest(store, sid, cfg, None if no_cache else cache)
     if include:
         manifest = select(manifest, include)
     hasher = Hasher("b3sum", settings.manifest_context())

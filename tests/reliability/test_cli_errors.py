@@ -229,3 +229,45 @@ def test_a_write_failing_mid_download_is_one_line_naming_the_file(
     assert "destination error" in r.err
     assert not (dest / "big.bin").exists()
     assert [n for n in os.listdir(dest) if n != "small.txt"] == []  # no temp file
+
+
+def test_cache_directory_that_is_a_file(cli: Cli, tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "src", {"a.txt": b"a", "d/b.txt": b"b"})
+    store = str(tmp_path / "store")
+    sid = cli("push", "-q", "--store", store, str(src)).out.strip()
+    blocker = tmp_path / "cache-file"
+    blocker.write_bytes(b"not a directory")
+    m = cli.machine("m")
+    m.env["SNAPDIR_CACHE_DIR"] = str(blocker)
+    # hashing and pushing only use the cache to go faster: they work, with a warning at most
+    assert m("id", str(src)).out.strip() == sid
+    assert m("push", "-q", "--store", store, str(src)).out.strip() == sid
+    m("pull", "-q", "--no-cache", "--store", store, "--id", sid, str(tmp_path / "nc"))
+    assert m("id", str(tmp_path / "nc")).out.strip() == sid
+    # the verbs that need the cache say which setting to fix
+    for args in (["pull", "--store", store, "--id", sid, str(tmp_path / "d")],
+                 ["fetch", "--store", store, "--id", sid],
+                 ["checkout", "--id", sid, str(tmp_path / "d")],
+                 ["stage", str(src)]):
+        one_line_error(m(*args, check=False), needle="SNAPDIR_CACHE_DIR")
+    assert blocker.read_bytes() == b"not a directory"
+
+
+def test_corrupt_manifest_in_the_cache(cli: Cli, tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "src", {"a.txt": b"a", "d/b.txt": b"b"})
+    store = str(tmp_path / "store")
+    sid = cli("push", "-q", "--store", store, str(src)).out.strip()
+    m = cli.machine("m")
+    m("fetch", "--store", store, "--id", sid)
+    cached = m.home / "cache" / "store" / ".manifests" / sid[:3] / sid[3:6] / sid[6:9] / sid[9:]
+    cached.write_bytes(b"damaged")
+    # offline, nothing to fall back on: a clear error naming the file
+    one_line_error(m("checkout", "--id", sid, str(tmp_path / "co"), check=False),
+                   needle=str(cached))
+    # with the store at hand: --no-cache never reads it, and pull replaces it
+    m("pull", "-q", "--no-cache", "--store", store, "--id", sid, str(tmp_path / "nc"))
+    r = m("pull", "-q", "--store", store, "--id", sid, str(tmp_path / "p"))
+    assert "corrupt manifest" in r.err
+    for d in ("nc", "p"):
+        assert m("id", str(tmp_path / d)).out.strip() == sid
+    m("checkout", "--id", sid, str(tmp_path / "co"))
