@@ -24,6 +24,33 @@ def temp_name(final: Path) -> Path:
     return final.with_name(f"{TMP_PREFIX}{final.name[:16]}-{os.getpid()}-{secrets.token_hex(4)}")
 
 
+def remove_stale_temps(directory: Path) -> None:
+    """Remove ``.snapdir-tmp-*`` files left in ``directory`` by a process that died (a
+    crash or kill -9); those of live processes (a concurrent checkout) are left alone."""
+    try:
+        names = [n for n in os.listdir(directory) if n.startswith(TMP_PREFIX)]
+    except OSError:
+        return
+    for name in names:
+        try:
+            pid = int(name.rsplit("-", 2)[-2])
+        except (ValueError, IndexError):
+            continue
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+            continue  # still running
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue  # alive, another user's
+        try:
+            os.unlink(directory / name)
+        except (FileNotFoundError, IsADirectoryError, PermissionError):
+            pass
+
+
 def open_cache() -> LocalCache:
     """The local cache, refused with a clear message if its directory cannot be one."""
     from .. import settings
@@ -46,6 +73,10 @@ class LocalCache:
 
     def manifest_path(self, snapshot_id: str) -> Path:
         return self.root / manifest_key(snapshot_id)
+
+    def clean_temps(self, digest: str) -> None:
+        """Remove what a killed process left while writing ``digest`` (its temp files)."""
+        remove_stale_temps(self.object_path(digest).parent)
 
     def has_object(self, digest: str) -> bool:
         return os.path.isfile(self.object_path(digest))

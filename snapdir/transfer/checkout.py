@@ -26,7 +26,7 @@ from ..core.manifest import Hasher, Manifest
 from ..errors import DestinationError, IntegrityError, SnapdirError
 from ..fileio import write_all
 from ..hashing import hash_file
-from .cache import TMP_PREFIX, temp_name
+from .cache import TMP_PREFIX, remove_stale_temps, temp_name
 
 FICLONE = 0x40049409
 
@@ -154,36 +154,9 @@ def prepare_dirs(manifest: Manifest, dest: Path, delete: bool,
         rel = e.path[2:]
         target = dest / rel if rel else dest
         _ensure_dir(target, delete)
-        _remove_stale_temps(target)
+        remove_stale_temps(target)
         dirs.append((target, e.mode))
     return dirs
-
-
-def _remove_stale_temps(directory: Path) -> None:
-    """Remove ``.snapdir-tmp-*`` files left in ``directory`` by a process that died (a
-    crash or kill -9); those of live processes (a concurrent checkout) are left alone."""
-    try:
-        names = [n for n in os.listdir(directory) if n.startswith(TMP_PREFIX)]
-    except OSError:
-        return
-    for name in names:
-        try:
-            pid = int(name.rsplit("-", 2)[-2])
-        except (ValueError, IndexError):
-            continue
-        if pid == os.getpid():
-            continue
-        try:
-            os.kill(pid, 0)
-            continue  # still running
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            continue  # alive, another user's
-        try:
-            os.unlink(directory / name)
-        except (FileNotFoundError, IsADirectoryError, PermissionError):
-            pass
 
 
 def matches(path: Path, digest: str, size: int, hasher: Hasher) -> bool:

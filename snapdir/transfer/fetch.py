@@ -164,8 +164,17 @@ async def fetch(snapshot_id: str, store: Store, *, config: TransferConfig | None
         manifest = select(manifest, include)
     labels = object_labels(manifest)
     result = FetchResult(id=sid, files=sum(1 for _ in manifest.files()), objects=len(labels))
-    cached = await run_sync(
-        lambda: {d for d in labels if cache.has_object(d)})
+
+    def in_cache() -> set[str]:
+        have = set()
+        for d in labels:
+            if cache.has_object(d):
+                have.add(d)
+            else:
+                cache.clean_temps(d)  # a killed fetch's partial download
+        return have
+
+    cached = await run_sync(in_cache)
     todo = plan_fetch(labels, cached)
     result.bytes_skipped = sum(labels[d][1] for d in cached)
     items: list[Item] = [

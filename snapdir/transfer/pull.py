@@ -134,6 +134,8 @@ async def pull(snapshot_id: str, store: Store, dest: str | Path, *,
                   and cached_object_ok(cache.object_path(d), d, e.size, hasher)):
                 from_cache.add(d)  # re-hashed just now: checkout copies it
             else:
+                if not no_cache:
+                    cache.clean_temps(d)  # a killed pull's partial copy into the cache
                 if os.path.isdir(final) and not os.path.islink(final):
                     if not delete:
                         raise DestinationError(f"{final}: is a directory where the snapshot "

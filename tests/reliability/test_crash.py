@@ -208,6 +208,8 @@ def test_kill_fetch_then_checkout(cli: Cli, tmp_path: Path, pushed) -> None:
         check_content_addressed(cache_root(m))
         m(*args)
         check_content_addressed(cache_root(m))
+        leftovers = list(cache_root(m).rglob(".snapdir-tmp-*"))
+        assert leftovers == [], "the re-run left the killed fetch's partial files"
         dest = tmp_path / f"dest{seed}"
         m("checkout", "--id", sid, str(dest))
         assert cli("id", str(dest)).out.strip() == sid

@@ -359,3 +359,31 @@ def test_one_job_reports_the_real_error(cli: Cli, tmp_path: Path) -> None:
     assert digest in r.err
     assert "f7.txt" in r.err
     assert "internal error" not in r.err
+
+
+def test_fetch_and_pull_clear_partial_downloads_of_killed_runs(cli: Cli, tmp_path: Path
+                                                                ) -> None:
+    import subprocess
+    import sys
+
+    payload = os.urandom(30_000)
+    src = make_tree(tmp_path / "src", {"x.bin": payload})
+    store = tmp_path / "store"
+    sid = cli("push", "--store", str(store), str(src)).out.strip()
+    digest = blake3.blake3(payload).hexdigest()
+    objdir = cli.home / "cache" / "store" / ".objects" / digest[:3] / digest[3:6] / digest[6:9]
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    live = str(os.getpid())  # a process still writing: its temp file is left alone
+    for verb in ("fetch", "pull"):
+        objdir.mkdir(parents=True, exist_ok=True)
+        for f in objdir.iterdir():
+            f.unlink()
+        partial = objdir / f".snapdir-tmp-{digest[9:25]}-{dead}-0badf00d"
+        partial.write_bytes(payload[:1000])
+        working = objdir / f".snapdir-tmp-{digest[9:25]}-{live}-0c0ffee0"
+        working.write_bytes(payload[:10])
+        args = ["--store", str(store), "--id", sid]
+        cli(verb, *args, *([str(tmp_path / "d")] if verb == "pull" else []))
+        assert not partial.exists()
+        assert working.exists()
