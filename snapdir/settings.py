@@ -61,7 +61,7 @@ def env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def env_int(name: str, default: int, minimum: int = 1) -> int:
+def env_int(name: str, default: int, minimum: int = 1, maximum: int | None = None) -> int:
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
@@ -71,6 +71,8 @@ def env_int(name: str, default: int, minimum: int = 1) -> int:
         raise UsageError(f"{name}={raw!r} is not an integer; set a whole number") from None
     if value < minimum:
         raise UsageError(f"{name}={value} must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise UsageError(f"{name}={value} is too large: use {minimum} to {maximum}")
     return value
 
 

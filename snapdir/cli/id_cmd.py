@@ -23,7 +23,9 @@ def id_command(no_follow: bool, exclude: tuple[str, ...], no_stat_cache: bool,
         from ..core.manifest import parse, snapshot_id_of
 
         data = sys.stdin.buffer.read()
-        parse(data, strict=False)  # refuse what is not a manifest
+        if not parse(data, strict=False).entries:  # refuse what is not a manifest
+            raise UsageError("stdin holds no manifest entries; give a DIRECTORY, or "
+                             "pipe one in: snapdir manifest DIR | snapdir id")
         click.echo(snapshot_id_of(data))
         return
     from ..snapshot import ManifestOptions

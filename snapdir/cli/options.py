@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 
 import click
 
+from ..transfer.config import MAX_JOBS
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -41,7 +43,7 @@ def id_option(fn: F) -> F:
 
 
 def transfer_options(fn: F) -> F:
-    fn = click.option("-j", "--jobs", type=click.IntRange(1, 1024), default=None,
+    fn = click.option("-j", "--jobs", type=click.IntRange(1, MAX_JOBS), default=None,
                       help="Network requests in flight (env SNAPDIR_JOBS, default 32).")(fn)
     fn = click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")(fn)
     fn = click.option("--progress", "progress", is_flag=True,

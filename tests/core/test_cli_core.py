@@ -76,6 +76,9 @@ def test_id_of_bad_manifest_on_stdin() -> None:
     fails("id", stdin=b"not a manifest\n")
     fails("id", stdin=f"D 755 {EMPTY_B3.upper()} 0 ./\n".encode())
     fails("id", stdin=f"D 755 {EMPTY_B3} -5 ./\n".encode())
+    # nothing piped in (a script's empty variable, < /dev/null) is not an id
+    assert "no manifest entries" in fails("id", stdin=b"")
+    assert "no manifest entries" in fails("id", stdin=b"# just a comment\n")
 
 
 def test_vectors_via_cli(tmp_path: Path) -> None:

@@ -271,3 +271,15 @@ def test_corrupt_manifest_in_the_cache(cli: Cli, tmp_path: Path) -> None:
     for d in ("nc", "p"):
         assert m("id", str(tmp_path / d)).out.strip() == sid
     m("checkout", "--id", sid, str(tmp_path / "co"))
+
+
+@pytest.mark.parametrize("value", ["0", "1025", "100000", "many"])
+def test_jobs_out_of_range_in_flag_and_environment_alike(cli: Cli, tmp_path: Path,
+                                                         value: str) -> None:
+    src = make_tree(tmp_path / "src", {"a.txt": b"a"})
+    store = str(tmp_path / "store")
+    one_line_error(cli("push", "-j", value, "--store", store, str(src), check=False), code=2)
+    cli.env["SNAPDIR_JOBS"] = value
+    one_line_error(cli("push", "--store", store, str(src), check=False), code=2,
+                   needle="SNAPDIR_JOBS")
+    assert not (tmp_path / "store").exists()
