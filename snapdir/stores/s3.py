@@ -91,6 +91,13 @@ class AiobotocoreCredentials:
         secret = os.environ.get("AWS_SECRET_ACCESS_KEY")
         if not key or not secret:
             return None
+        named = os.environ.get("AWS_PROFILE", "").strip()
+        if named and not profile_exists(named):
+            # botocore (and so aws-cli) refuses it too, whatever keys the environment has
+            self.error = AccessDenied(
+                f"AWS_PROFILE={named!r} names no profile in the AWS config or credentials "
+                f"file (for {self.uri}): fix or unset AWS_PROFILE")
+            raise self.error
         token = os.environ.get("AWS_SESSION_TOKEN") or os.environ.get("AWS_SECURITY_TOKEN")
         return {"access_key_id": key, "secret_access_key": secret, "token": token,
                 "expires_at": None}
@@ -109,13 +116,19 @@ class AiobotocoreCredentials:
                 try:
                     self._creds = await session.get_credentials()
                 except Exception as exc:
+                    from botocore.exceptions import ProfileNotFound
+
+                    detail = (str(exc) if isinstance(exc, ProfileNotFound)
+                              else type(exc).__name__)  # others may quote the config
                     self.error = AccessDenied(
-                        f"cannot load AWS credentials for {self.uri}: {type(exc).__name__}: "
-                        f"check AWS_PROFILE and your AWS config")
+                        f"cannot load AWS credentials for {self.uri}: {detail}; check "
+                        f"AWS_PROFILE and your AWS config")
                     raise self.error from exc
                 if self._creds is None:
+                    profile = self.profile or os.environ.get("AWS_PROFILE", "").strip()
+                    which = f" (profile {profile!r} has none)" if profile else ""
                     self.error = AccessDenied(
-                        f"no AWS credentials found for {self.uri}: set AWS_PROFILE or "
+                        f"no AWS credentials found for {self.uri}{which}: set AWS_PROFILE or "
                         f"AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or log in (aws sso login)")
                     raise self.error
             frozen = await self._creds.get_frozen_credentials()
@@ -126,6 +139,28 @@ class AiobotocoreCredentials:
             "token": frozen.token,
             "expires_at": datetime.now(UTC) + _REFRESH_EVERY if refreshable else None,
         }
+
+
+def profile_exists(name: str) -> bool:
+    """Whether the AWS config or shared credentials file defines profile ``name``
+    (read directly: importing botocore costs a few hundred ms of start-up)."""
+    import configparser
+
+    home = os.path.expanduser("~")
+    files = ((os.environ.get("AWS_CONFIG_FILE") or os.path.join(home, ".aws", "config"),
+              {f"profile {name}"} | ({"default"} if name == "default" else set())),
+             (os.environ.get("AWS_SHARED_CREDENTIALS_FILE")
+              or os.path.join(home, ".aws", "credentials"), {name}))
+    for path, sections in files:
+        parser = configparser.RawConfigParser(strict=False)
+        try:
+            parser.read(os.path.expanduser(path))
+        except (configparser.Error, OSError, UnicodeDecodeError):
+            return True  # cannot tell: let the keys in the environment decide
+        if any(parser.has_section(s.strip()) for s in sections) or any(
+                " ".join(sec.split()) in sections for sec in parser.sections()):
+            return True
+    return False
 
 
 async def resolve_region(profile: str | None = None) -> str:

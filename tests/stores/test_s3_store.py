@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -167,6 +168,25 @@ async def test_no_credentials(s3_env: SeaweedFS, monkeypatch: pytest.MonkeyPatch
     st = make(s3_env, "nocreds")
     with pytest.raises(AccessDenied, match="no AWS credentials"):
         await st.put_bytes(KEY, b"x")
+
+
+async def test_aws_profile_names_a_missing_profile(s3_env: SeaweedFS, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "config"
+    cfg.write_text("[profile dev]\nregion = us-east-1\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(cfg))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_PROFILE", "nope")  # a typo: refused, as aws-cli refuses it
+    with pytest.raises(AccessDenied, match="AWS_PROFILE='nope'"):
+        await make(s3_env, "profile").put_bytes(KEY, b"x")
+    monkeypatch.setenv("AWS_PROFILE", "dev")  # it exists: the environment's keys are used
+    st = make(s3_env, "profile")
+    await st.put_bytes(KEY, b"x")
+    assert await st.head(KEY) == 1
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")  # the profile has no keys: the message says so
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    with pytest.raises(AccessDenied, match="profile 'dev' has none"):
+        await make(s3_env, "profile").put_bytes(KEY, b"x")
 
 
 async def test_missing_bucket(s3_env: SeaweedFS) -> None:
