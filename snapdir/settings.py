@@ -131,14 +131,14 @@ def describe(store_flag: str | None = None, jobs_flag: int | None = None) -> lis
         ("manifest context", "SNAPDIR_MANIFEST_CONTEXT", "(plain BLAKE3)"),
         ("progress interval", "SNAPDIR_PROGRESS_INTERVAL", "5 s plain, 0.2 s terminal"),
         ("direct I/O", "SNAPDIR_DIRECT_IO", "1 (large downloads)"),
-        # the first endpoint variable set wins, as in stores/s3.py
-        ("s3 endpoint", next((v for v in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL",
-                                          "SNAPDIR_S3_STORE_ENDPOINT_URL")
-                              if os.environ.get(v)), "AWS_ENDPOINT_URL"), "(AWS)"),
         ("s3 region", "AWS_REGION", "(botocore chain, else us-east-1)"),
     ):
         s = _env_or(var, fallback)
         out.append(Setting(label, s.value, s.source))
+    from .stores.awsconfig import configured_endpoint
+
+    endpoint = configured_endpoint()  # as stores/s3.py finds it
+    out.insert(len(out) - 1, Setting("s3 endpoint", *(endpoint or ("(AWS)", "default"))))
     if jobs_flag is not None:
         out.insert(1, Setting("network jobs", str(jobs_flag), "flag: --jobs"))
     else:

@@ -26,6 +26,7 @@ from obstore.exceptions import PermissionDeniedError, UnauthenticatedError
 from obstore.store import S3Store as _ObStore
 
 from ..errors import AccessDenied, ObjectNotFound, StoreError, StoreUnavailable, Throttled
+from .awsconfig import configured_endpoint, profile_exists
 from .base import Chunk
 
 if TYPE_CHECKING:
@@ -40,7 +41,6 @@ WHOLE_RANGE = 16 * MiB
 MAX_PARTS = 10_000
 MIN_PART = 5 * MiB
 DEFAULT_REGION = "us-east-1"
-ENDPOINT_VARS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "SNAPDIR_S3_STORE_ENDPOINT_URL")
 #: how long obstore may cache refreshable credentials before asking aiobotocore again
 _REFRESH_EVERY = timedelta(minutes=5)
 
@@ -54,12 +54,10 @@ _DENIED_CODES = frozenset({"AccessDenied", "InvalidAccessKeyId", "SignatureDoesN
 _TRANSIENT_CODES = frozenset({"RequestTimeout", "InternalError", "ServiceUnavailable"})
 
 
-def endpoint_from_env() -> str | None:
-    for var in ENDPOINT_VARS:
-        value = os.environ.get(var, "").strip()
-        if value:
-            return value
-    return None
+def endpoint_from_env(profile: str | None = None) -> str | None:
+    """The configured S3 endpoint (environment, then AWS config), or None for AWS."""
+    found = configured_endpoint(profile)
+    return found[0] if found else None
 
 
 def part_size_for(size: int, minimum: int = 8 * MiB) -> int:
@@ -139,28 +137,6 @@ class AiobotocoreCredentials:
             "token": frozen.token,
             "expires_at": datetime.now(UTC) + _REFRESH_EVERY if refreshable else None,
         }
-
-
-def profile_exists(name: str) -> bool:
-    """Whether the AWS config or shared credentials file defines profile ``name``
-    (read directly: importing botocore costs a few hundred ms of start-up)."""
-    import configparser
-
-    home = os.path.expanduser("~")
-    files = ((os.environ.get("AWS_CONFIG_FILE") or os.path.join(home, ".aws", "config"),
-              {f"profile {name}"} | ({"default"} if name == "default" else set())),
-             (os.environ.get("AWS_SHARED_CREDENTIALS_FILE")
-              or os.path.join(home, ".aws", "credentials"), {name}))
-    for path, sections in files:
-        parser = configparser.RawConfigParser(strict=False)
-        try:
-            parser.read(os.path.expanduser(path))
-        except (configparser.Error, OSError, UnicodeDecodeError):
-            return True  # cannot tell: let the keys in the environment decide
-        if any(parser.has_section(s.strip()) for s in sections) or any(
-                " ".join(sec.split()) in sections for sec in parser.sections()):
-            return True
-    return False
 
 
 async def resolve_region(profile: str | None = None) -> str:
@@ -261,7 +237,7 @@ class S3Store:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.uri = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
-        self.endpoint = endpoint or endpoint_from_env()
+        self.endpoint = endpoint or endpoint_from_env(profile)
         self.region = region
         self.multipart_threshold = multipart_threshold
         self.part_size = part_size

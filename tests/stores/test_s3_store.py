@@ -275,3 +275,37 @@ async def test_nothing_listening_fails_at_once_naming_the_endpoint(s3_env: Seawe
     with pytest.raises(StoreError) as again:
         await live.head(KEY)
     assert again.value.retryable is True
+
+
+def test_endpoint_from_the_aws_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from snapdir.stores.awsconfig import ENDPOINT_VARS, configured_endpoint
+
+    for var in (*ENDPOINT_VARS, "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    cfg = tmp_path / "config"
+    cfg.write_text("[default]\nendpoint_url = http://plain:1\n"
+                   "[profile r2]\nendpoint_url = http://global:2\nservices = mine\n"
+                   "[services mine]\ns3 =\n  endpoint_url = http://s3-only:3\n"
+                   "[profile bare]\nregion = eu-west-1\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(cfg))
+    assert configured_endpoint() == ("http://plain:1", "AWS config: profile default")
+    monkeypatch.setenv("AWS_PROFILE", "r2")
+    assert configured_endpoint() == ("http://s3-only:3", "AWS config: profile r2, services mine")
+    assert configured_endpoint("bare") is None
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://env:4")  # the environment wins
+    assert configured_endpoint() == ("http://env:4", "environment: AWS_ENDPOINT_URL")
+    monkeypatch.setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")
+    assert configured_endpoint() is None
+
+
+async def test_a_profile_endpoint_reaches_the_server(s3_env: SeaweedFS, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "config"
+    cfg.write_text(f"[profile local]\nendpoint_url = {s3_env.endpoint}\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(cfg))
+    monkeypatch.setenv("AWS_PROFILE", "local")
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    st = make(s3_env, "profile-endpoint")
+    assert st.endpoint == s3_env.endpoint
+    await st.put_bytes(KEY, b"abc")
+    assert await st.get_bytes(KEY) == b"abc"

@@ -1,0 +1,89 @@
+"""The AWS config and shared credentials files, read directly with configparser.
+
+Importing botocore costs a few hundred milliseconds of start-up; these two questions
+(does a profile exist, does it configure an S3 endpoint) only need the files.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+
+#: environment variables naming the S3 endpoint, first set wins (the last is snapdir 1.x's)
+ENDPOINT_VARS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "SNAPDIR_S3_STORE_ENDPOINT_URL")
+
+
+def _read(path: str) -> configparser.RawConfigParser | None:
+    parser = configparser.RawConfigParser(strict=False)
+    try:
+        parser.read(os.path.expanduser(path))
+    except (configparser.Error, OSError, UnicodeDecodeError):
+        return None
+    return parser
+
+
+def _config_path() -> str:
+    return os.environ.get("AWS_CONFIG_FILE") or os.path.join("~", ".aws", "config")
+
+
+def _credentials_path() -> str:
+    return (os.environ.get("AWS_SHARED_CREDENTIALS_FILE")
+            or os.path.join("~", ".aws", "credentials"))
+
+
+def _section(parser: configparser.RawConfigParser, names: set[str]) -> str | None:
+    for sec in parser.sections():
+        if " ".join(sec.split()) in names:
+            return sec
+    return None
+
+
+def _profile_sections(name: str) -> set[str]:
+    return {f"profile {name}"} | ({"default"} if name == "default" else set())
+
+
+def profile_exists(name: str) -> bool:
+    """Whether the AWS config or shared credentials file defines profile ``name`` (True
+    when a file cannot be read: then nothing is known against it)."""
+    for path, names in ((_config_path(), _profile_sections(name)),
+                        (_credentials_path(), {name})):
+        parser = _read(path)
+        if parser is None or _section(parser, names) is not None:
+            return True
+    return False
+
+
+def _ignored() -> bool:
+    return os.environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").strip().lower() == "true"
+
+
+def configured_endpoint(profile: str | None = None) -> tuple[str, str] | None:
+    """The S3 endpoint and where it was set, as botocore finds it: ``AWS_ENDPOINT_URL_S3``,
+    ``AWS_ENDPOINT_URL`` (then snapdir 1.x's variable), then the profile's ``services``
+    section (its ``s3`` ``endpoint_url``), then the profile's own ``endpoint_url``.
+    ``AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true`` skips all but snapdir's variable."""
+    for var in ENDPOINT_VARS:
+        value = os.environ.get(var, "").strip()
+        if value and not (_ignored() and var.startswith("AWS_")):
+            return value, f"environment: {var}"
+    if _ignored():
+        return None
+    name = (profile or os.environ.get("AWS_PROFILE", "").strip()
+            or os.environ.get("AWS_DEFAULT_PROFILE", "").strip() or "default")
+    parser = _read(_config_path())
+    if parser is None:
+        return None
+    sec = _section(parser, _profile_sections(name))
+    if sec is None:
+        return None
+    where = f"AWS config: profile {name}"
+    services = parser.get(sec, "services", fallback="").strip()
+    if services:
+        ssec = _section(parser, {f"services {services}"})
+        block = parser.get(ssec, "s3", fallback="") if ssec else ""
+        for line in block.splitlines():
+            key, eq, value = line.partition("=")
+            if eq and key.strip() == "endpoint_url" and value.strip():
+                return value.strip(), f"{where}, services {services}"
+    value = parser.get(sec, "endpoint_url", fallback="").strip()
+    return (value, where) if value else None
