@@ -174,7 +174,7 @@ def map_error(exc: BaseException, key: str, uri: str, bucket: str,
     if isinstance(exc, StoreError):
         return exc
     if creds is not None and creds.error is not None:
-        return type(creds.error)(f"{creds.error} (for {key})", key=key)
+        return type(creds.error)(str(creds.error), key=key)  # not about any one object
     text = str(exc)
     m = _STATUS.search(text)
     status = int(m.group(1)) if m else None
