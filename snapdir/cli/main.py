@@ -56,6 +56,8 @@ def _available(mod: str) -> bool:
 
 def fail(exc: BaseException) -> NoReturn:
     """Print one line for ``exc`` and exit with its code."""
+    if _terminated:
+        _stopped()
     if isinstance(exc, SnapdirError):
         click.echo(f"snapdir: {exc.kind}: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
@@ -100,8 +102,35 @@ def _first(group: BaseExceptionGroup[BaseException], kind: type[E]) -> E | None:
 
 
 def run_async(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run ``fn`` on asyncio with uvloop when available."""
+    """Run ``fn`` on asyncio with uvloop when available.
+
+    SIGTERM (``kill``, a container stopping, a job scheduler) cancels it the way Ctrl-C
+    does: the running transfer cleans up (a multipart upload is aborted, temp files
+    removed) instead of the process vanishing mid-request. The handler is the event
+    loop's own, so it works where the shell ignores SIGINT (background jobs) too.
+    """
     import anyio
+
+    async def guarded() -> T:
+        import asyncio
+        import signal
+
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+
+        def on_term() -> None:
+            _terminated.append(True)
+            if task is not None:
+                task.cancel()
+
+        try:
+            loop.add_signal_handler(signal.SIGTERM, on_term)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+            return await fn()
+        try:
+            return await fn()
+        finally:
+            loop.remove_signal_handler(signal.SIGTERM)
 
     try:
         import uvloop  # noqa: F401
@@ -109,7 +138,7 @@ def run_async(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
         opts: dict[str, Any] = {"use_uvloop": True}
     except ImportError:
         opts = {}
-    return anyio.run(fn, backend="asyncio", backend_options=opts)
+    return anyio.run(guarded, backend="asyncio", backend_options=opts)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -151,21 +180,8 @@ def _tune_malloc() -> None:
         return
 
 
+#: set when SIGTERM cancelled the work (see ``run_async``)
 _terminated: list[bool] = []
-
-
-def _on_sigterm(signum: int, frame: Any) -> None:
-    """SIGTERM (``kill``, a container stopping, a job scheduler) stops the work the way
-    Ctrl-C does: the running transfer is cancelled and cleans up (a multipart upload is
-    aborted, temp files removed) instead of the process vanishing mid-request."""
-    import signal
-
-    _terminated.append(True)
-    handler = signal.getsignal(signal.SIGINT)
-    if callable(handler):
-        handler(signal.SIGINT, frame)  # asyncio's: cancels the main task
-    else:
-        raise KeyboardInterrupt
 
 
 def _stopped() -> NoReturn:
@@ -177,11 +193,7 @@ def _stopped() -> NoReturn:
 
 
 def main() -> None:
-    import signal
-
     _tune_malloc()
-    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         # prog_name: `python -m snapdir` reads _SNAPDIR_COMPLETE and says "snapdir" too
         cli.main(standalone_mode=False, prog_name="snapdir")

@@ -246,11 +246,19 @@ async def _pending_uploads(uri: str) -> list[str]:
         return [u["Key"] for u in r.get("Uploads", [])]
 
 
+def _sigint_ignored(args: list[str]) -> list[str]:
+    """``args`` run as a shell runs a background job: with SIGINT ignored (inherited)."""
+    return ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *args]
+
+
 @pytest.mark.s3
-@pytest.mark.parametrize(("sig", "code", "said"), [(signal.SIGTERM, 143, "terminated"),
-                                                   (signal.SIGINT, 130, "")])
+@pytest.mark.parametrize(("sig", "code", "said", "background"), [
+    (signal.SIGTERM, 143, "terminated", False),
+    (signal.SIGTERM, 143, "terminated", True),  # a shell's background job ignores SIGINT
+    (signal.SIGINT, 130, "", False)])
 def test_stopping_a_multipart_push_aborts_the_upload(s3_env, cli: Cli, tmp_path: Path,
-                                                     sig: int, code: int, said: str) -> None:
+                                                     sig: int, code: int, said: str,
+                                                     background: bool) -> None:
     """`kill` (a scheduler, a stopping container) or Ctrl-C half-way through a large file:
     the multipart upload is aborted, not left to bill storage, and no manifest is written."""
     src = tmp_path / "src"
@@ -258,9 +266,9 @@ def test_stopping_a_multipart_push_aborts_the_upload(s3_env, cli: Cli, tmp_path:
     uri = s3_env.unique_uri(f"stop-{sig}")
     with FaultProxy(s3_env.endpoint, rate=0.0) as counter:
         env = dict(cli.env, AWS_ENDPOINT_URL=counter.endpoint)
-        p = subprocess.Popen([sys.executable, "-m", "snapdir", "push", "-q", "--store", uri,
-                              str(src)], env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+        args = [sys.executable, "-m", "snapdir", "push", "-q", "--store", uri, str(src)]
+        p = subprocess.Popen(_sigint_ignored(args) if background else args, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         start = counter.requests
         deadline = time.monotonic() + 120
         while counter.requests < start + 8 and p.poll() is None:
@@ -272,6 +280,36 @@ def test_stopping_a_multipart_push_aborts_the_upload(s3_env, cli: Cli, tmp_path:
     assert p.returncode == code, err
     assert out == ""
     assert said in err
-    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
     assert anyio.run(_pending_uploads, uri) == []
     assert anyio.run(_check_s3_store, uri) == 0  # no manifest
+
+
+@pytest.mark.s3
+def test_sigterm_during_a_pull_is_one_line_and_leaves_no_partial_file(
+        s3_env, cli: Cli, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    for i in range(3):
+        big_file(src / f"shard{i}.bin", 90 * 1024 * 1024, seed=40 + i)
+    uri = s3_env.unique_uri("term-pull")
+    sid = cli("push", "-q", "--store", uri, str(src)).out.strip()
+    dest = tmp_path / "dest"
+    with FaultProxy(s3_env.endpoint, rate=0.0) as counter:
+        env = dict(cli.machine("puller").env, AWS_ENDPOINT_URL=counter.endpoint)
+        p = subprocess.Popen(_sigint_ignored([sys.executable, "-m", "snapdir", "pull", "-q",
+                                              "--store", uri, "--id", sid, str(dest)]),
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+        start = counter.requests
+        deadline = time.monotonic() + 120
+        while counter.requests < start + 6 and p.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.002)
+        assert p.poll() is None, "finished before the signal: make the files larger"
+        p.send_signal(signal.SIGTERM)
+        _out, err = p.communicate(timeout=60)
+    assert p.returncode == 143, err
+    assert err.strip() == "snapdir: terminated"
+    want = {f"shard{i}.bin": (src / f"shard{i}.bin").read_bytes() for i in range(3)}
+    for f in dest.rglob("*") if dest.exists() else ():
+        assert f.name.startswith(".snapdir-tmp-") or f.read_bytes() == want[f.name]
