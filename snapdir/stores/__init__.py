@@ -25,6 +25,9 @@ _BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]")
 def _s3_location(uri: str, rest: str) -> tuple[str, str]:
     """(bucket, prefix) of ``s3://rest``, refusing what S3 or the key layout cannot take."""
     bucket, _, prefix = rest.partition("/")
+    if prefix.startswith("/"):
+        raise UsageError(f"store URI {uri!r}: the prefix has an empty, '.' or '..' segment; "
+                         "write it as s3://bucket/a/b")
     if not bucket:
         raise UsageError(f"no bucket in store URI {uri!r}: use s3://bucket/prefix")
     if not _BUCKET.fullmatch(bucket):

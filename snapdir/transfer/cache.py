@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import stat
 from pathlib import Path
 
 from ..core.manifest import Manifest, digest_hex, parse
@@ -78,6 +80,29 @@ class LocalCache:
         """Remove what a killed process left while writing ``digest`` (its temp files)."""
         remove_stale_temps(self.object_path(digest).parent)
 
+    def usable(self, digest: str, size: int) -> bool:
+        """Is ``digest`` cached as a regular file of ``size`` bytes? Whatever else sits in
+        its place (a truncated copy, a directory, a link) is removed, with the temp files
+        of killed writers, so the next fetch writes it afresh. A stat, not a hash: pull
+        and checkout hash what they take from the cache."""
+        path = self.object_path(digest)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            self.clean_temps(digest)
+            return False
+        if stat.S_ISREG(st.st_mode) and st.st_size == size:
+            return True
+        try:
+            if stat.S_ISDIR(st.st_mode):
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except OSError:
+            pass
+        self.clean_temps(digest)
+        return False
+
     def has_object(self, digest: str) -> bool:
         return os.path.isfile(self.object_path(digest))
 
@@ -85,7 +110,10 @@ class LocalCache:
         """The cached manifest of ``snapshot_id`` (checked against the id), or None."""
         try:
             data = self.manifest_path(snapshot_id).read_bytes()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
+            return None  # not cached (or no usable cache directory)
+        except IsADirectoryError:
+            shutil.rmtree(self.manifest_path(snapshot_id), ignore_errors=True)
             return None
         if digest_hex(data) != snapshot_id:
             raise IntegrityError(

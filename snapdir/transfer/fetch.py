@@ -84,7 +84,10 @@ async def get_manifest(store: Store, snapshot_id: str, config: TransferConfig,
     data = await retrying(get, config)
     manifest = parse(data)  # strict: untrusted input
     if cache is not None:
-        await run_sync(cache.save_manifest, snapshot_id, data)
+        try:
+            await run_sync(cache.save_manifest, snapshot_id, data)
+        except OSError:
+            pass  # a cache that cannot take it: fetch and pull refuse such a cache up front
     return manifest
 
 
@@ -165,16 +168,8 @@ async def fetch(snapshot_id: str, store: Store, *, config: TransferConfig | None
     labels = object_labels(manifest)
     result = FetchResult(id=sid, files=sum(1 for _ in manifest.files()), objects=len(labels))
 
-    def in_cache() -> set[str]:
-        have = set()
-        for d in labels:
-            if cache.has_object(d):
-                have.add(d)
-            else:
-                cache.clean_temps(d)  # a killed fetch's partial download
-        return have
-
-    cached = await run_sync(in_cache)
+    cached = await run_sync(
+        lambda: {d for d, (_, size) in labels.items() if cache.usable(d, size)})
     todo = plan_fetch(labels, cached)
     result.bytes_skipped = sum(labels[d][1] for d in cached)
     items: list[Item] = [

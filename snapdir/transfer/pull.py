@@ -63,10 +63,13 @@ async def checkout(snapshot_id: str, dest: str | Path, *, delete: bool = False,
                              f"--id {sid}` or `snapdir pull` first")
     if include:
         manifest = select(manifest, include)
-    missing = [d for d in manifest.object_digests() if not cache.has_object(d)]
+    sizes = {e.checksum: e.size for e in manifest.files()}
+    missing = [d for d, size in sizes.items() if not cache.usable(d, size)]
     if missing:
-        raise ObjectNotFound(f"snapshot {sid}: {len(missing)} objects are missing from the "
-                             f"local cache (e.g. {missing[0]}); run `snapdir fetch` first")
+        n = len(missing)
+        raise ObjectNotFound(f"snapshot {sid}: {n} object{'s are' if n > 1 else ' is'} missing "
+                             f"from the local cache (e.g. {missing[0]}); run `snapdir fetch` "
+                             "first")
     hasher = Hasher("b3sum", settings.manifest_context())
     return await run_sync(partial(
         checkout_manifest, manifest, Path(dest), cache.object_path, delete=delete,

@@ -164,7 +164,8 @@ async def push(
         digest, check = item
         path, size = sources[digest]
         sent = [0]  # bytes of a large object already shown (a retry shows them again)
-        if check and await retrying(partial(store.head, object_key(digest)), cfg) is not None:
+        # a copy of another size there (truncated, damaged) is replaced
+        if check and await retrying(partial(store.head, object_key(digest)), cfg) == size:
             result.objects_skipped += 1
         else:
             large = size >= cfg.multipart_threshold

@@ -387,3 +387,40 @@ def test_fetch_and_pull_clear_partial_downloads_of_killed_runs(cli: Cli, tmp_pat
         cli(verb, *args, *([str(tmp_path / "d")] if verb == "pull" else []))
         assert not partial.exists()
         assert working.exists()
+
+
+def test_fetch_replaces_a_truncated_or_misplaced_cached_object(cli: Cli, tmp_path: Path
+                                                               ) -> None:
+    import shutil
+
+    payload = os.urandom(30_000)
+    src = make_tree(tmp_path / "src", {"x.bin": payload, "y.txt": b"y"})
+    store = tmp_path / "store"
+    sid = cli("push", "--store", str(store), str(src)).out.strip()
+    digest = blake3.blake3(payload).hexdigest()
+    cached = cli.home / "cache" / "store" / ".objects" / digest[:3] / digest[3:6] / \
+        digest[6:9] / digest[9:]
+    args = ["--store", str(store), "--id", sid]
+    for damage in ("truncate", "directory"):
+        cli("fetch", *args)
+        if damage == "truncate":
+            os.chmod(cached, 0o644)
+            cached.write_bytes(payload[:100])
+        else:
+            cached.unlink()
+            (cached / "junk").mkdir(parents=True)
+        if damage == "directory":  # offline checkout: named as missing, fetch then repairs
+            r = cli("checkout", "--id", sid, str(tmp_path / "co"), check=False)
+            assert r.rc != 0
+            assert "1 object is missing" in r.err
+        r = json.loads(cli("fetch", "--json", *args).out)
+        assert r["objects_fetched"] == 1
+        assert cached.read_bytes() == payload
+        shutil.rmtree(tmp_path / "co", ignore_errors=True)
+        cli("checkout", "--id", sid, str(tmp_path / "co"))
+        assert cli("id", str(tmp_path / "co")).out.strip() == sid
+    # stage replaces a truncated copy too (it compares sizes)
+    os.chmod(cached, 0o644)
+    cached.write_bytes(payload[:100])
+    assert cli("stage", str(src)).out.strip() == sid
+    assert cached.read_bytes() == payload
