@@ -233,8 +233,12 @@ async def ancestors(snapshot_id: str, store_uri: str,
             for rec in recs:
                 for p in rec.parents:
                     if p.id in seen:
-                        if p.id in (snapshot_id, rec.id):
-                            warn(f"history cycle through {p.id}; not following it again")
+                        # a revert (v1, v2, v1 again) links back to a revision already
+                        # listed: ordinary, said once is enough; only a record naming
+                        # itself as its parent is worth a warning
+                        if p.id == rec.id:
+                            warn(f"history record of {p.id} names itself as its parent; "
+                                 "ignored")
                         continue
                     seen.add(p.id)
                     frontier.append((p.id, p.store or rec.store or uri, depth + 1))

@@ -194,3 +194,19 @@ def test_python_api(s3_env: object, s3_cli: Cli, bucket: Bucket, tmp_path: Path)
     other = s3_cli.machine("cli-reader")
     assert lines(other("ancestors", "--store", models, model.id).out) == [r2.id, r1.id]
     assert lines(other("revisions", "--store", datasets, "api-ds").out) == [r2.id, r1.id]
+
+
+def test_a_revert_is_a_revision_without_warnings(s3_cli: Cli, bucket: Bucket,
+                                                 tmp_path: Path) -> None:
+    uri = bucket.unique_uri("revert")
+    ds = write_dataset(tmp_path / "ds", 1)
+    v1 = s3_cli("push", "-q", "--store", uri, str(ds)).out.strip()
+    (ds / "VERSION").write_bytes(b"2\n")
+    v2 = s3_cli("push", "-q", "--store", uri, str(ds)).out.strip()
+    (ds / "VERSION").write_bytes(b"1\n")
+    again = s3_cli("push", "-q", "--store", uri, str(ds)).out.strip()
+    assert again == v1
+    assert lines(s3_cli("revisions", "--store", uri, "ds").out) == [v1, v2]
+    r = s3_cli.machine("auditor")("ancestors", "--store", uri, v1)
+    assert lines(r.out) == [v2]
+    assert r.err == ""
