@@ -180,15 +180,19 @@ class RangeBuffers:
         self._count = count
         self._slots = anyio.Semaphore(count)
 
-    async def take(self) -> mmap.mmap:
+    async def take(self, alloc: bool = True) -> mmap.mmap | None:
+        """A buffer (or, with ``alloc=False``, only the right to hold a range's bytes)."""
         await self._slots.acquire()
+        if not alloc:
+            return None
         if self._free:
             return self._free.pop()
         self.made += 1
         return mmap.mmap(-1, self.size)  # anonymous: page-aligned, zero-filled on first use
 
-    def give(self, buf: mmap.mmap) -> None:
-        self._free.append(buf)
+    def give(self, buf: mmap.mmap | None) -> None:
+        if buf is not None:
+            self._free.append(buf)
         self._slots.release()
 
     def close(self) -> None:
@@ -222,16 +226,21 @@ async def _ranged(store: Store, key: str, tmp: Path, final: Path, size: int,
     fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
         direct = config.direct_io and enable_direct(fd)
+        # Through the page cache, a range is written and hashed from the store client's
+        # own buffers: no copy into ours (and none of our buffers to fault in).
+        copy = direct
         h = threaded_blake3(hasher)
-        #: range start -> (its buffer, bytes of it received so far)
-        held: dict[int, tuple[mmap.mmap, list[int]]] = {}
+        #: range start -> (its buffer or None, bytes of it received so far, the chunks
+        #: themselves when they are kept instead of copied)
+        held: dict[int, tuple[mmap.mmap | None, list[int], list[Chunk]]] = {}
         done: set[int] = set()
         hashed = 0
         hashing = anyio.Lock()
 
-        def receive(buf: mmap.mmap, got: list[int], chunk: Chunk, start: int,
-                    length: int) -> None:
-            """Copy ``chunk`` into ``buf``; once the range is whole, write it out."""
+        def receive(buf: mmap.mmap | None, got: list[int], kept: list[Chunk], chunk: Chunk,
+                    start: int, length: int) -> None:
+            """Copy ``chunk`` into ``buf`` and write the range out once it is whole; or,
+            without a buffer, write ``chunk`` at once and keep it for the hash."""
             nonlocal direct
             n = len(chunk)
             if got[0] + n > length:
@@ -239,6 +248,11 @@ async def _ranged(store: Store, key: str, tmp: Path, final: Path, size: int,
                 raise StoreUnavailable(f"{key}: range at {start} came back longer than "
                                        f"asked ({got[0] + n} of {length} bytes); retrying",
                                        key)
+            if buf is None:
+                pwrite_all(fd, chunk, start + got[0])
+                kept.append(chunk)
+                got[0] += n
+                return
             view = memoryview(buf)
             try:
                 view[got[0]:got[0] + n] = chunk
@@ -250,15 +264,20 @@ async def _ranged(store: Store, key: str, tmp: Path, final: Path, size: int,
                 view.release()
 
         async def fetch_range(start: int, end: int) -> None:
-            buf, got = held[start]
+            buf, got, kept = held[start]
             async for chunk in store.get(key, start + got[0], end):
-                await run_sync(receive, buf, got, chunk, start, end - start)
+                await run_sync(receive, buf, got, kept, chunk, start, end - start)
             if got[0] != end - start:
                 from ..errors import StoreUnavailable
                 raise StoreUnavailable(f"{key}: truncated body ({got[0]} of "
                                        f"{end - start} bytes); retrying", key)
 
-        def feed(buf: mmap.mmap, length: int) -> None:
+        def feed(buf: mmap.mmap | None, length: int, kept: list[Chunk]) -> None:
+            if buf is None:
+                for chunk in kept:
+                    h.update(chunk)
+                kept.clear()
+                return
             with memoryview(buf) as view:
                 h.update(view[:length])
 
@@ -266,9 +285,9 @@ async def _ranged(store: Store, key: str, tmp: Path, final: Path, size: int,
             nonlocal hashed
             async with hashing:
                 while hashed in done:
-                    buf, got = held.pop(hashed)
+                    buf, got, kept = held.pop(hashed)
                     try:
-                        await run_sync(feed, buf, got[0])
+                        await run_sync(feed, buf, got[0], kept)
                     finally:
                         buffers.give(buf)
                     hashed += got[0]
@@ -288,12 +307,12 @@ async def _ranged(store: Store, key: str, tmp: Path, final: Path, size: int,
             async with anyio.create_task_group() as tg:
                 for start in range(0, size, part):
                     # in file order: the range the hash waits for always has its buffer
-                    held[start] = (await buffers.take(), [0])
+                    held[start] = (await buffers.take(copy), [0], [])
                     tg.start_soon(one, start, min(size, start + part))
         except BaseExceptionGroup as group:
             raise first_error(group) from None
         finally:
-            for buf, _ in held.values():  # ranges a failure left unhashed
+            for buf, _, _ in held.values():  # ranges a failure left unhashed
                 buffers.give(buf)
             held.clear()
         if hashed != size:  # unreachable unless a range went missing: never trust it
