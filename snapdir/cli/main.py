@@ -75,8 +75,6 @@ def fail(exc: BaseException) -> NoReturn:
                    "permissions", err=True)
         sys.exit(1)
     if isinstance(exc, KeyboardInterrupt):
-        if _terminated:
-            _stopped()
         click.echo("snapdir: interrupted", err=True)
         sys.exit(130)
     if isinstance(exc, BrokenPipeError):
@@ -123,14 +121,16 @@ def run_async(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
             if task is not None:
                 task.cancel()
 
+        installed = True
         try:
             loop.add_signal_handler(signal.SIGTERM, on_term)
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
-            return await fn()
+            installed = False
         try:
             return await fn()
         finally:
-            loop.remove_signal_handler(signal.SIGTERM)
+            if installed:
+                loop.remove_signal_handler(signal.SIGTERM)
 
     try:
         import uvloop  # noqa: F401

@@ -54,12 +54,6 @@ _DENIED_CODES = frozenset({"AccessDenied", "InvalidAccessKeyId", "SignatureDoesN
 _TRANSIENT_CODES = frozenset({"RequestTimeout", "InternalError", "ServiceUnavailable"})
 
 
-def endpoint_from_env(profile: str | None = None) -> str | None:
-    """The configured S3 endpoint (environment, then AWS config), or None for AWS."""
-    found = configured_endpoint(profile)
-    return found[0] if found else None
-
-
 def part_size_for(size: int, minimum: int = 8 * MiB) -> int:
     """Smallest whole-MiB part size >= ``minimum`` that keeps ``size`` within 10,000 parts."""
     need = math.ceil(size / MAX_PARTS)
@@ -237,7 +231,9 @@ class S3Store:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.uri = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
-        self.endpoint = endpoint or endpoint_from_env(profile)
+        if not endpoint and (found := configured_endpoint(profile)) is not None:
+            endpoint = found[0]  # the environment, then the AWS config; None: AWS itself
+        self.endpoint = endpoint
         self.region = region
         self.multipart_threshold = multipart_threshold
         self.part_size = part_size

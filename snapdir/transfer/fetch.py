@@ -167,7 +167,6 @@ async def fetch(snapshot_id: str, store: Store, *, config: TransferConfig | None
         manifest = select(manifest, include)
     labels = object_labels(manifest)
     result = FetchResult(id=sid, files=sum(1 for _ in manifest.files()), objects=len(labels))
-
     cached = await run_sync(
         lambda: {d for d, (_, size) in labels.items() if cache.usable(d, size)})
     todo = plan_fetch(labels, cached)

@@ -246,6 +246,23 @@ async def _pending_uploads(uri: str) -> list[str]:
         return [u["Key"] for u in r.get("Uploads", [])]
 
 
+def _signal_midway(args: list[str], env: dict[str, str], counter: FaultProxy, after: int,
+                   sig: int) -> tuple[int, str, str]:
+    """Run ``args``, send ``sig`` once ``counter`` has seen ``after`` more requests;
+    (exit code, stdout, stderr)."""
+    p = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    start = counter.requests
+    deadline = time.monotonic() + 120
+    while counter.requests < start + after and p.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.002)
+    assert p.poll() is None, "finished before the signal: make the data larger"
+    p.send_signal(sig)
+    out, err = p.communicate(timeout=60)
+    return p.returncode, out, err
+
+
 def _sigint_ignored(args: list[str]) -> list[str]:
     """``args`` run as a shell runs a background job: with SIGINT ignored (inherited)."""
     return ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *args]
@@ -267,17 +284,9 @@ def test_stopping_a_multipart_push_aborts_the_upload(s3_env, cli: Cli, tmp_path:
     with FaultProxy(s3_env.endpoint, rate=0.0) as counter:
         env = dict(cli.env, AWS_ENDPOINT_URL=counter.endpoint)
         args = [sys.executable, "-m", "snapdir", "push", "-q", "--store", uri, str(src)]
-        p = subprocess.Popen(_sigint_ignored(args) if background else args, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        start = counter.requests
-        deadline = time.monotonic() + 120
-        while counter.requests < start + 8 and p.poll() is None:
-            assert time.monotonic() < deadline
-            time.sleep(0.002)
-        assert p.poll() is None, "finished before the signal: make the file larger"
-        p.send_signal(sig)
-        out, err = p.communicate(timeout=60)
-    assert p.returncode == code, err
+        rc, out, err = _signal_midway(_sigint_ignored(args) if background else args, env,
+                                      counter, 8, sig)
+    assert rc == code, err
     assert out == ""
     assert said in err
     assert len(err.strip().splitlines()) == 1, err
@@ -296,19 +305,10 @@ def test_sigterm_during_a_pull_is_one_line_and_leaves_no_partial_file(
     dest = tmp_path / "dest"
     with FaultProxy(s3_env.endpoint, rate=0.0) as counter:
         env = dict(cli.machine("puller").env, AWS_ENDPOINT_URL=counter.endpoint)
-        p = subprocess.Popen(_sigint_ignored([sys.executable, "-m", "snapdir", "pull", "-q",
-                                              "--store", uri, "--id", sid, str(dest)]),
-                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True)
-        start = counter.requests
-        deadline = time.monotonic() + 120
-        while counter.requests < start + 6 and p.poll() is None:
-            assert time.monotonic() < deadline
-            time.sleep(0.002)
-        assert p.poll() is None, "finished before the signal: make the files larger"
-        p.send_signal(signal.SIGTERM)
-        _out, err = p.communicate(timeout=60)
-    assert p.returncode == 143, err
+        args = [sys.executable, "-m", "snapdir", "pull", "-q", "--store", uri, "--id", sid,
+                str(dest)]
+        rc, _out, err = _signal_midway(_sigint_ignored(args), env, counter, 6, signal.SIGTERM)
+    assert rc == 143, err
     assert err.strip() == "snapdir: terminated"
     want = {f"shard{i}.bin": (src / f"shard{i}.bin").read_bytes() for i in range(3)}
     for f in dest.rglob("*") if dest.exists() else ():
