@@ -9,17 +9,25 @@ memory has gone back to the host), 2 GiB of new file data written from a hot buf
     write size      32 KiB     128 KiB    256 KiB    512 KiB    1 MiB
     system time     0.6-0.9 s  0.5-0.6 s  0.5-0.7 s  1.5-2.1 s  3.6-4.7 s
 
-(perf: the extra time is all in ``copy_folio_from_iter_atomic``, the first touch of the new
-folios.) Received buffers are 1-8 MiB; writing them whole made a 2 GiB pull spend
-several seconds more of system time than s5cmd, which writes 32 KiB at a time. The extra
-syscalls cost ~10 µs per 256 KiB.
+and on a later day (8 s idle, `dd` from /dev/zero, two or three runs each):
 
-Large objects skip the page cache altogether where the filesystem allows (``O_DIRECT``,
-see ``enable_direct``): on this machine a new page-cache page costs far more than the copy
-into it whenever the memory behind it was handed back to the host (free page reporting),
-which it is a few seconds after any file is deleted. 2 GiB written fresh, system time:
-buffered 3.7-4.9 s (any write size), direct 0.2 s at 1.6 GB/s. Such a file is not in the
-page cache afterwards (nor does it push a training job's working set out of it).
+    write size      4 KiB      16 KiB     32 KiB     64 KiB     128 KiB    256 KiB
+    system time     2.0-2.7 s  1.0-1.3 s  0.8-1.1 s  0.7-1.0 s  0.7 s      1.9-2.2 s
+
+(perf: the extra time is all in ``copy_folio_from_iter_atomic``, the first touch of the new
+folios.) Inside a 2 GiB pull, where several threads write at once, the cliff came lower:
+``copy_folio_from_iter_atomic`` took 0.33-0.47 s with 32 KiB writes, 0.9-1.3 s with
+64 KiB and 2.1 s with 256 KiB (perf, three runs each). So writes go in 32 KiB pieces, as
+s5cmd's do; the extra syscalls cost ~2 µs per 32 KiB.
+
+Large downloads can skip the page cache altogether where the filesystem allows
+(``SNAPDIR_DIRECT_IO=1``, ``O_DIRECT``, see ``enable_direct``): 2 GiB written fresh costs
+0.2 s of system time that way, and the file does not push a training job's working set out
+of memory, but the pull then waits for the disk. With 256 KiB writes through the page
+cache it was the faster choice here (a 2 GiB pull spent 3.5-6 s of system time filling
+new pages); with 32 KiB writes the page cache is faster on this machine's ~400 MB/s disk
+(2 GiB pull 4.0-4.4 s against 5.6-7.8 s; 4 x 256 MiB 1.7-2.1 s against 2.5-3.2 s), so it
+is the default.
 """
 
 from __future__ import annotations
@@ -32,8 +40,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .stores.base import Chunk
 
-#: Largest single write (see the table above).
-WRITE_PIECE = 256 * 1024
+#: Largest single write (see the tables above).
+WRITE_PIECE = 32 * 1024
 #: ``O_DIRECT`` wants buffer addresses, file offsets and lengths aligned to the device's
 #: logical block (512 or 4096 bytes); page alignment satisfies them all.
 DIRECT_ALIGN = 4096

@@ -13,7 +13,7 @@ file I/O threads         SNAPDIR_IO_THREADS                           32
 checksum context         SNAPDIR_MANIFEST_CONTEXT                     (plain BLAKE3)
 retry attempts           SNAPDIR_RETRIES                              5
 progress interval        SNAPDIR_PROGRESS_INTERVAL (seconds)          5 plain, 0.2 terminal
-large downloads direct   SNAPDIR_DIRECT_IO=0 writes them buffered     on (O_DIRECT)
+large downloads direct   SNAPDIR_DIRECT_IO=1 writes them O_DIRECT     off (page cache)
 ======================== ============================================ =====================
 """
 
@@ -83,11 +83,11 @@ def hash_threads() -> int:
 def direct_io() -> bool:
     """Whether large downloads are written past the page cache (see fileio.py)."""
     raw = os.environ.get("SNAPDIR_DIRECT_IO", "").strip().lower()
-    if raw in ("", "1", "true", "yes", "on"):
+    if raw in ("1", "true", "yes", "on"):
         return True
-    if raw in ("0", "false", "no", "off"):
+    if raw in ("", "0", "false", "no", "off"):
         return False
-    raise UsageError(f"SNAPDIR_DIRECT_IO={raw!r}: set 1 (the default) or 0")
+    raise UsageError(f"SNAPDIR_DIRECT_IO={raw!r}: set 0 (the default) or 1")
 
 
 def io_threads() -> int:
@@ -130,7 +130,7 @@ def describe(store_flag: str | None = None, jobs_flag: int | None = None) -> lis
         ("stat cache off", "SNAPDIR_NO_STAT_CACHE", "0"),
         ("manifest context", "SNAPDIR_MANIFEST_CONTEXT", "(plain BLAKE3)"),
         ("progress interval", "SNAPDIR_PROGRESS_INTERVAL", "5 s plain, 0.2 s terminal"),
-        ("direct I/O", "SNAPDIR_DIRECT_IO", "1 (large downloads)"),
+        ("direct I/O", "SNAPDIR_DIRECT_IO", "0 (large downloads buffered)"),
         ("s3 region", "AWS_REGION", "(botocore chain, else us-east-1)"),
     ):
         s = _env_or(var, fallback)

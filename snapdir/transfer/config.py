@@ -45,6 +45,7 @@ class TransferConfig:
     #: and those received but waiting for an earlier one to be hashed (file order)
     range_window: int = 12
     #: write ranged downloads past the page cache (O_DIRECT) where the filesystem can
+    #: (off by default: see fileio.py)
     direct_io: bool = field(default_factory=settings.direct_io)
     #: how many large objects move at once (each with part_concurrency parts)
     large_jobs: int = 2

@@ -1,12 +1,10 @@
 """Receiving one object: streamed to a temporary file next to its final place while being
 hashed, verified, then renamed into place. A wrong byte never appears under the real name.
-Large objects come in parallel ranged GETs into reused page-aligned buffers, written past
-the page cache where the filesystem allows (see ``fileio``) and hashed from memory, in file
-order, with BLAKE3's threads.
-
-2 GiB pulled from SeaweedFS on this machine, same run: writing through the page cache and
-hashing the file back from it, 4.7-5.5 s (system time 3.5-4.1 s: new page-cache pages);
-this way 2.8-3.1 s (system 0.8 s), s5cmd 1.8-3.0 s.
+Large objects come in parallel ranged GETs, each range written as it arrives and hashed
+from memory in file order, with BLAKE3's threads: nothing is read back. Through the page
+cache (the default) a range is written from the store client's own buffers; past it
+(``SNAPDIR_DIRECT_IO=1``, see ``fileio``) it is first gathered into a reused page-aligned
+buffer, as ``O_DIRECT`` requires.
 """
 
 from __future__ import annotations

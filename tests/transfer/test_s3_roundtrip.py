@@ -205,9 +205,9 @@ def test_large_file_goes_multipart_and_comes_back_in_ranges(
     assert all(covered[i][1] == covered[i + 1][0] for i in range(len(covered) - 1))
     assert s3_cli("id", str(dest)).out.strip() == sid
     assert (dest / "config.json").read_text() == '{"lr": 0.1}'
-    # the same through the page cache instead of past it, from the command line
+    # the same past the page cache (O_DIRECT) instead of through it, from the command line
     plain = s3_cli.machine("plain")
-    plain.env["SNAPDIR_DIRECT_IO"] = "0"
+    plain.env["SNAPDIR_DIRECT_IO"] = "1"
     plain("pull", "-q", "--store", uri, "--id", sid, str(tmp_path / "dest2"))
     assert s3_cli("id", str(tmp_path / "dest2")).out.strip() == sid
 
