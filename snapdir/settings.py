@@ -31,6 +31,8 @@ class Setting:
     name: str
     value: str
     source: str  # "flag", "environment: VAR", "default"
+    #: why commands refuse this value (the message they stop with), if they do
+    problem: str | None = None
 
 
 def _xdg(var: str, fallback: str) -> Path:
@@ -111,8 +113,33 @@ def _env_or(name: str, default: str) -> Setting:
     return Setting(name, default, "default")
 
 
+def _jobs() -> int:
+    from .transfer.config import MAX_JOBS
+
+    return env_int("SNAPDIR_JOBS", 32, maximum=MAX_JOBS)
+
+
+#: how commands read each setting they can refuse (see ``describe``)
+_CHECKS = {"SNAPDIR_JOBS": _jobs, "SNAPDIR_RETRIES": lambda: env_int("SNAPDIR_RETRIES", 5),
+           "SNAPDIR_HASH_THREADS": hash_threads, "SNAPDIR_IO_THREADS": io_threads,
+           "SNAPDIR_DIRECT_IO": direct_io}
+
+
+def _checked(s: Setting) -> Setting:
+    """``s`` with the error commands would stop with, if its variable is set badly."""
+    check = _CHECKS.get(s.name)
+    if check is None or s.source != f"environment: {s.name}":
+        return s
+    try:
+        check()
+    except UsageError as exc:
+        return Setting(s.name, s.value, s.source, str(exc))
+    return s
+
+
 def describe(store_flag: str | None = None, jobs_flag: int | None = None) -> list[Setting]:
-    """Every setting, its value and where it came from."""
+    """Every setting, its value and where it came from (with ``problem`` set where
+    commands would refuse the value)."""
     out: list[Setting] = []
     if store_flag:
         out.append(Setting("store", store_flag, "flag: --store"))
@@ -133,8 +160,8 @@ def describe(store_flag: str | None = None, jobs_flag: int | None = None) -> lis
         ("direct I/O", "SNAPDIR_DIRECT_IO", "0 (large downloads buffered)"),
         ("s3 region", "AWS_REGION", "(botocore chain, else us-east-1)"),
     ):
-        s = _env_or(var, fallback)
-        out.append(Setting(label, s.value, s.source))
+        s = _checked(_env_or(var, fallback))
+        out.append(Setting(label, s.value, s.source, s.problem))
     from .stores.awsconfig import configured_endpoint
 
     endpoint = configured_endpoint()  # as stores/s3.py finds it
@@ -142,6 +169,6 @@ def describe(store_flag: str | None = None, jobs_flag: int | None = None) -> lis
     if jobs_flag is not None:
         out.insert(1, Setting("network jobs", str(jobs_flag), "flag: --jobs"))
     else:
-        s = _env_or("SNAPDIR_JOBS", "32")
-        out.insert(1, Setting("network jobs", s.value, s.source))
+        s = _checked(_env_or("SNAPDIR_JOBS", "32"))
+        out.insert(1, Setting("network jobs", s.value, s.source, s.problem))
     return out

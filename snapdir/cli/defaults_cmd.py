@@ -12,11 +12,27 @@ from .options import emit_json, store_option
 @click.option("-j", "--jobs", type=int, default=None, help="Show the effect of --jobs.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per setting.")
 def defaults_command(store: str | None, jobs: int | None, as_json: bool) -> None:
-    """Every setting, its value and where it came from (flag, environment, default)."""
+    """Every setting, its value and where it came from (flag, environment, default).
+
+    A value that commands would refuse is marked INVALID (with "problem" in --json), its
+    error goes to stderr, and the exit status is 2.
+    """
+    from ..errors import UsageError
     from ..settings import describe
 
+    problems: list[str] = []
     for s in describe(store, jobs):
         if as_json:
-            emit_json({"name": s.name, "value": s.value, "source": s.source})
+            out = {"name": s.name, "value": s.value, "source": s.source}
+            if s.problem:
+                out["problem"] = s.problem
+            emit_json(out)
         else:
-            click.echo(f"{s.name:<18} {s.value}  [{s.source}]")
+            flag = "  INVALID" if s.problem else ""
+            click.echo(f"{s.name:<18} {s.value}  [{s.source}]{flag}")
+        if s.problem:
+            problems.append(s.problem)
+    if problems:
+        for p in problems[:-1]:
+            click.echo(f"snapdir: usage error: {p}", err=True)
+        raise UsageError(problems[-1])

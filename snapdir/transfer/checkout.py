@@ -177,16 +177,42 @@ def _matches(path: Path, st: os.stat_result, digest: str, size: int, hasher: Has
         return False
 
 
-def cached_object_ok(path: Path, digest: str, size: int, hasher: Hasher) -> bool:
-    """Does the cached object at ``path`` still hold ``digest``? One found corrupt (a disk
-    fault, a stray write) is removed, so the next fetch or pull downloads it again."""
-    if matches(path, digest, size, hasher):
+def cached_object_problem(path: Path, digest: str, size: int, hasher: Hasher) -> str | None:
+    """What is wrong with the cached object at ``path`` (None: it holds ``digest``)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return "missing"
+    except OSError as exc:
+        return f"unreadable ({exc.strerror})"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file"
+    if st.st_size != size:
+        return f"the wrong size ({st.st_size:,} bytes, not {size:,})"
+    try:
+        got = hash_file(str(path), st.st_size, st.st_mtime_ns, hasher)
+    except SnapdirError as exc:
+        cause = exc.__cause__ or exc.__context__
+        why = cause.strerror if isinstance(cause, OSError) and cause.strerror else str(exc)
+        return f"unreadable ({why})"
+    return None if got == digest else "corrupt"
+
+
+def cached_object_ok(path: Path, digest: str, size: int, hasher: Hasher,
+                     problems: dict[str, str] | None = None) -> bool:
+    """Does the cached object at ``path`` still hold ``digest``? One that does not (a disk
+    fault, a stray write, lost permissions) is removed, so the next fetch or pull downloads
+    it again; what was wrong goes into ``problems[digest]``."""
+    problem = cached_object_problem(path, digest, size, hasher)
+    if problem is None:
         return True
+    if problems is not None:
+        problems[digest] = problem
     try:
         if os.path.isfile(path):
             os.unlink(path)
-            sys.stderr.write(f"snapdir: warning: removed corrupt object {digest} from the "
-                             f"local cache ({path})\n")
+            sys.stderr.write(f"snapdir: warning: object {digest} in the local cache was "
+                             f"{problem}; removed it ({path})\n")
     except OSError:
         pass
     return False
@@ -242,11 +268,12 @@ def checkout_manifest(
                                            "a file; move it away or use --delete")
                 shutil.rmtree(target)
             if verify_sources and e.checksum not in verified:
-                if not cached_object_ok(src, e.checksum, e.size, h):
+                problems: dict[str, str] = {}
+                if not cached_object_ok(src, e.checksum, e.size, h, problems):
                     raise IntegrityError(
                         f"object {e.checksum} (for {e.path[2:]}) in the local cache is "
-                        f"corrupt and was removed; run `snapdir fetch` again to restore it",
-                        key=e.checksum, expected=e.checksum)
+                        f"{problems[e.checksum]} and was removed; run `snapdir fetch` again "
+                        "to restore it", key=e.checksum, expected=e.checksum)
                 verified.add(e.checksum)
             tmp = temp_name(target)
             try:

@@ -53,6 +53,29 @@ def test_defaults_names_every_setting_and_its_source(cli: Cli) -> None:
     assert (flags["store"]["value"], flags["store"]["source"]) == ("s3://b/p", "flag: --store")
 
 
+def test_defaults_flags_a_value_commands_would_refuse(cli: Cli, tmp_path: Path) -> None:
+    cli.env.update(SNAPDIR_JOBS="5000", SNAPDIR_DIRECT_IO="sometimes", SNAPDIR_RETRIES="3")
+    r = cli("defaults", check=False)
+    assert r.rc == 2
+    lines = {ln.split("  ")[0]: ln for ln in r.out.splitlines()}
+    assert lines["network jobs"].endswith("INVALID"), r.out
+    assert lines["direct I/O"].endswith("INVALID"), r.out
+    assert "INVALID" not in lines["retry attempts"]  # a good value is not flagged
+    errors = r.err.strip().splitlines()
+    assert len(errors) == 2, r.err
+    assert "SNAPDIR_JOBS" in errors[0]
+    assert "1 to 1024" in errors[0]
+    assert "SNAPDIR_DIRECT_IO" in errors[1]
+    assert "Traceback" not in r.err
+    # the same words a command stops with
+    pulled = cli("pull", "--id", "0" * 64, str(tmp_path / "d"), check=False)
+    assert pulled.rc == 2
+    assert errors[0] in pulled.err.strip()
+    by_name = {s["name"]: s for s in json_lines(cli("defaults", "--json", check=False).out)}
+    assert "1 to 1024" in by_name["network jobs"]["problem"]
+    assert "problem" not in by_name["retry attempts"]
+
+
 @pytest.mark.parametrize(("shell", "marker"), [("bash", "complete -o nosort -F"),
                                                ("zsh", "compdef"),
                                                ("fish", "complete --no-files --command")])

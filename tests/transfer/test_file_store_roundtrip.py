@@ -330,6 +330,7 @@ def test_a_corrupt_object_in_the_local_cache_never_reaches_the_destination(
     assert r.rc != 0
     assert digest in r.err
     assert "victim.bin" in r.err
+    assert "is corrupt" in r.err
     assert "Traceback" not in r.err
     for rel in ("victim.bin", "copy/victim.bin"):
         p = tmp_path / "co" / rel
@@ -343,7 +344,13 @@ def test_a_corrupt_object_in_the_local_cache_never_reaches_the_destination(
     cached.write_bytes(bytes(bad))
     r = cli("pull", "--store", str(store), "--id", sid, str(tmp_path / "pulled"))
     assert tree_bytes(tmp_path / "pulled") == tree_bytes(src)
-    assert digest in r.err  # a warning says what was found
+    assert digest in r.err
+    assert "corrupt" in r.err
+    # a cut-short copy is named as such, not as corrupt, and replaced
+    cached.write_bytes(payload[:1000])
+    r = cli("pull", "--store", str(store), "--id", sid, str(tmp_path / "pulled2"))
+    assert tree_bytes(tmp_path / "pulled2") == tree_bytes(src)
+    assert "the wrong size (1,000 bytes, not 50,000)" in r.err, r.err
 
 
 def test_one_job_reports_the_real_error(cli: Cli, tmp_path: Path) -> None:
