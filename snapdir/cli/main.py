@@ -7,7 +7,7 @@ import importlib.util
 import os
 import sys
 from collections.abc import Callable, Coroutine
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar, cast
 
 import click
 
@@ -56,7 +56,7 @@ def _available(mod: str) -> bool:
 
 def fail(exc: BaseException) -> NoReturn:
     """Print one line for ``exc`` and exit with its code."""
-    if _terminated:
+    if _signalled:
         _stopped()
     if isinstance(exc, SnapdirError):
         click.echo(f"snapdir: {exc.kind}: {exc.format_message()}", err=True)
@@ -102,35 +102,49 @@ def _first(group: BaseExceptionGroup[BaseException], kind: type[E]) -> E | None:
 def run_async(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run ``fn`` on asyncio with uvloop when available.
 
-    SIGTERM (``kill``, a container stopping, a job scheduler) cancels it the way Ctrl-C
-    does: the running transfer cleans up (a multipart upload is aborted, temp files
-    removed) instead of the process vanishing mid-request. The handler is the event
-    loop's own, so it works where the shell ignores SIGINT (background jobs) too.
+    SIGTERM (``kill``, a container stopping, a job scheduler) and SIGINT (Ctrl-C) cancel
+    the work through one anyio cancel scope: the running transfer cleans up (a multipart
+    upload is aborted, temp files removed; shielded cleanup is not cut short) instead of
+    the process vanishing mid-request. The handlers are the event loop's own, so SIGTERM
+    works where the shell ignores SIGINT (background jobs), and a SIGINT the shell
+    ignores stays ignored; the same signal again exits at once. asyncio's own Ctrl-C handling (a native ``Task.cancel()``)
+    is not relied on: anyio can lose a native cancellation that lands in the same loop
+    iteration as one of its own scopes' (agronholm/anyio#1214, open), and the work would
+    then go on after Ctrl-C.
     """
     import anyio
 
-    async def guarded() -> T:
+    async def guarded() -> tuple[bool, T | None]:
         import asyncio
         import signal
 
         loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
+        installed: list[int] = []
+        result: T | None = None
+        with anyio.CancelScope() as scope:
 
-        def on_term() -> None:
-            _terminated.append(True)
-            if task is not None:
-                task.cancel()
+            def stop(sig: int) -> None:
+                if sig in _signalled:  # asked twice: the clean-up itself is stuck
+                    os.write(2, b"snapdir: stopped before cleaning up (temp files or a "
+                                b"multipart upload may be left behind)\n")
+                    os._exit(128 + sig)
+                _signalled.append(sig)
+                scope.cancel()
 
-        installed = True
-        try:
-            loop.add_signal_handler(signal.SIGTERM, on_term)
-        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
-            installed = False
-        try:
-            return await fn()
-        finally:
-            if installed:
-                loop.remove_signal_handler(signal.SIGTERM)
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                if signal.getsignal(sig) is signal.SIG_IGN:
+                    continue  # ignored by whoever started us (SIGINT in a background job)
+                try:
+                    loop.add_signal_handler(sig, stop, sig)
+                except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+                    continue
+                installed.append(sig)
+            try:
+                result = await fn()
+            finally:
+                for done in installed:
+                    loop.remove_signal_handler(done)
+        return scope.cancel_called, result
 
     try:
         import uvloop  # noqa: F401
@@ -138,7 +152,10 @@ def run_async(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
         opts: dict[str, Any] = {"use_uvloop": True}
     except ImportError:
         opts = {}
-    return anyio.run(guarded, backend="asyncio", backend_options=opts)
+    stopped, result = anyio.run(guarded, backend="asyncio", backend_options=opts)
+    if stopped:  # even if the work got to its end: the user asked it to stop
+        raise KeyboardInterrupt
+    return cast("T", result)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -180,12 +197,14 @@ def _tune_malloc() -> None:
         return
 
 
-#: set when SIGTERM cancelled the work (see ``run_async``)
-_terminated: list[bool] = []
+#: the signals that cancelled the work (see ``run_async``)
+_signalled: list[int] = []
 
 
 def _stopped() -> NoReturn:
-    if _terminated:
+    import signal
+
+    if signal.SIGTERM in _signalled:
         click.echo("snapdir: terminated", err=True)
         sys.exit(143)
     click.echo("snapdir: aborted", err=True)

@@ -263,6 +263,15 @@ def _signal_midway(args: list[str], env: dict[str, str], counter: FaultProxy, af
     return p.returncode, out, err
 
 
+def _sigint_default(args: list[str]) -> list[str]:
+    """``args`` run with SIGINT not ignored, as from a terminal, whatever this process
+    inherited (a test suite started as a shell's background job ignores SIGINT, and its
+    children would too)."""
+    reset = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+             "os.execv(sys.argv[1], sys.argv[1:])")
+    return [sys.executable, "-c", reset, *args]
+
+
 def _sigint_ignored(args: list[str]) -> list[str]:
     """``args`` run as a shell runs a background job: with SIGINT ignored (inherited)."""
     return ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *args]
@@ -284,7 +293,7 @@ def test_stopping_a_multipart_push_aborts_the_upload(s3_env, cli: Cli, tmp_path:
     with FaultProxy(s3_env.endpoint, rate=0.0) as counter:
         env = dict(cli.env, AWS_ENDPOINT_URL=counter.endpoint)
         args = [sys.executable, "-m", "snapdir", "push", "-q", "--store", uri, str(src)]
-        rc, out, err = _signal_midway(_sigint_ignored(args) if background else args, env,
+        rc, out, err = _signal_midway(_sigint_ignored(args) if background else _sigint_default(args), env,
                                       counter, 8, sig)
     assert rc == code, err
     assert out == ""
