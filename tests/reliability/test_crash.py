@@ -293,8 +293,8 @@ def test_stopping_a_multipart_push_aborts_the_upload(s3_env, cli: Cli, tmp_path:
     with FaultProxy(s3_env.endpoint, rate=0.0) as counter:
         env = dict(cli.env, AWS_ENDPOINT_URL=counter.endpoint)
         args = [sys.executable, "-m", "snapdir", "push", "-q", "--store", uri, str(src)]
-        rc, out, err = _signal_midway(_sigint_ignored(args) if background else _sigint_default(args), env,
-                                      counter, 8, sig)
+        cmd = _sigint_ignored(args) if background else _sigint_default(args)
+        rc, out, err = _signal_midway(cmd, env, counter, 8, sig)
     assert rc == code, err
     assert out == ""
     assert said in err
