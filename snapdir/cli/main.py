@@ -107,10 +107,10 @@ def run_async(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
     upload is aborted, temp files removed; shielded cleanup is not cut short) instead of
     the process vanishing mid-request. The handlers are the event loop's own, so SIGTERM
     works where the shell ignores SIGINT (background jobs), and a SIGINT the shell
-    ignores stays ignored; the same signal again exits at once. asyncio's own Ctrl-C handling (a native ``Task.cancel()``)
-    is not relied on: anyio can lose a native cancellation that lands in the same loop
-    iteration as one of its own scopes' (agronholm/anyio#1214, open), and the work would
-    then go on after Ctrl-C.
+    ignores stays ignored; the same signal again exits at once. asyncio's own Ctrl-C
+    handling (a native ``Task.cancel()``) is not relied on: anyio can lose a native
+    cancellation that lands in the same loop iteration as one of its own scopes'
+    (agronholm/anyio#1214, open), and the work would then go on after Ctrl-C.
     """
     import anyio
 
