@@ -270,10 +270,11 @@ def checkout_manifest(
             if verify_sources and e.checksum not in verified:
                 problems: dict[str, str] = {}
                 if not cached_object_ok(src, e.checksum, e.size, h, problems):
+                    gone = "" if os.path.lexists(src) else " and was removed"
                     raise IntegrityError(
                         f"object {e.checksum} (for {e.path[2:]}) in the local cache is "
-                        f"{problems[e.checksum]} and was removed; run `snapdir fetch` again "
-                        "to restore it", key=e.checksum, expected=e.checksum)
+                        f"{problems[e.checksum]}{gone}; run `snapdir fetch` again to "
+                        "restore it", key=e.checksum, expected=e.checksum)
                 verified.add(e.checksum)
             tmp = temp_name(target)
             try:
