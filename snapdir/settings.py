@@ -78,6 +78,18 @@ def env_int(name: str, default: int, minimum: int = 1, maximum: int | None = Non
     return value
 
 
+#: the most network jobs (``-j`` and ``SNAPDIR_JOBS`` alike)
+MAX_JOBS = 1024
+
+
+def jobs() -> int:
+    return env_int("SNAPDIR_JOBS", 32, maximum=MAX_JOBS)
+
+
+def retries() -> int:
+    return env_int("SNAPDIR_RETRIES", 5)
+
+
 def hash_threads() -> int:
     return env_int("SNAPDIR_HASH_THREADS", os.cpu_count() or 2)
 
@@ -113,14 +125,8 @@ def _env_or(name: str, default: str) -> Setting:
     return Setting(name, default, "default")
 
 
-def _jobs() -> int:
-    from .transfer.config import MAX_JOBS
-
-    return env_int("SNAPDIR_JOBS", 32, maximum=MAX_JOBS)
-
-
 #: how commands read each setting they can refuse (see ``describe``)
-_CHECKS = {"SNAPDIR_JOBS": _jobs, "SNAPDIR_RETRIES": lambda: env_int("SNAPDIR_RETRIES", 5),
+_CHECKS = {"SNAPDIR_JOBS": jobs, "SNAPDIR_RETRIES": retries,
            "SNAPDIR_HASH_THREADS": hash_threads, "SNAPDIR_IO_THREADS": io_threads,
            "SNAPDIR_DIRECT_IO": direct_io}
 

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ..transfer.config import MAX_JOBS
+from ..settings import MAX_JOBS
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -20,17 +20,14 @@ from .. import settings
 from ..errors import UsageError
 
 MiB = 1024 * 1024
-#: the most network jobs (``-j`` and ``SNAPDIR_JOBS`` alike)
-MAX_JOBS = 1024
 S3_MAX_PARTS = 10_000
 S3_MIN_PART = 5 * MiB
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TransferConfig:
-    jobs: int = field(
-        default_factory=lambda: settings.env_int("SNAPDIR_JOBS", 32, maximum=MAX_JOBS))
-    retries: int = field(default_factory=lambda: settings.env_int("SNAPDIR_RETRIES", 5))
+    jobs: int = field(default_factory=settings.jobs)
+    retries: int = field(default_factory=settings.retries)
     #: objects at least this large go multipart / ranged, others in one request
     multipart_threshold: int = 64 * MiB
     part_size: int = 8 * MiB
