@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -169,22 +170,13 @@ def matches(path: Path, digest: str, size: int, hasher: Hasher) -> bool:
 
 
 def _matches(path: Path, st: os.stat_result, digest: str, size: int, hasher: Hasher) -> bool:
-    if not stat.S_ISREG(st.st_mode) or st.st_size != size:
-        return False
-    try:
-        return hash_file(str(path), st.st_size, st.st_mtime_ns, hasher) == digest
-    except SnapdirError:
-        return False
+    return _problem(path, st, digest, size, hasher) is None
 
 
-def cached_object_problem(path: Path, digest: str, size: int, hasher: Hasher) -> str | None:
-    """What is wrong with the cached object at ``path`` (None: it holds ``digest``)."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return "missing"
-    except OSError as exc:
-        return f"unreadable ({exc.strerror})"
+def _problem(path: Path, st: os.stat_result, digest: str, size: int,
+             hasher: Hasher) -> str | None:
+    """What keeps the file at ``path`` (``st`` its lstat) from holding ``digest``, if
+    anything."""
     if not stat.S_ISREG(st.st_mode):
         return "not a regular file"
     if st.st_size != size:
@@ -198,24 +190,30 @@ def cached_object_problem(path: Path, digest: str, size: int, hasher: Hasher) ->
     return None if got == digest else "corrupt"
 
 
-def cached_object_ok(path: Path, digest: str, size: int, hasher: Hasher,
-                     problems: dict[str, str] | None = None) -> bool:
-    """Does the cached object at ``path`` still hold ``digest``? One that does not (a disk
-    fault, a stray write, lost permissions) is removed, so the next fetch or pull downloads
-    it again; what was wrong goes into ``problems[digest]``."""
-    problem = cached_object_problem(path, digest, size, hasher)
-    if problem is None:
-        return True
-    if problems is not None:
-        problems[digest] = problem
+def drop_bad_cached(path: Path, digest: str, size: int, hasher: Hasher) -> str | None:
+    """What is wrong with the cached object at ``path`` (None: it holds ``digest``). One
+    that is wrong (a disk fault, a stray write, lost permissions) is removed, so the next
+    fetch or pull downloads it again."""
     try:
-        if os.path.isfile(path):
+        problem = _problem(path, os.lstat(path), digest, size, hasher)
+    except FileNotFoundError:
+        return "missing"
+    except OSError as exc:
+        problem = f"unreadable ({exc.strerror})"
+    if problem is not None and os.path.isfile(path):
+        with contextlib.suppress(OSError):
             os.unlink(path)
-            sys.stderr.write(f"snapdir: warning: object {digest} in the local cache was "
-                             f"{problem}; removed it ({path})\n")
-    except OSError:
-        pass
-    return False
+    return problem
+
+
+def cached_object_ok(path: Path, digest: str, size: int, hasher: Hasher) -> bool:
+    """Does the cached object at ``path`` still hold ``digest``? One that does not is
+    removed (see ``drop_bad_cached``), with a warning saying what was wrong once it is."""
+    problem = drop_bad_cached(path, digest, size, hasher)
+    if problem not in (None, "missing") and not os.path.lexists(path):
+        sys.stderr.write(f"snapdir: warning: object {digest} in the local cache was "
+                         f"{problem}; removed it ({path})\n")
+    return problem is None
 
 
 def checkout_manifest(
@@ -268,13 +266,13 @@ def checkout_manifest(
                                            "a file; move it away or use --delete")
                 shutil.rmtree(target)
             if verify_sources and e.checksum not in verified:
-                problems: dict[str, str] = {}
-                if not cached_object_ok(src, e.checksum, e.size, h, problems):
+                problem = drop_bad_cached(src, e.checksum, e.size, h)
+                if problem is not None:
                     gone = "" if os.path.lexists(src) else " and was removed"
                     raise IntegrityError(
                         f"object {e.checksum} (for {e.path[2:]}) in the local cache is "
-                        f"{problems[e.checksum]}{gone}; run `snapdir fetch` again to "
-                        "restore it", key=e.checksum, expected=e.checksum)
+                        f"{problem}{gone}; run `snapdir fetch` again to restore it",
+                        key=e.checksum, expected=e.checksum)
                 verified.add(e.checksum)
             tmp = temp_name(target)
             try:
