@@ -15,6 +15,13 @@ from relutil import Cli, Run, make_tree
 GOOD_ID = "0" * 64
 
 
+def pushed_tree(cli: Cli, tmp_path: Path) -> tuple[Path, str, str]:
+    """A two-file tree pushed to a file store: (tree, store path, snapshot id)."""
+    src = make_tree(tmp_path / "src", {"a.txt": b"a", "d/b.txt": b"b"})
+    store = str(tmp_path / "store")
+    return src, store, cli("push", "-q", "--store", store, str(src)).out.strip()
+
+
 def one_line_error(r: Run, *, code: int | None = None, needle: str = "") -> None:
     assert r.rc != 0, f"succeeded: {r.out!r}"
     if code is not None:
@@ -121,9 +128,7 @@ def test_store_path_is_a_file(cli: Cli, tmp_path: Path) -> None:
 
 
 def test_destination_is_a_file(cli: Cli, tmp_path: Path) -> None:
-    src = make_tree(tmp_path / "src", {"a.txt": b"a", "d/b.txt": b"b"})
-    store = str(tmp_path / "store")
-    sid = cli("push", "-q", "--store", store, str(src)).out.strip()
+    _, store, sid = pushed_tree(cli, tmp_path)
     dest = tmp_path / "dest.txt"
     dest.write_bytes(b"keep me")
     one_line_error(cli("pull", "-q", "--store", store, "--id", sid, str(dest), check=False),
@@ -233,9 +238,7 @@ def test_a_write_failing_mid_download_is_one_line_naming_the_file(
 
 
 def test_cache_directory_that_is_a_file(cli: Cli, tmp_path: Path) -> None:
-    src = make_tree(tmp_path / "src", {"a.txt": b"a", "d/b.txt": b"b"})
-    store = str(tmp_path / "store")
-    sid = cli("push", "-q", "--store", store, str(src)).out.strip()
+    src, store, sid = pushed_tree(cli, tmp_path)
     blocker = tmp_path / "cache-file"
     blocker.write_bytes(b"not a directory")
     m = cli.machine("m")
@@ -257,9 +260,7 @@ def test_cache_directory_that_is_a_file(cli: Cli, tmp_path: Path) -> None:
 
 
 def test_corrupt_manifest_in_the_cache(cli: Cli, tmp_path: Path) -> None:
-    src = make_tree(tmp_path / "src", {"a.txt": b"a", "d/b.txt": b"b"})
-    store = str(tmp_path / "store")
-    sid = cli("push", "-q", "--store", store, str(src)).out.strip()
+    _, store, sid = pushed_tree(cli, tmp_path)
     m = cli.machine("m")
     m("fetch", "--store", store, "--id", sid)
     cached = m.home / "cache" / "store" / ".manifests" / sid[:3] / sid[3:6] / sid[6:9] / sid[9:]
