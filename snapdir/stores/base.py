@@ -10,7 +10,10 @@ layer's job (``transfer/retry.py``), not the store's.
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator
-from typing import Protocol, TypeAlias, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TypeAlias, runtime_checkable
+
+if TYPE_CHECKING:
+    from .s3ranges import RangeWriter
 
 OBJECTS = ".objects"
 MANIFESTS = ".manifests"
@@ -87,4 +90,14 @@ class Store(Protocol):
         ...
 
     async def aclose(self) -> None:
+        ...
+
+
+@runtime_checkable
+class WritesRanges(Protocol):
+    """A store that can write byte ranges of its objects straight into files (S3)."""
+
+    async def range_writer(self) -> RangeWriter | None:
+        """Something that fetches ranges into a file descriptor (one per attempt: it
+        carries the credentials of the moment), or None to use ``Store.get``."""
         ...

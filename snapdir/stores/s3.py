@@ -1,5 +1,9 @@
 """S3 (and S3-compatible) stores: obstore moves the bytes, aiobotocore finds credentials.
 
+Except for the ranged GETs of large downloads, which write straight into files from plain
+sockets (``s3ranges``; ``range_writer``): obstore would gather each range into a buffer
+of its own first, one copy of every byte too many.
+
 Credentials and region come from aiobotocore's session (env, profiles, SSO, assume-role,
 instance metadata) and are handed to obstore through a ``credential_provider`` that
 re-reads them before they expire. Endpoint: ``AWS_ENDPOINT_URL_S3``, then
@@ -18,6 +22,7 @@ import re
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import anyio
 import anyio.to_thread
@@ -32,6 +37,8 @@ from .base import Chunk
 if TYPE_CHECKING:
     from obstore import GetOptions
     from obstore.store import ClientConfig, RetryConfig, S3Credential
+
+    from .s3ranges import Connections, RangeWriter, Signer
 
 MiB = 1024 * 1024
 #: A bounded range up to this size comes back as one buffer, obstore's own (a zero-copy
@@ -249,6 +256,8 @@ class S3Store:
         self._lock = anyio.Lock()
         #: the server has answered at least once (see ``map_error``)
         self._answered = False
+        self._ranges: tuple[Connections, Signer] | None = None
+        self._timeouts = (connect_timeout.total_seconds(), read_timeout.total_seconds())
 
     async def _ob(self) -> _ObStore:
         if self._store is None:
@@ -417,8 +426,36 @@ class S3Store:
         except Exception as exc:
             raise self._error(exc, key) from exc
 
+    async def range_writer(self) -> RangeWriter | None:
+        """Ranged GETs on plain sockets, straight into files (see ``s3ranges``), signed
+        with the current credentials; None behind an HTTP proxy or for an endpoint with a
+        path of its own, where obstore does the ranged GETs too."""
+        from .s3ranges import Connections, RangeWriter, Signer, proxied
+
+        if proxied():
+            return None
+        await self._ob()  # resolves the region
+        if self._ranges is None:
+            endpoint = self.endpoint or f"https://s3.{self._region}.amazonaws.com"
+            if urlsplit(endpoint).path.strip("/"):
+                return None
+            self._ranges = (Connections(endpoint, *self._timeouts), Signer(self._region))
+        try:
+            creds = await self.credentials()
+        except Exception as exc:
+            raise self._error(exc, "") from exc
+        pool, signer = self._ranges
+        return RangeWriter(pool, signer, self.bucket, self.prefix, creds, self._range_error)
+
+    def _range_error(self, exc: BaseException, key: str) -> StoreError:
+        self._answered = True  # ranged GETs follow a HEAD that was answered
+        return self._error(exc, key)
+
     async def aclose(self) -> None:
         self._store = None
+        if self._ranges is not None:
+            self._ranges[0].close()
+            self._ranges = None
 
 
 class _Counted:

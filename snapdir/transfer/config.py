@@ -4,12 +4,15 @@ Memory bound (bytes held by transfers at once)::
 
     jobs × small_object_limit                       whole small objects being sent/received
   + large_jobs × part_concurrency × part_size       multipart uploads
-  + 2 × range_window × range_size                   ranged GETs: bytes arriving (obstore's
-                                                    buffers), then in ours until hashed
+  + 2 × range_window × range_size                   ranged GETs from a file store, or with
+                                                    ``direct_io``: bytes arriving, then in
+                                                    our buffers until hashed
 
 With the defaults, a push holds at most 32 × 8 MiB + 2 × 8 × 8 MiB = 384 MiB and a pull
-32 × 8 MiB + 2 × 12 × 8 MiB = 448 MiB; in practice small objects are far below the limit.
-None of it grows with file size or dataset size.
+32 × 8 MiB + 2 × 12 × 16 MiB = 640 MiB; in practice small objects are far below the limit.
+Ranged GETs from S3 through the page cache hold only a 256 KiB receive buffer per range in
+flight (``stores/s3ranges.py``): such a pull holds at most 32 × 8 MiB + 3 MiB. None of it
+grows with file size or dataset size.
 """
 
 from __future__ import annotations
@@ -31,11 +34,12 @@ class TransferConfig:
     #: objects at least this large go multipart / ranged, others in one request
     multipart_threshold: int = 64 * MiB
     part_size: int = 8 * MiB
-    #: bytes per ranged GET when downloading a large object, received whole into one
-    #: buffer, rounded up to whole pages (2 GiB through SeaweedFS, client CPU: 8 MiB
-    #: ranges 2.4-2.7 s; 4 MiB 2.8-3.2 s; 16 MiB, 6 at a time, the same wall time as 8
-    #: with ~100 MB more RSS; 32 MiB ranges streamed in 1 MiB chunks 2.9-3.1 s)
-    range_size: int = 8 * MiB
+    #: bytes per ranged GET when downloading a large object, rounded up to whole pages.
+    #: From S3 each range is written into the file as it arrives (no buffer of ours):
+    #: 4 x 256 MiB through SeaweedFS, wall 2.0-2.1 s with 16 MiB ranges, 2.1-2.6 s with
+    #: 8 MiB; 2 GiB, 32 MiB ranges 6 at a time no faster than 16 MiB 8 at a time. Other
+    #: stores' ranges (and ``direct_io``'s) are received whole into one buffer each.
+    range_size: int = 16 * MiB
     #: parts of one large object in flight: multipart upload parts, ranged GETs
     part_concurrency: int = 8
     #: ranges held in memory at once by every ranged download together: those in flight

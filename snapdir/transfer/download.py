@@ -1,10 +1,12 @@
 """Receiving one object: streamed to a temporary file next to its final place while being
 hashed, verified, then renamed into place. A wrong byte never appears under the real name.
-Large objects come in parallel ranged GETs, each range written as it arrives and hashed
-from memory in file order, with BLAKE3's threads: nothing is read back. Through the page
-cache (the default) a range is written from the store client's own buffers; past it
-(``SNAPDIR_DIRECT_IO=1``, see ``fileio``) it is first gathered into a reused page-aligned
-buffer, as ``O_DIRECT`` requires.
+Large objects come in parallel ranged GETs, written as they arrive and hashed in file
+order. From S3, through the page cache (the default), worker threads receive each range
+straight into the file (``stores/s3ranges.py``) and each range is hashed from the page
+cache once the ones before it are: no buffer of ours holds it. Other stores' ranges are
+written and hashed from the store's own buffers; past the page cache
+(``SNAPDIR_DIRECT_IO=1``, see ``fileio``) a range is first gathered into a reused
+page-aligned buffer, as ``O_DIRECT`` requires.
 """
 
 from __future__ import annotations
@@ -21,13 +23,13 @@ import anyio
 from ..core.manifest import Hasher
 from ..errors import IntegrityError
 from ..fileio import DIRECT_ALIGN, enable_direct, pwrite_all, pwrite_direct, write_all
-from ..hashing import threaded_blake3
-from ..stores.base import Chunk, Store, object_key
+from ..hashing import hash_range, threaded_blake3
+from ..stores.base import Chunk, Store, WritesRanges, object_key
 from .batch import Batcher
 from .cache import temp_name
 from .config import TransferConfig
 from .pool import first_error
-from .threads import run_sync
+from .threads import run_stoppable, run_sync
 
 #: Objects the manifest says are at most this large are fetched in one awaited request.
 SMALL_GET = 1024 * 1024
@@ -213,20 +215,28 @@ async def _ranged(store: Store, key: str, tmp: Path, final: Path, size: int,
                   on_bytes: Callable[[int], None] | None = None) -> str:
     """Parallel ranged GETs into ``tmp``; returns the digest of the bytes received.
 
-    Each range is received whole into a buffer of ``buffers``, written from it (bypassing
-    the page cache where the filesystem allows: see ``fileio``) and hashed from it in file
-    order, so nothing is read back. Ranges take buffers in file order and give them back
-    once hashed: a slow range holds up at most ``range_window`` behind it. A retried
-    range resumes where its last attempt stopped.
+    From a store that writes ranges itself (S3, through the page cache), each range is
+    hashed from the file once it and every range before it are in. Otherwise each range is
+    written as it arrives and hashed from the store's chunks, or (``direct_io``) received
+    whole into a buffer of ``buffers``, written from it past the page cache and hashed
+    from it. Ranges take their slot (and buffer) in file order and give it back once
+    hashed: a slow range holds up at most ``range_window`` behind it. A retried range
+    resumes where its last attempt stopped.
     """
     final.parent.mkdir(parents=True, exist_ok=True)
     part = buffers.size
     fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
         direct = config.direct_io and enable_direct(fd)
-        # Through the page cache, a range is written and hashed from the store client's
-        # own buffers: no copy into ours (and none of our buffers to fault in).
+        # Through the page cache, a store that can (S3) writes each range into the file
+        # itself as it arrives, and the range is hashed from the page cache; other stores'
+        # ranges are written and hashed from their own buffers. Either way: no copy into
+        # ours (and none of our buffers to fault in).
         copy = direct
+        ranged = store if not direct and isinstance(store, WritesRanges) else None
+        sockets = ranged is not None and await ranged.range_writer() is not None
+        if sockets:
+            os.ftruncate(fd, size)  # ranges land anywhere; hash_range maps what is there
         h = threaded_blake3(hasher)
         #: range start -> (its buffer or None, bytes of it received so far, the chunks
         #: themselves when they are kept instead of copied)
@@ -248,7 +258,8 @@ async def _ranged(store: Store, key: str, tmp: Path, final: Path, size: int,
                                        key)
             if buf is None:
                 pwrite_all(fd, chunk, start + got[0])
-                kept.append(chunk)
+                if not sockets:  # else it is hashed from the page cache
+                    kept.append(chunk)
                 got[0] += n
                 return
             view = memoryview(buf)
@@ -263,14 +274,26 @@ async def _ranged(store: Store, key: str, tmp: Path, final: Path, size: int,
 
         async def fetch_range(start: int, end: int) -> None:
             buf, got, kept = held[start]
-            async for chunk in store.get(key, start + got[0], end):
-                await run_sync(receive, buf, got, kept, chunk, start, end - start)
+            writer = await ranged.range_writer() if ranged is not None else None
+            if writer is not None:
+                def written(n: int) -> None:
+                    got[0] += n
+
+                call = writer.call(key, start + got[0], end, fd, written)
+                await run_stoppable(call.run, call.stop)
+            else:
+                async for chunk in store.get(key, start + got[0], end):
+                    await run_sync(receive, buf, got, kept, chunk, start, end - start)
             if got[0] != end - start:
                 from ..errors import StoreUnavailable
                 raise StoreUnavailable(f"{key}: truncated body ({got[0]} of "
                                        f"{end - start} bytes); retrying", key)
 
-        def feed(buf: mmap.mmap | None, length: int, kept: list[Chunk]) -> None:
+        def feed(start: int, buf: mmap.mmap | None, length: int, kept: list[Chunk]) -> None:
+            if sockets:  # written by the socket threads: hash it from the page cache
+                if hash_range(fd, start, start + length, h) != length:
+                    raise AssertionError(f"{key}: range at {start} is short on disk")
+                return
             if buf is None:
                 for chunk in kept:
                     h.update(chunk)
@@ -285,7 +308,7 @@ async def _ranged(store: Store, key: str, tmp: Path, final: Path, size: int,
                 while hashed in done:
                     buf, got, kept = held.pop(hashed)
                     try:
-                        await run_sync(feed, buf, got[0], kept)
+                        await run_sync(feed, hashed, buf, got[0], kept)
                     finally:
                         buffers.give(buf)
                     hashed += got[0]

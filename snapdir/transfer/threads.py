@@ -43,3 +43,20 @@ async def run_sync(fn: Callable[..., _T], *args: object) -> _T:
     with anyio.CancelScope(shield=True):
         result = await fut
     return result
+
+
+async def run_stoppable(fn: Callable[[], _T], stop: Callable[[], None]) -> _T:
+    """``fn()`` in a worker thread, for calls that block on the network: cancelled, the
+    caller calls ``stop()`` (which must make ``fn`` return soon, e.g. by shutting its
+    socket) and waits for ``fn`` to be done, so no thread outlives the task here either."""
+    fut = asyncio.get_running_loop().run_in_executor(_executor(), fn)
+    try:
+        return await asyncio.shield(fut)
+    except BaseException:
+        if not fut.done():
+            stop()
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait([fut])
+            if not fut.cancelled():
+                fut.exception()  # retrieved: the caller's own exception goes on instead
+        raise

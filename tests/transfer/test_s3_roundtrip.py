@@ -9,6 +9,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import blake3
 import pytest
@@ -177,23 +178,23 @@ def test_large_file_goes_multipart_and_comes_back_in_ranges(
     parts = int(etag.rsplit("-", 1)[1])
     assert 2 <= parts <= 10_000
 
-    # a fresh machine pulls it in-process, recording the GETs the S3 store makes
+    # a fresh machine pulls it in-process, recording the ranged GETs the S3 store makes
     from snapdir import api
-    from snapdir.stores import s3
+    from snapdir.stores import s3ranges
 
     home = tmp_path / "fresh"
     monkeypatch.setenv("SNAPDIR_CACHE_DIR", str(home / "cache"))
     monkeypatch.setenv("SNAPDIR_DATA_DIR", str(home / "data"))
     ranges: list[tuple[int, int | None]] = []
-    real_get = s3.S3Store.get
+    real_call = s3ranges.RangeWriter.call
 
-    def recording_get(self: s3.S3Store, key: str, start: int = 0, end: int | None = None
-                      ) -> object:
+    def recording_call(self: s3ranges.RangeWriter, key: str, start: int, end: int,
+                       *args: Any) -> s3ranges.RangeCall:
         if key == object_key(digest):
             ranges.append((start, end))
-        return real_get(self, key, start, end)
+        return real_call(self, key, start, end, *args)
 
-    monkeypatch.setattr(s3.S3Store, "get", recording_get)
+    monkeypatch.setattr(s3ranges.RangeWriter, "call", recording_call)
     dest = tmp_path / "dest"
     pulled = api.pull(sid, dest, uri)
     assert pulled.fetch.bytes_fetched == size + len('{"lr": 0.1}')
