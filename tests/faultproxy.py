@@ -15,6 +15,8 @@ For a share ``rate`` of requests (chosen with a seeded RNG) it injects one fault
   cleanly (FIN);
 * ``flip``: flips one byte of a GET object body (a read of one object, not a listing).
 
+Setting ``frozen`` makes it stop answering: later requests are read, then held until it stops.
+
 Faults that need a body fall back to ``reset_before`` on bodiless responses. ``counts``
 holds how many of each kind were injected; ``requests`` how many requests were seen.
 """
@@ -93,6 +95,8 @@ class FaultProxy:
         self.rng = random.Random(seed)
         self.counts: Counter[str] = Counter()
         self.requests = 0
+        #: once True, requests are read and never answered
+        self.frozen = False
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
@@ -188,6 +192,8 @@ class FaultProxy:
         else:
             body = await reader.readexactly(int(_get(headers, b"content-length") or b"0"))
         keep = (_get(headers, b"connection") or b"").lower() != b"close"
+        if self.frozen:  # a store that stopped answering: held until the proxy stops
+            await asyncio.sleep(3600)
         fault = self._pick()
 
         if fault == "slowdown":

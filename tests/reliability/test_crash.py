@@ -304,6 +304,40 @@ def test_stopping_a_multipart_push_aborts_the_upload(s3_env, cli: Cli, tmp_path:
 
 
 @pytest.mark.s3
+def test_a_second_ctrl_c_while_clean_up_hangs_exits_at_once(s3_env, cli: Cli,
+                                                            tmp_path: Path) -> None:
+    """Ctrl-C during a multipart push whose store then stops answering: the abort hangs
+    (read timeout: 60 s); a second Ctrl-C exits at once, saying what may be left behind."""
+    src = tmp_path / "src"
+    big_file(src / "weights.bin", 200 * 1024 * 1024, seed=8)
+    uri = s3_env.unique_uri("twice")
+    with FaultProxy(s3_env.endpoint, rate=0.0) as counter:
+        env = dict(cli.env, AWS_ENDPOINT_URL=counter.endpoint)
+        args = [sys.executable, "-m", "snapdir", "push", "-q", "--store", uri, str(src)]
+        p = subprocess.Popen(_sigint_default(args), env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while counter.requests < 8 and p.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.002)
+        counter.frozen = True
+        p.send_signal(signal.SIGINT)
+        time.sleep(1.5)
+        still_cleaning = p.poll() is None
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+        took = time.monotonic() - t0
+    assert still_cleaning, err  # the first Ctrl-C is waiting on the store
+    assert p.returncode == 130, err
+    assert took < 5, took
+    assert out == ""
+    assert err.strip() == ("snapdir: stopped before cleaning up (temp files or a multipart "
+                           "upload may be left behind)")
+    assert anyio.run(_check_s3_store, uri) == 0  # no manifest, all the same
+
+
+@pytest.mark.s3
 def test_sigterm_during_a_pull_is_one_line_and_leaves_no_partial_file(
         s3_env, cli: Cli, tmp_path: Path) -> None:
     src = tmp_path / "src"
