@@ -233,9 +233,8 @@ class RangeCall:
                 sock.close()
         except _Stopped:
             return
-        except _WriteFailed as exc:
-            assert exc.__cause__ is not None
-            raise exc.__cause__ from None  # e.g. a full disk, as any local write reports it
+        except _WriteFailed as failed:
+            raise failed.error from None  # e.g. a full disk, as any local write reports it
         except StoreError:
             if self._stopped:  # what stopping it did to the socket: not a failure
                 return
@@ -296,8 +295,12 @@ class RangeCall:
 
 
 class _WriteFailed(Exception):
-    """Writing to the local file failed (its ``__cause__`` says why): not the store's fault,
-    and not retried as if it were."""
+    """Writing to the local file failed (``error`` says why): not the store's fault, and
+    not retried as if it were."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def _pwrite(fd: int, data: memoryview, offset: int) -> None:
@@ -309,7 +312,7 @@ def _pwrite(fd: int, data: memoryview, offset: int) -> None:
                 raise OSError(f"write of {len(data) - pos} bytes at {offset + pos} wrote none")
             pos += n
     except OSError as exc:
-        raise _WriteFailed from exc
+        raise _WriteFailed(exc) from exc
 
 
 def _read_head(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
