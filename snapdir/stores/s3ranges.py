@@ -276,6 +276,7 @@ class RangeCall:
             raise StoreUnavailable(f"{self.key}: chunked ranged reply; retrying", self.key)
         fd = self._fd
         pos = self.start
+        overran = len(rest) > want  # more than the body: the connection is out of step
         if rest:
             rest = rest[:want]
             _pwrite(fd, memoryview(rest), pos)
@@ -291,7 +292,7 @@ class RangeCall:
             _pwrite(fd, view[:n], pos)
             pos += n
             self._written(n)
-        return fields.get("connection", "").lower() != "close"
+        return not overran and fields.get("connection", "").lower() != "close"
 
 
 class _WriteFailed(Exception):

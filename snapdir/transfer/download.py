@@ -274,7 +274,8 @@ async def _ranged(store: Store, key: str, tmp: Path, final: Path, size: int,
 
         async def fetch_range(start: int, end: int) -> None:
             buf, got, kept = held[start]
-            writer = await ranged.range_writer() if ranged is not None else None
+            # (asked again each attempt: it signs with the credentials of the moment)
+            writer = await ranged.range_writer() if sockets and ranged is not None else None
             if writer is not None:
                 def written(n: int) -> None:
                     got[0] += n

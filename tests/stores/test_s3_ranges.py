@@ -227,6 +227,21 @@ def test_a_connection_the_server_closed_while_idle_is_replaced(tmp_path: Path) -
     assert len(accepted) == 2
 
 
+def test_a_reply_longer_than_its_body_is_not_reused(tmp_path: Path) -> None:
+    def serve(conn: socket.socket, n: int) -> None:
+        while _request(conn):  # 5 stray bytes after each body
+            conn.sendall(b"HTTP/1.1 206 Partial Content\r\nContent-Length: 10\r\n"
+                         b"Content-Range: bytes 0-9/10\r\n\r\n0123456789stray")
+
+    with fake_s3(serve) as (endpoint, accepted):
+        writer = _writer(endpoint)
+        for name in ("a", "b"):
+            assert _fetch(writer, "k", 0, 10, tmp_path / name) == 10
+            assert (tmp_path / name).read_bytes() == b"0123456789"
+        writer.pool.close()
+    assert len(accepted) == 2  # the second GET did not read the first one's stray bytes
+
+
 async def test_stopping_a_stalled_range_returns_at_once(tmp_path: Path) -> None:
     release = threading.Event()
 
