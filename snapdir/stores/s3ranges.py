@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 from ..errors import StoreError, StoreUnavailable
-from ..fileio import WRITE_PIECE
+from ..fileio import pwrite_all
 
 if TYPE_CHECKING:
     from obstore.store import S3Credential
@@ -305,13 +305,8 @@ class _WriteFailed(Exception):
 
 
 def _pwrite(fd: int, data: memoryview, offset: int) -> None:
-    pos = 0
     try:
-        while pos < len(data):
-            n = os.pwrite(fd, data[pos:pos + WRITE_PIECE], offset + pos)
-            if n == 0:
-                raise OSError(f"write of {len(data) - pos} bytes at {offset + pos} wrote none")
-            pos += n
+        pwrite_all(fd, data, offset)
     except OSError as exc:
         raise _WriteFailed(exc) from exc
 

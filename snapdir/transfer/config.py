@@ -10,9 +10,10 @@ Memory bound (bytes held by transfers at once)::
 
 With the defaults, a push holds at most 32 × 8 MiB + 2 × 8 × 8 MiB = 384 MiB and a pull
 32 × 8 MiB + 2 × 12 × 16 MiB = 640 MiB; in practice small objects are far below the limit.
-Ranged GETs from S3 through the page cache hold only a 256 KiB receive buffer per range in
-flight (``stores/s3ranges.py``): such a pull holds at most 32 × 8 MiB + 3 MiB. None of it
-grows with file size or dataset size.
+Ranged GETs from S3 through the page cache hold only a 256 KiB receive buffer per worker
+thread that has run one (``stores/s3ranges.py``; at most ``SNAPDIR_IO_THREADS`` × 256 KiB,
+8 MiB by default): such a pull holds at most 32 × 8 MiB + 8 MiB. None of it grows with
+file size or dataset size.
 """
 
 from __future__ import annotations
