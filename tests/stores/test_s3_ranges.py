@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -165,10 +166,16 @@ async def test_a_flipped_byte_in_a_range_is_refused(s3_env: SeaweedFS, seaweedfs
 
 @contextmanager
 def fake_s3(serve: Callable[[socket.socket, int], None]) -> Iterator[tuple[str, list[int]]]:
-    """A loopback HTTP server; ``serve(conn, n)`` talks to its n-th connection."""
+    """A loopback HTTP server; ``serve(conn, n)`` talks to its n-th connection. On the way
+    out every connection is shut down and its thread finished before the next test."""
     listener = socket.create_server(("127.0.0.1", 0))
     accepted: list[int] = []
     conns: list[socket.socket] = []
+    threads: list[threading.Thread] = []
+
+    def serving(conn: socket.socket, n: int) -> None:
+        with contextlib.suppress(OSError):  # the test is over and shut the connection
+            serve(conn, n)
 
     def accept() -> None:
         while True:
@@ -178,13 +185,23 @@ def fake_s3(serve: Callable[[socket.socket, int], None]) -> Iterator[tuple[str, 
                 return
             conns.append(conn)
             accepted.append(len(accepted))
-            threading.Thread(target=serve, args=(conn, len(accepted) - 1), daemon=True).start()
+            t = threading.Thread(target=serving, args=(conn, len(accepted) - 1), daemon=True)
+            threads.append(t)
+            t.start()
 
-    threading.Thread(target=accept, daemon=True).start()
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
     try:
         yield f"http://127.0.0.1:{listener.getsockname()[1]}", accepted
     finally:
+        listener.shutdown(socket.SHUT_RDWR)
         listener.close()
+        acceptor.join(5)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        for t in threads:
+            t.join(5)
         for conn in conns:
             conn.close()
 
