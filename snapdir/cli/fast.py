@@ -1,16 +1,44 @@
-"""The console entry point: ``snapdir id DIR`` without importing click.
+"""The console entry point: ``snapdir id DIR`` without importing click, and a quick exit.
 
 ``id`` on a warm stat cache is over in a few tens of milliseconds, so click's import
 (~25 ms) would be a large share of it. The plain form ``snapdir id DIR`` is handled here;
 everything else (flags, help, other verbs) goes through the click CLI in ``main``.
+
+Once the command is over, the process leaves with ``os._exit`` after flushing stdout and
+stderr: tearing down the interpreter (every module, the event loop's and obstore's
+threads) took 40-70 ms of a 0.3 s pull of one small file, for nothing. Everything the
+commands write is closed (and fsynced where it must be) before they return; nothing in
+the package relies on ``atexit`` or finalizers.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 
 def main() -> None:
+    try:
+        _run()
+    except SystemExit as exc:
+        code = exc.code
+    else:
+        code = 0
+    if code is not None and not isinstance(code, int):  # sys.exit("message")
+        sys.stderr.write(f"{code}\n")
+        code = 1
+    try:
+        sys.stdout.flush()
+    except OSError:  # a reader gone away (`snapdir push DIR | true`): as click reports it
+        code = code or 1
+    try:
+        sys.stderr.flush()
+    except OSError:
+        pass
+    os._exit(code or 0)
+
+
+def _run() -> None:
     argv = sys.argv[1:]
     if len(argv) == 2 and argv[0] == "id" and not argv[1].startswith("-"):
         try:

@@ -137,3 +137,34 @@ def test_progress_lines_quiet_and_clean_stdout(s3_env: SeaweedFS, cli: Cli,
         assert (r.out, r.err) == ("", "")
         r = cli("push", *flags, "--store", uri, str(tmp_path / "ds"))
         assert (r.out, r.err) == (sid + "\n", "")
+
+
+def test_output_to_a_file_is_complete_when_the_process_ends(cli: Cli, tmp_path: Path) -> None:
+    """The CLI leaves with os._exit (no interpreter teardown): what it printed must still
+    be flushed, to a file (block-buffered) as to a pipe, and its exit code kept."""
+    tree = tmp_path / "tree"
+    make_tree(tree, {"a.txt": b"alpha\n", "d/b.bin": os.urandom(4096)})
+    want = cli("id", str(tree)).out.strip()
+    out = tmp_path / "out.txt"
+    for args in (["push", str(tree)], ["id", str(tree)], ["id", "--", str(tree)]):
+        with out.open("w") as fh:
+            p = subprocess.run([sys.executable, "-m", "snapdir", *args], stdout=fh,
+                               stderr=subprocess.PIPE, env=cli.env, timeout=120, check=False)
+        assert p.returncode == 0, p.stderr
+        assert out.read_text() == want + "\n", args
+    manifest = cli("manifest", str(tree)).out
+    assert "a.txt" in manifest
+    assert "d/b.bin" in manifest
+    with out.open("w") as fh:
+        p = subprocess.run([sys.executable, "-m", "snapdir", "manifest", str(tree)],
+                           stdout=fh, env=cli.env, timeout=120, check=False)
+    assert p.returncode == 0
+    assert out.read_text() == manifest
+    with out.open("w") as fh:
+        p = subprocess.run([sys.executable, "-m", "snapdir", "id", str(tmp_path / "none")],
+                           stdout=fh, stderr=subprocess.PIPE, env=cli.env, timeout=120,
+                           check=False, text=True)
+    assert p.returncode == 1
+    assert p.stderr.count("\n") == 1
+    assert "none" in p.stderr
+    assert out.read_text() == ""
