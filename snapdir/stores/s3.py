@@ -214,6 +214,13 @@ def map_error(exc: BaseException, key: str, uri: str, bucket: str,
     return StoreError(f"{uri} refused the request for {key} ({detail})", key=key)
 
 
+def _unsatisfiable(exc: BaseException) -> bool:
+    """Whether ``exc`` is S3's answer to a range that starts past the end of the object."""
+    text = str(exc)
+    status = _STATUS.search(text)
+    return (status is not None and status.group(1) == "416") or "<Code>InvalidRange<" in text
+
+
 class S3Store:
     """A ``Store`` at ``s3://bucket/prefix``.
 
@@ -330,17 +337,23 @@ class S3Store:
             raise self._error(exc, key) from exc
 
     async def get_small(self, key: str, limit: int) -> bytes | None:
-        # One awaited body instead of a stream: per small object that is one future (and
-        # one GIL hand-off from obstore's runtime) less; 5,000 x 64 KiB: ~20 % less client CPU.
+        # One awaited request for the whole body: a GET of bytes 0..limit, so one future
+        # (one GIL hand-off from obstore's runtime) per object, where a plain GET needs a
+        # second one for its body. 5,000 x 64 KiB: client CPU 2.9-3.1 s -> 2.35-2.4 s (a
+        # stream instead of one body costs ~20 % more again). The server clamps the range
+        # to the object, so more than ``limit`` bytes back means it is larger: None.
         store = await self._ob()
         try:
-            result = await obstore.get_async(store, key)
-            self._answered = True
-            if result.meta["size"] > limit:
-                return None
-            return bytes(await result.bytes_async())
+            data = await obstore.get_range_async(store, key, start=0, end=limit + 1)
         except Exception as exc:
+            if _unsatisfiable(exc):  # an empty object has no byte 0
+                self._answered = True
+                return b""
             raise self._error(exc, key) from exc
+        self._answered = True
+        if len(data) > limit:
+            return None
+        return bytes(data)
 
     async def put(self, key: str, chunks: AsyncIterable[Chunk], size: int) -> None:
         if size <= self.multipart_threshold:

@@ -239,6 +239,8 @@ async def test_get_small_reads_whole_small_objects_only(s3_env: SeaweedFS) -> No
     assert await st.get_small("a", 99) is None  # too big: the caller streams it instead
     with pytest.raises(ObjectNotFound):
         await st.get_small("missing", 100)
+    await st.put_bytes("empty", b"")
+    assert await st.get_small("empty", 100) == b""  # S3 answers 416 to its byte range
 
 
 def test_map_error_before_the_server_ever_answered() -> None:

@@ -213,16 +213,19 @@ def test_large_file_goes_multipart_and_comes_back_in_ranges(
     assert s3_cli("id", str(tmp_path / "dest2")).out.strip() == sid
 
 
+@pytest.mark.parametrize("damage", ["replaced", "longer", "emptied"])
 def test_corrupt_object_fails_the_pull_and_is_not_checked_out(
-        s3_cli: Cli, bucket: Bucket, tmp_path: Path) -> None:
+        s3_cli: Cli, bucket: Bucket, tmp_path: Path, damage: str) -> None:
     src = sample(tmp_path / "src")
     uri = bucket.unique_uri("corrupt")
     sid = s3_cli("push", "-q", "--store", uri, str(src)).out.strip()
     victim = "shard-02/part-3.bin"
     good = (src / victim).read_bytes()
     digest = b3(good)
-    # same size, different bytes: only the hash can tell
-    bucket.put(uri, object_key(digest), os.urandom(len(good)))
+    bad = {"replaced": os.urandom(len(good)),  # same size: only the hash can tell
+           "longer": good + b"\n",  # the right bytes first, then more than the manifest says
+           "emptied": b""}[damage]
+    bucket.put(uri, object_key(digest), bad)
 
     s3_cli.env["SNAPDIR_RETRIES"] = "2"  # a bad object is retried: keep the test quick
     for flags, name in (((), "cached"), (("--no-cache",), "no-cache")):
