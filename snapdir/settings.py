@@ -36,8 +36,11 @@ class Setting:
 
 
 def _xdg(var: str, fallback: str) -> Path:
+    """``$var`` if it is an absolute path, else ``~/fallback``: the XDG Base Directory
+    spec says relative values are invalid and to be ignored (a relative one would put the
+    cache or the default store wherever the command happens to run)."""
     base = os.environ.get(var)
-    return Path(base) if base else Path.home() / fallback
+    return Path(base) if base and os.path.isabs(base) else Path.home() / fallback
 
 
 def cache_dir() -> Path:

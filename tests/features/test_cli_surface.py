@@ -53,6 +53,20 @@ def test_defaults_names_every_setting_and_its_source(cli: Cli) -> None:
     assert (flags["store"]["value"], flags["store"]["source"]) == ("s3://b/p", "flag: --store")
 
 
+def test_relative_xdg_dirs_are_ignored(cli: Cli, tmp_path: Path) -> None:
+    """The XDG spec: a relative XDG_DATA_HOME / XDG_CACHE_HOME is invalid, so the default
+    store and cache stay under $HOME instead of following the working directory."""
+    for var in ("SNAPDIR_CACHE_DIR", "SNAPDIR_DATA_DIR"):
+        cli.env.pop(var, None)
+    cli.env.update(XDG_DATA_HOME="rel-data", XDG_CACHE_HOME="rel-cache")
+    home = Path(cli.env["HOME"])
+    got = settings(cli)
+    assert got["store"]["value"] == str(home / ".local/share/snapdir/store")
+    assert got["cache directory"]["value"] == str(home / ".cache/snapdir")
+    cli.env.update(XDG_DATA_HOME=str(tmp_path / "abs-data"))  # an absolute one is used
+    assert settings(cli)["store"]["value"] == str(tmp_path / "abs-data/snapdir/store")
+
+
 def test_defaults_flags_a_value_commands_would_refuse(cli: Cli, tmp_path: Path) -> None:
     cli.env.update(SNAPDIR_JOBS="5000", SNAPDIR_DIRECT_IO="sometimes", SNAPDIR_RETRIES="3")
     r = cli("defaults", check=False)
