@@ -226,7 +226,7 @@ async def astage(path: PathLike, *, options: ManifestOptions | None = None,
     # the cache holds manifests without their objects (push and pull keep them there):
     # a manifest in it does not mean the objects are, so each is checked (a stat)
     r = await _push(os.fspath(path), st, options=options, config=config, progress=progress,
-                    trust_manifests=False)
+                    trust_manifests=False, label="stage")
     history.safe_event(r.id, "stage", os.path.abspath(os.fspath(path)), None)
     return r
 

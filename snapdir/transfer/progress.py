@@ -49,6 +49,10 @@ def _interval(default: float) -> float:
     return value if value > 0 else default
 
 
+#: seconds of work before an ETA is shown
+ETA_AFTER = 1.0
+
+
 @dataclass(slots=True)
 class Progress:
     """Counters the pipeline bumps; a background task renders them.
@@ -88,7 +92,8 @@ class Progress:
         parts = [f"{self.label}: {self.files_done}/{self.files_total} files",
                  f"{_human(self.bytes_done)}{total}",
                  f"{_human(rate)}/s"]
-        if rate > 0 and self.bytes_total > self.bytes_done:
+        # no ETA from the first moments' rate (set-up, the first requests): it is wild
+        if rate > 0 and self.bytes_total > self.bytes_done and elapsed >= ETA_AFTER:
             parts.append(f"ETA {_duration((self.bytes_total - self.bytes_done) / rate)}")
         return ", ".join(parts)
 

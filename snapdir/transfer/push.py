@@ -106,6 +106,7 @@ async def push(
     progress: str = "auto",
     force: bool = False,
     trust_manifests: bool = True,
+    label: str = "push",
 ) -> PushResult:
     """Push directory ``source`` to ``store``; returns the snapshot id and counts.
 
@@ -114,7 +115,7 @@ async def push(
     ``force`` uploads every object even if the store has it (repairs a damaged store).
     ``trust_manifests=False`` is for a store where a manifest does not mean its objects
     are there (the local cache: pushes and pulls keep manifests in it alone), so every
-    object is checked instead.
+    object is checked instead. ``label`` starts the progress lines.
     """
     started = time.monotonic()
     cfg = config or TransferConfig()
@@ -157,7 +158,7 @@ async def push(
     n_todo = len(plan.check) + len(plan.upload)
     large_limiter = anyio.CapacityLimiter(cfg.large_jobs)
     reader: Batcher[bytes] = Batcher(read_verified)
-    prog = Progress("push", progress, files_total=n_todo,
+    prog = Progress(label, progress, files_total=n_todo,
                     bytes_total=sum(sources[d][1] for d in chain(plan.check, plan.upload)))
 
     async def one(item: tuple[str, bool]) -> None:

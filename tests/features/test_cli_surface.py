@@ -53,6 +53,16 @@ def test_defaults_names_every_setting_and_its_source(cli: Cli) -> None:
     assert (flags["store"]["value"], flags["store"]["source"]) == ("s3://b/p", "flag: --store")
 
 
+def test_stage_progress_says_stage(cli: Cli, tmp_path: Path) -> None:
+    make_tree(tmp_path / "ds", {f"f{i}.bin": os.urandom(1000) for i in range(50)})
+    cli.env["SNAPDIR_PROGRESS_INTERVAL"] = "0.01"
+    r = cli("stage", "--progress", str(tmp_path / "ds"))
+    last = r.err.strip().splitlines()[-1]
+    assert last.startswith("stage: 50/50 files"), r.err
+    assert "push" not in r.err
+    assert re.fullmatch(r"[0-9a-f]{64}\n", r.out)
+
+
 def test_relative_xdg_dirs_are_ignored(cli: Cli, tmp_path: Path) -> None:
     """The XDG spec: a relative XDG_DATA_HOME / XDG_CACHE_HOME is invalid, so the default
     store and cache stay under $HOME instead of following the working directory."""

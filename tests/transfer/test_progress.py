@@ -65,6 +65,17 @@ def test_eta_rounds_up(done: int, eta: str, monkeypatch: pytest.MonkeyPatch) -> 
     assert p.line().endswith(eta)
 
 
+def test_no_eta_from_the_first_moments(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rate measured over set-up and the first requests is wild (a 5 s job showed
+    "ETA 5h09m"): the ETA waits for a second of work."""
+    p = Progress("push", "off", files_total=100, bytes_total=1000 * MiB, started=0.0)
+    p.add(1, 64 * 1024)
+    monkeypatch.setattr("snapdir.transfer.progress.time.monotonic", lambda: 0.2)
+    assert "ETA" not in p.line()
+    monkeypatch.setattr("snapdir.transfer.progress.time.monotonic", lambda: 1.0)
+    assert "ETA" in p.line()
+
+
 def test_long_etas_read_as_minutes_and_hours(monkeypatch: pytest.MonkeyPatch) -> None:
     p = Progress("push", "off", files_total=1, bytes_total=10 ** 13)  # 10 TB
     p.add(0, 10 ** 9)
