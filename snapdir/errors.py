@@ -113,6 +113,10 @@ class TransferFailed(SnapdirError):
         self.failures = failures or []
 
 
+class VerifyFailed(TransferFailed):
+    kind = "verify failed"
+
+
 def with_path(exc: StoreError, path: str) -> StoreError:
     """The same store error, its message naming the file it was for."""
     if path in str(exc):

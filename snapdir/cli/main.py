@@ -11,7 +11,7 @@ from typing import Any, NoReturn, TypeVar, cast
 
 import click
 
-from ..errors import SnapdirError
+from ..errors import SnapdirError, TransferFailed
 
 T = TypeVar("T")
 E = TypeVar("E", bound=BaseException)
@@ -54,11 +54,22 @@ def _available(mod: str) -> bool:
     return importlib.util.find_spec(f"snapdir.cli.{mod}") is not None
 
 
+#: failures of a TransferFailed listed, besides the first (which its own line names)
+_LISTED = 20
+
+
 def fail(exc: BaseException) -> NoReturn:
     """Print one line for ``exc`` and exit with its code."""
     if _signalled:
         _stopped()
     if isinstance(exc, SnapdirError):
+        if isinstance(exc, TransferFailed) and len(exc.failures) > 1:
+            # each bad object on a line of its own (the summary line names only the first)
+            for each in exc.failures[1:_LISTED + 1]:
+                click.echo(f"snapdir: {' '.join(str(each).split())}", err=True)
+            if len(exc.failures) > _LISTED + 1:
+                click.echo(f"snapdir: ... and {len(exc.failures) - _LISTED - 1} more",
+                           err=True)
         click.echo(f"snapdir: {exc.kind}: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     if isinstance(exc, BaseExceptionGroup):

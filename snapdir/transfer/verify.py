@@ -7,7 +7,7 @@ from functools import partial
 
 from .. import settings
 from ..core.manifest import Hasher
-from ..errors import IntegrityError, ObjectNotFound, StoreError, TransferFailed
+from ..errors import IntegrityError, ObjectNotFound, StoreError, VerifyFailed
 from ..stores.base import Store, object_key
 from .config import TransferConfig
 from .fetch import check_id, get_manifest, object_labels
@@ -26,7 +26,7 @@ class VerifyResult:
 
 async def verify(snapshot_id: str, store: Store, *, config: TransferConfig | None = None,
                  progress: str = "auto") -> VerifyResult:
-    """Raise TransferFailed naming every missing or corrupt object; else the counts."""
+    """Raise VerifyFailed naming every missing or corrupt object; else the counts."""
     cfg = config or TransferConfig()
     sid = check_id(snapshot_id)
     manifest = await get_manifest(store, sid, cfg)
@@ -73,7 +73,8 @@ async def verify(snapshot_id: str, store: Store, *, config: TransferConfig | Non
         await for_each(labels, one, cfg.jobs)
     if failures:
         first = failures[0]
-        raise TransferFailed(f"snapshot {sid} in {store.uri}: {len(failures)} of "
-                             f"{len(labels)} objects failed verification; first: {first}",
-                             failures)
+        raise VerifyFailed(f"snapshot {sid} in {store.uri}: {len(failures)} of "
+                           f"{len(labels)} objects failed verification; first: {first}; "
+                           "repair the store from a good copy with `snapdir push --force`",
+                           failures)
     return result

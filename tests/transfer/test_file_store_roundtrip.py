@@ -106,6 +106,30 @@ def test_corrupted_object_fails_pull_and_is_not_checked_out(cli: Cli, tmp_path: 
     assert digest in v.err
 
 
+def test_verify_names_every_bad_object(cli: Cli, tmp_path: Path) -> None:
+    files = {f"f{i}.txt": f"content {i}".encode() for i in range(6)}
+    src = make_tree(tmp_path / "src", files)
+    store = tmp_path / "store"
+    sid = cli("push", "--store", str(store), str(src)).out.strip()
+    bad = ["f1.txt", "f4.txt"]
+    for name in bad:
+        digest = blake3.blake3(files[name]).hexdigest()
+        obj = store / ".objects" / digest[:3] / digest[3:6] / digest[6:9] / digest[9:]
+        obj.write_bytes(b"damaged")
+    gone = blake3.blake3(files["f5.txt"]).hexdigest()
+    (store / ".objects" / gone[:3] / gone[3:6] / gone[6:9] / gone[9:]).unlink()
+    cli.env["SNAPDIR_RETRIES"] = "1"
+    v = cli("verify", "--store", str(store), "--id", sid, check=False)
+    assert v.rc != 0
+    lines = v.err.strip().splitlines()
+    assert len(lines) == 3, v.err  # one line per bad object, the last with the count
+    assert lines[-1].startswith("snapdir: verify failed: ")
+    assert "3 of 6 objects" in lines[-1]
+    for name in [*bad, "f5.txt"]:
+        assert sum(name in ln for ln in lines) == 1, (name, v.err)
+    assert "Traceback" not in v.err
+
+
 def test_verify_passes_on_a_good_store(cli: Cli, tmp_path: Path) -> None:
     src = sample(tmp_path / "src")
     sid = cli("push", "--store", str(tmp_path / "st"), str(src)).out.strip()
