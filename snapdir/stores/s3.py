@@ -10,8 +10,10 @@ re-reads them before they expire. Endpoint: ``AWS_ENDPOINT_URL_S3``, then
 ``AWS_ENDPOINT_URL``, then ``SNAPDIR_S3_STORE_ENDPOINT_URL``; a custom endpoint gets
 path-style requests and may be plain http.
 
-obstore retries little (``retries``, default 2); the transfer layer owns retrying, so every
-failure leaves here as one of our ``StoreError`` classes (see ``map_error``).
+The transfer layer owns retrying (``SNAPDIR_RETRIES`` attempts per request), so obstore
+makes each request once and every failure leaves here as one of our ``StoreError`` classes
+(see ``map_error``). Only the parts of a multipart upload are retried inside obstore
+(``retries``, default 2): a part that fails after all would restart the whole upload.
 """
 
 from __future__ import annotations
@@ -259,6 +261,7 @@ class S3Store:
         self.credentials = AiobotocoreCredentials(self.uri, profile)
         self._profile = profile
         self._store: _ObStore | None = None
+        self._parts_store: _ObStore | None = None  # multipart uploads: parts retried
         self._region = region or DEFAULT_REGION
         self._lock = anyio.Lock()
         #: the server has answered at least once (see ``map_error``)
@@ -267,13 +270,22 @@ class S3Store:
         self._timeouts = (connect_timeout.total_seconds(), read_timeout.total_seconds())
 
     async def _ob(self) -> _ObStore:
+        """The client for single requests: each made once (the caller retries)."""
         if self._store is None:
             async with self._lock:
                 if self._store is None:
-                    self._store = await self._build()
+                    self._store = await self._build(0)
         return self._store
 
-    async def _build(self) -> _ObStore:
+    async def _ob_parts(self) -> _ObStore:
+        """The client for multipart uploads, which retries each part ``retries`` times."""
+        if self._parts_store is None:
+            async with self._lock:
+                if self._parts_store is None:
+                    self._parts_store = await self._build(self._retries)
+        return self._parts_store
+
+    async def _build(self, retries: int) -> _ObStore:
         region = self._region = self.region or await resolve_region(self._profile)
         client: ClientConfig = {**self._client}
         extra: dict[str, Any] = {}
@@ -281,7 +293,7 @@ class S3Store:
             extra = {"endpoint": self.endpoint, "virtual_hosted_style_request": False}
             client["allow_http"] = self.endpoint.startswith("http://")
         retry: RetryConfig = {
-            "max_retries": self._retries, "retry_timeout": timedelta(seconds=60),
+            "max_retries": retries, "retry_timeout": timedelta(seconds=60),
             "backoff": {"init_backoff": timedelta(milliseconds=100),
                         "max_backoff": timedelta(seconds=2)}}
         return _ObStore(self.bucket, prefix=self.prefix or None, region=region,
@@ -363,7 +375,7 @@ class S3Store:
             self._check_size(key, len(buf), size)
             await self.put_bytes(key, bytes(buf))
             return
-        store = await self._ob()
+        store = await self._ob_parts()
         counted = _Counted(chunks, lambda got: self._check_size(key, got, size), size)
         started = datetime.now(UTC)
         try:
@@ -465,7 +477,7 @@ class S3Store:
         return self._error(exc, key)
 
     async def aclose(self) -> None:
-        self._store = None
+        self._store = self._parts_store = None
         if self._ranges is not None:
             self._ranges[0].close()
             self._ranges = None

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from relutil import KINDS, big_file, small_tree
+from relutil import KINDS, FaultProxy, big_file, small_tree
 
 pytestmark = [pytest.mark.s3]
 
@@ -40,3 +40,18 @@ def test_push_pull_through_5pct_faults(s3_env, cli, faultproxy, tmp_path: Path) 
           f"pull {t_pull:.1f}s")
     assert sum(faultproxy.counts.values()) > 0
     assert all(faultproxy.counts[k] > 0 for k in KINDS), faultproxy.summary()
+
+
+@pytest.mark.parametrize("retries", [1, 3])
+def test_snapdir_retries_is_the_number_of_requests(s3_env, cli, tmp_path: Path,
+                                                   retries: int) -> None:
+    """Throttled on every request: SNAPDIR_RETRIES=N sends the manifest GET N times, not N
+    times the S3 client's own retries (which made 5 attempts 15 requests)."""
+    with FaultProxy(s3_env.endpoint, rate=1.0, kinds=("slowdown",)) as proxy:
+        cli.env.update(AWS_ENDPOINT_URL=proxy.endpoint, SNAPDIR_RETRIES=str(retries))
+        r = cli("pull", "-q", "--store", s3_env.unique_uri("retries"), "--id", "a" * 64,
+                str(tmp_path / "d"), check=False)
+        assert r.rc != 0
+        assert "Traceback" not in r.err
+        assert len(r.err.strip().splitlines()) == 1, r.err
+        assert proxy.requests == retries, r.err
