@@ -33,8 +33,8 @@ from typing import Any
 from urllib.parse import quote
 
 from . import __version__, settings
-from .errors import StoreError
-from .stores.base import HISTORY, Store
+from .errors import ObjectNotFound, StoreError
+from .stores.base import HISTORY, Store, manifest_key
 
 FORMAT = 1
 PREFIX = f"{HISTORY}/v1"
@@ -197,7 +197,12 @@ class Ancestor:
 
 async def ancestors(snapshot_id: str, store_uri: str,
                     open_store: Callable[[str], Store]) -> list[Ancestor]:
-    """Every ancestor of ``snapshot_id``, nearest first, following parents across stores."""
+    """Every ancestor of ``snapshot_id``, nearest first, following parents across stores.
+
+    ``snapshot_id`` itself must be readable in ``store_uri``: a store that cannot be read
+    raises, and so does an id that neither the store nor the local catalog knows (an empty
+    answer would read as "no ancestors"). Ancestors elsewhere that cannot be read are
+    warned about and skipped."""
     stores: dict[str, Store] = {}
 
     def get_store(uri: str) -> Store:
@@ -218,12 +223,20 @@ async def ancestors(snapshot_id: str, store_uri: str,
                 try:
                     recs = await records_in_store(get_store(candidate), sid)
                 except StoreError as exc:
+                    if depth == 0:
+                        raise
                     warn(f"cannot read history of {sid} in {candidate}: {exc}")
                     recs = []
                 if recs:
                     break
             if not recs:
                 recs = catalog().revisions_of(sid)
+            if depth == 0 and not recs:
+                main = get_store(store_uri)
+                if await main.head(manifest_key(sid)) is None:
+                    raise ObjectNotFound(f"snapshot {sid} is not in {main.uri} (no "
+                                         f"{manifest_key(sid)}); check the id and --store",
+                                         manifest_key(sid))
             if depth > 0:
                 out.append(Ancestor(sid, uri, depth, recs))
             if not recs:

@@ -210,3 +210,28 @@ def test_a_revert_is_a_revision_without_warnings(s3_cli: Cli, bucket: Bucket,
     r = s3_cli.machine("auditor")("ancestors", "--store", uri, v1)
     assert lines(r.out) == [v2]
     assert r.err == ""
+
+
+def test_ancestors_fails_when_it_cannot_look(world: World) -> None:
+    """"No ancestors" (empty, exit 0) must mean it looked: an id the store does not hold,
+    a store it cannot read, and wrong credentials are errors."""
+    w = world
+    auditor = w.auditor
+    unknown = "b" * 64
+    r = auditor("ancestors", "--store", w.datasets, unknown, check=False)
+    assert r.rc != 0
+    assert r.out == ""
+    assert unknown in r.err
+    assert "check the id and --store" in r.err
+    assert len(r.err.strip().splitlines()) == 1, r.err
+    # the dataset exists in its own store, not in the models store
+    assert auditor("ancestors", "--store", w.models, w.v1, check=False).rc != 0
+    wrong = auditor.machine("wrong-secret")
+    wrong.env["AWS_SECRET_ACCESS_KEY"] = "not-the-secret"
+    r = wrong("ancestors", "--store", w.models, w.model, check=False)
+    assert r.rc != 0
+    assert r.out == ""
+    assert "not-the-secret" not in r.err
+    assert "Traceback" not in r.err
+    # a snapshot with no recorded parents is still an empty answer, exit 0
+    assert lines(auditor("ancestors", "--store", w.datasets, w.v1).out) == []
