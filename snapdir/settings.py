@@ -171,10 +171,11 @@ def describe(store_flag: str | None = None, jobs_flag: int | None = None) -> lis
     ):
         s = _checked(_env_or(var, fallback))
         out.append(Setting(label, s.value, s.source, s.problem))
-    from .stores.awsconfig import configured_endpoint
+    from .stores.awsconfig import configured_endpoint, endpoint_problem
 
     endpoint = configured_endpoint()  # as stores/s3.py finds it
-    out.insert(len(out) - 1, Setting("s3 endpoint", *(endpoint or ("(AWS)", "default"))))
+    out.insert(len(out) - 1, Setting("s3 endpoint", *(endpoint or ("(AWS)", "default")),
+                                     endpoint_problem(*endpoint) if endpoint else None))
     if jobs_flag is not None:
         out.insert(1, Setting("network jobs", str(jobs_flag), "flag: --jobs"))
     else:

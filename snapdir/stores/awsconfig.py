@@ -53,6 +53,23 @@ def profile_exists(name: str) -> bool:
     return False
 
 
+def endpoint_problem(value: str, where: str) -> str | None:
+    """Why ``value`` (set in ``where``) cannot be an S3 endpoint, or None. The S3 client
+    needs a URL with its scheme: ``127.0.0.1:9000`` alone made it panic."""
+    from urllib.parse import urlsplit
+
+    try:
+        url = urlsplit(value)
+        url.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        url = None
+    if url is None or url.scheme.lower() not in ("http", "https") or not url.hostname:
+        shown = value if url is None or "@" not in url.netloc else "(a URL with a password)"
+        return (f"the S3 endpoint {shown!r} ({where}) is not an http:// or https:// URL; "
+                "write it in full, e.g. http://127.0.0.1:9000")
+    return None
+
+
 def _ignored() -> bool:
     return os.environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").strip().lower() == "true"
 

@@ -32,8 +32,15 @@ import obstore
 from obstore.exceptions import PermissionDeniedError, UnauthenticatedError
 from obstore.store import S3Store as _ObStore
 
-from ..errors import AccessDenied, ObjectNotFound, StoreError, StoreUnavailable, Throttled
-from .awsconfig import configured_endpoint, profile_exists
+from ..errors import (
+    AccessDenied,
+    ObjectNotFound,
+    StoreError,
+    StoreUnavailable,
+    Throttled,
+    UsageError,
+)
+from .awsconfig import configured_endpoint, endpoint_problem, profile_exists
 from .base import Chunk
 
 if TYPE_CHECKING:
@@ -247,8 +254,15 @@ class S3Store:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.uri = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
+        where = "given"
         if not endpoint and (found := configured_endpoint(profile)) is not None:
-            endpoint = found[0]  # the environment, then the AWS config; None: AWS itself
+            endpoint, where = found  # the environment, then the AWS config; None: AWS itself
+        if endpoint:
+            problem = endpoint_problem(endpoint, where)
+            if problem is not None:
+                raise UsageError(problem)
+            scheme, rest = endpoint.split(":", 1)
+            endpoint = scheme.lower() + ":" + rest  # HTTP://... works as http://...
         self.endpoint = endpoint
         self.region = region
         self.multipart_threshold = multipart_threshold

@@ -103,6 +103,33 @@ def test_wrong_credentials_never_print_the_secret(s3_env, cli: Cli, tmp_path: Pa
             assert secret not in r.out + r.err
 
 
+@pytest.mark.parametrize("endpoint", ["127.0.0.1:9000", "localhost", "ftp://127.0.0.1:9000",
+                                      "http://127.0.0.1:port"])
+def test_an_endpoint_that_is_not_a_url(cli: Cli, tmp_path: Path, endpoint: str) -> None:
+    """Without its scheme the S3 client panicked (a Rust backtrace on stderr), then the
+    message blamed the network."""
+    cli.env.update(AWS_ENDPOINT_URL=endpoint, RUST_BACKTRACE="1", AWS_ACCESS_KEY_ID="k",
+                   AWS_SECRET_ACCESS_KEY="s")
+    src = make_tree(tmp_path / "src", {"a.txt": b"a"})
+    for args in (["push", "-q", "--store", "s3://bkt/p", str(src)],
+                 ["pull", "-q", "--store", "s3://bkt/p", "--id", GOOD_ID, str(tmp_path / "d")]):
+        r = cli(*args, check=False)
+        one_line_error(r, code=2, needle="AWS_ENDPOINT_URL")
+        assert "http://" in r.err
+        assert "panicked" not in r.err
+    assert cli("defaults", check=False).rc == 2  # shown as INVALID there too
+
+
+@pytest.mark.s3
+def test_an_upper_case_endpoint_scheme_works(s3_env, cli: Cli, tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "src", {"a.txt": b"a"})
+    cli.env["AWS_ENDPOINT_URL"] = "HTTP://" + s3_env.endpoint.removeprefix("http://")
+    uri = s3_env.unique_uri("upper")
+    sid = cli("push", "-q", "--store", uri, str(src)).out.strip()
+    cli("pull", "-q", "--store", uri, "--id", sid, str(tmp_path / "d"))
+    assert (tmp_path / "d" / "a.txt").read_bytes() == b"a"
+
+
 def test_source_is_a_file_or_missing(cli: Cli, tmp_path: Path) -> None:
     f = tmp_path / "file.txt"
     f.write_bytes(b"x")
