@@ -114,7 +114,10 @@ def new_revision(snapshot_id: str, name: str, store: str, parents: list[Parent],
 
 
 def _name_prefix(name: str) -> str:
-    return f"{PREFIX}/names/{quote(name, safe='')}/"
+    quoted = quote(name, safe="")
+    if quoted in (".", ".."):  # not a key segment S3 clients accept (nor a directory)
+        quoted = quoted.replace(".", "%2E")
+    return f"{PREFIX}/names/{quoted}/"
 
 
 async def record_in_store(store: Store, rev: Revision) -> None:

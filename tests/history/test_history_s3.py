@@ -168,6 +168,11 @@ def test_name_defaults_to_directory_and_can_be_overridden(s3_cli: Cli, bucket: B
     assert sid3 == sid2
     assert lines(reader("revisions", "--store", store, "team/ds").out) == [sid2]
     assert lines(reader("revisions", "--store", store, "team").out) == []
+    # names that are path segments of their own ("..": the S3 client refused the key)
+    for odd in (".", ".."):
+        (ckpt / "w.bin").write_bytes(os.urandom(100))
+        got = s3_cli("push", "-q", "--store", store, "--name", odd, str(ckpt)).out.strip()
+        assert lines(reader("revisions", "--store", store, odd).out) == [got]
 
 
 def test_python_api(s3_env: object, s3_cli: Cli, bucket: Bucket, tmp_path: Path) -> None:
