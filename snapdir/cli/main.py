@@ -165,7 +165,7 @@ def run_async(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
         opts = {}
     stopped, result = anyio.run(guarded, backend="asyncio", backend_options=opts)
     if stopped:  # even if the work got to its end: the user asked it to stop
-        raise KeyboardInterrupt
+        raise Interrupted
     return cast("T", result)
 
 
@@ -212,13 +212,19 @@ def _tune_malloc() -> None:
 _signalled: list[int] = []
 
 
+class Interrupted(BaseException):
+    """The work was stopped by SIGINT or SIGTERM (not a KeyboardInterrupt: click answers
+    that with a blank line on stderr)."""
+
+
 def _stopped() -> NoReturn:
     import signal
 
+    again = "run the same command again to resume"
     if signal.SIGTERM in _signalled:
-        click.echo("snapdir: terminated", err=True)
+        click.echo(f"snapdir: terminated; {again}", err=True)
         sys.exit(143)
-    click.echo("snapdir: aborted", err=True)
+    click.echo(f"snapdir: interrupted; {again}", err=True)
     sys.exit(130)
 
 
@@ -227,7 +233,7 @@ def main() -> None:
     try:
         # prog_name: `python -m snapdir` reads _SNAPDIR_COMPLETE and says "snapdir" too
         cli.main(standalone_mode=False, prog_name="snapdir")
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, Interrupted):
         _stopped()
     except click.UsageError as exc:
         # one line, like every other error (click's own format spans four)
