@@ -38,7 +38,7 @@ SMALL_GET = 1024 * 1024
 def _mismatch(store: Store, digest: str, actual: str, label: str) -> IntegrityError:
     return IntegrityError(
         f"object {digest} (for {label}) from {store.uri} is corrupt: its bytes hash to "
-        f"{actual}; it was not checked out; repair the store from a good copy with "
+        f"{actual}; they were discarded; repair the store from a good copy with "
         f"`snapdir push --force` (or delete {object_key(digest)} and the snapshot's manifest "
         "from it, then push again)",
         key=object_key(digest), expected=digest, actual=actual)

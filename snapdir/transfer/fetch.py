@@ -135,6 +135,10 @@ async def download_all(store: Store, items: Iterable[Item] | AsyncIterable[Item]
                                           writer=writer, large=large, buffers=buffers,
                                           on_bytes=part),
                                   config)
+        except ObjectNotFound as exc:
+            raise ObjectNotFound(
+                f"{with_path(exc, label)}; the store lacks an object of this snapshot: push "
+                "it again from a good copy with `snapdir push --force`", exc.key) from exc
         except StoreError as exc:
             raise with_path(exc, label) from exc
         except OSError as exc:  # writing locally: a full disk, permissions, a directory

@@ -130,6 +130,24 @@ def test_verify_names_every_bad_object(cli: Cli, tmp_path: Path) -> None:
     assert "Traceback" not in v.err
 
 
+def test_a_missing_object_fails_the_pull_saying_how_to_repair(cli: Cli, tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "src", {"keep.txt": b"kept", "lost.txt": b"lost bytes"})
+    store = tmp_path / "store"
+    sid = cli("push", "--store", str(store), str(src)).out.strip()
+    digest = blake3.blake3(b"lost bytes").hexdigest()
+    (store / ".objects" / digest[:3] / digest[3:6] / digest[6:9] / digest[9:]).unlink()
+    for cmd in (["pull", "--store", str(store), "--id", sid, str(tmp_path / "d")],
+                ["fetch", "--store", str(store), "--id", sid]):
+        r = cli(*cmd, check=False)
+        assert r.rc != 0
+        assert len(r.err.strip().splitlines()) == 1, r.err
+        assert "lost.txt" in r.err
+        assert "snapdir push --force" in r.err
+    cli("push", "--force", "--store", str(store), str(src))  # the repair it names
+    cli("pull", "--store", str(store), "--id", sid, str(tmp_path / "d"))
+    assert (tmp_path / "d" / "lost.txt").read_bytes() == b"lost bytes"
+
+
 def test_verify_passes_on_a_good_store(cli: Cli, tmp_path: Path) -> None:
     src = sample(tmp_path / "src")
     sid = cli("push", "--store", str(tmp_path / "st"), str(src)).out.strip()
