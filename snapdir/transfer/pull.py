@@ -13,6 +13,8 @@ from functools import partial
 from itertools import islice
 from pathlib import Path
 
+import anyio
+
 from .. import settings
 from ..core.manifest import Entry, Hasher
 from ..core.plan import select
@@ -35,6 +37,15 @@ from .threads import run_sync
 
 #: Objects checked against the destination per worker-thread hop while planning a pull.
 PLAN_BATCH = 256
+
+
+def _restore_modes(dirs: list[tuple[Path, int]]) -> None:
+    """Give ``dirs`` (made by ``prepare_dirs``) their modes, deepest first; best effort."""
+    for path, mode in reversed(dirs):
+        try:
+            os.chmod(path, mode)
+        except OSError:
+            continue
 
 
 @dataclass(slots=True)
@@ -108,7 +119,7 @@ async def pull(snapshot_id: str, store: Store, dest: str | Path, *,
     if include:
         manifest = select(manifest, include)
     hasher = Hasher("b3sum", settings.manifest_context())
-    await run_sync(prepare_dirs, manifest, target, delete, local)
+    dirs = await run_sync(prepare_dirs, manifest, target, delete, local)
     # Memory per file matters at millions of files: the first entry of each object (shared
     # with the manifest) and two sets of paths; no per-file Path objects, no work list.
     first: dict[str, Entry] = {}
@@ -169,8 +180,15 @@ async def pull(snapshot_id: str, store: Store, dest: str | Path, *,
                 for item in todo:
                     yield item
 
-        res.objects_fetched, res.bytes_fetched = await download_all(
-            store, items(), cfg, prog, after=shared)
+        try:
+            res.objects_fetched, res.bytes_fetched = await download_all(
+                store, items(), cfg, prog, after=shared)
+        except BaseException:
+            # the directories were made private (0700) to be filled: a failed or stopped
+            # pull leaves them with the snapshot's modes, as a finished one would
+            with anyio.CancelScope(shield=True):
+                await run_sync(_restore_modes, dirs)
+            raise
 
     def object_path(digest: str) -> Path:
         if digest in from_cache:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 
 import blake3
@@ -146,6 +147,22 @@ def test_a_missing_object_fails_the_pull_saying_how_to_repair(cli: Cli, tmp_path
     cli("push", "--force", "--store", str(store), str(src))  # the repair it names
     cli("pull", "--store", str(store), "--id", sid, str(tmp_path / "d"))
     assert (tmp_path / "d" / "lost.txt").read_bytes() == b"lost bytes"
+
+
+def test_a_failed_pull_leaves_directories_with_their_modes(cli: Cli, tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "src", {"a/x.txt": b"x", "b/c/y.txt": b"y", "bad.txt": b"b"})
+    for d, mode in (("a", 0o755), ("b", 0o750), ("b/c", 0o705)):
+        os.chmod(src / d, mode)
+    store = tmp_path / "store"
+    sid = cli("push", "--store", str(store), str(src)).out.strip()
+    digest = blake3.blake3(b"b").hexdigest()
+    (store / ".objects" / digest[:3] / digest[3:6] / digest[6:9] / digest[9:]).write_bytes(b"?")
+    cli.env["SNAPDIR_RETRIES"] = "1"
+    dest = tmp_path / "dest"
+    assert cli("pull", "--store", str(store), "--id", sid, str(dest), check=False).rc != 0
+    for d, mode in (("a", 0o755), ("b", 0o750), ("b/c", 0o705)):
+        assert stat.S_IMODE(os.stat(dest / d).st_mode) == mode, d  # not left at 0700
+    assert stat.S_IMODE(os.stat(dest).st_mode) == stat.S_IMODE(os.stat(src).st_mode)
 
 
 def test_verify_passes_on_a_good_store(cli: Cli, tmp_path: Path) -> None:
