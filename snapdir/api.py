@@ -11,6 +11,7 @@ import anyio
 import anyio.to_thread
 
 from .core.manifest import Manifest
+from .errors import nonempty_path
 from .snapshot import ManifestOptions, build_manifest
 
 PathLike = str | os.PathLike[str]
@@ -33,7 +34,7 @@ def manifest(
         opts = ManifestOptions(follow=follow, exclude=tuple(exclude),
                                checksum_bin=checksum_bin, absolute=absolute,
                                stat_cache=stat_cache)
-    return build_manifest(Path(path), opts)
+    return build_manifest(Path(nonempty_path(path, "the directory to snapshot")), opts)
 
 
 def snapshot_id(path: PathLike, *, follow: bool = True,
@@ -313,7 +314,7 @@ def ensure(snapshot_id_: str, *, dest: PathLike, store: str | None = None,
     from .transfer.fetch import check_id
 
     sid = check_id(snapshot_id_)
-    target = os.path.abspath(os.fspath(dest))
+    target = os.path.abspath(nonempty_path(dest, "the destination"))
     if _dest_id(target) == sid:
         return Path(target)
     locks = settings.cache_dir() / "locks"

@@ -23,6 +23,7 @@ Every message names the thing (path, key, id) and says what to do next, on one l
 
 from __future__ import annotations
 
+import os
 from typing import ClassVar
 
 
@@ -111,6 +112,15 @@ class TransferFailed(SnapdirError):
     def __init__(self, message: str, failures: list[BaseException] | None = None) -> None:
         super().__init__(message)
         self.failures = failures or []
+
+
+def nonempty_path(path: str | os.PathLike[str], what: str) -> str:
+    """``os.fspath(path)``, refusing ``""``: it would mean the current directory (and to
+    the scanner, ``/``), which a caller with an unset variable never meant."""
+    text = os.fspath(path)
+    if text == "":
+        raise UsageError(f"{what} is an empty path: give a directory (an unset variable?)")
+    return text
 
 
 def with_path(exc: StoreError, path: str) -> StoreError:

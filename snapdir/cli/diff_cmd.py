@@ -8,7 +8,13 @@ from typing import Any
 import click
 
 from .main import run_async
-from .options import emit_json, manifest_options, resolve_store_uri, store_option
+from .options import (
+    directory_argument,
+    emit_json,
+    manifest_options,
+    resolve_store_uri,
+    store_option,
+)
 
 
 def _report(changes: list[Any], as_json: bool, exit_code: bool) -> None:
@@ -66,7 +72,7 @@ def diff_command(store: str | None, as_json: bool, exit_code: bool, id_a: str,
 @manifest_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per change.")
 @click.option("--exit-code", is_flag=True, help="Exit 1 when there are differences.")
-@click.argument("directory")
+@directory_argument
 def status_command(store: str | None, snapshot_id: str, no_follow: bool,
                    exclude: tuple[str, ...], no_stat_cache: bool, as_json: bool,
                    exit_code: bool, directory: str) -> None:

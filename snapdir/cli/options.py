@@ -9,9 +9,41 @@ from typing import Any, TypeVar
 
 import click
 
+from ..errors import UsageError
 from ..settings import MAX_JOBS
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _refuse_empty(value: Any, param: click.Parameter | None, what: str) -> None:
+    """An explicitly empty argument (``""``, most often an unset shell variable) is a usage
+    error: never read as "unset", the current directory or an empty match."""
+    if value != "":
+        return
+    name = "the value"
+    if isinstance(param, click.Option):
+        name = max(param.opts, key=len)
+    elif param is not None:
+        name = param.human_readable_name
+    raise UsageError(f"{name} is empty: give {what} (an unset shell variable?)")
+
+
+class NonEmptyPath(click.Path):
+    """A path argument that may not be the empty string (``""`` would mean the current
+    directory, or ``/`` to the scanner)."""
+
+    def __init__(self, what: str = "a directory") -> None:
+        super().__init__(file_okay=True, dir_okay=True, path_type=str)
+        self.what = what
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        _refuse_empty(value, param, self.what)
+        return super().convert(value, param, ctx)
+
+
+#: the type of every DIRECTORY argument
+DIRECTORY = NonEmptyPath()
 
 
 def manifest_options(fn: F) -> F:
@@ -27,8 +59,7 @@ def manifest_options(fn: F) -> F:
 
 
 def directory_argument(fn: F) -> F:
-    return click.argument("directory", type=click.Path(file_okay=True, dir_okay=True,
-                                                        path_type=str))(fn)
+    return click.argument("directory", type=DIRECTORY)(fn)
 
 
 def store_option(fn: F) -> F:

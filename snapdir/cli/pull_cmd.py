@@ -8,6 +8,7 @@ import click
 
 from .main import run_async
 from .options import (
+    directory_argument,
     emit_json,
     id_option,
     progress_mode,
@@ -29,7 +30,7 @@ from .options import (
               help="Pull only paths matching this glob (relative to the snapshot root; a "
               "directory name selects its subtree; repeatable).")
 @transfer_options
-@click.argument("directory")
+@directory_argument
 def pull_command(store: str | None, snapshot_id: str, no_cache: bool, delete: bool,
                  include: tuple[str, ...], jobs: int | None, quiet: bool, progress: bool, as_json: bool,
                  directory: str) -> None:

@@ -157,6 +157,32 @@ def test_errors_are_typed(s3_env: SeaweedFS, tmp_path: Path,
         snapdir.pull(sid, tmp_path / "out-missing", uri)
 
 
+def test_an_empty_path_is_refused_not_taken_as_the_current_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``""`` (an unset variable) as a directory: refused, never the current directory
+    (which ``delete=True`` would mirror) nor ``/`` (which the scanner would walk)."""
+    files = sample_tree(tmp_path / "data", shards=1, per_shard=2)
+    store = str(tmp_path / "store")
+    sid = snapdir.push(tmp_path / "data", store).id
+    snapdir.fetch(sid, store)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "mine.txt").write_bytes(b"the user's")
+    monkeypatch.chdir(work)
+    for call in (lambda: snapdir.pull(sid, "", store, delete=True),
+                 lambda: snapdir.pull(sid, "", store, delete=True, no_cache=True),
+                 lambda: snapdir.checkout(sid, "", delete=True),
+                 lambda: snapdir.ensure(sid, dest="", store=store),
+                 lambda: snapdir.push("", store),
+                 lambda: snapdir.stage(""),
+                 lambda: snapdir.id(""),
+                 lambda: snapdir.manifest("")):
+        with pytest.raises(snapdir.UsageError, match="empty path"):
+            call()
+    assert tree_bytes(work) == {"mine.txt": b"the user's"}
+    assert tree_bytes(tmp_path / "data") == files
+
+
 def test_py_typed_is_shipped() -> None:
     assert importlib.resources.files("snapdir").joinpath("py.typed").is_file()
     pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()

@@ -51,6 +51,36 @@ def test_bad_ids_and_usage(cli: Cli, tmp_path: Path, args: list[str]) -> None:
     assert not (tmp_path / "dest").exists()
 
 
+@pytest.mark.parametrize("args", [
+    ["id", ""],
+    ["id", "--no-follow", ""],
+    ["manifest", ""],
+    ["stage", ""],
+    ["push", "--store", "STORE", ""],
+    ["status", "--store", "STORE", "--id", "SID", ""],
+    ["checkout", "--delete", "--id", "SID", ""],
+    ["pull", "--delete", "--store", "STORE", "--id", "SID", ""],
+    ["pull", "--delete", "--no-cache", "--store", "STORE", "--id", "SID", ""],
+], ids=lambda a: "-".join(x.strip("-") for x in a if x and not x.isupper()))
+def test_an_empty_directory_argument_is_refused(cli: Cli, tmp_path: Path, args: list[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """``snapdir pull --delete ... "$DIR"`` with DIR unset: the empty string is not the
+    current directory (which --delete would mirror, removing the user's files)."""
+    _, store, sid = pushed_tree(cli, tmp_path)
+    cli("fetch", "-q", "--store", store, "--id", sid)  # so checkout would have it to write
+    work = make_tree(tmp_path / "work", {"mine.txt": b"the user's", "sub/more.txt": b"more"})
+    monkeypatch.chdir(work)
+    cache = sorted(p for p in (cli.home / "cache").rglob("*"))
+    args = [{"STORE": store, "SID": sid}.get(a, a) for a in args]
+    r = cli(*args, check=False)
+    one_line_error(r, code=2, needle="DIRECTORY is empty")
+    assert r.out == ""
+    assert sorted(str(p.relative_to(work)) for p in work.rglob("*")) == [
+        "mine.txt", "sub", "sub/more.txt"]
+    assert (work / "mine.txt").read_bytes() == b"the user's"
+    assert sorted(p for p in (cli.home / "cache").rglob("*")) == cache  # nothing staged
+
+
 @pytest.mark.parametrize(("store", "needle"), [
     ("ftp://host/path", "unknown store scheme"),
     ("gs://bucket/prefix", "unknown store scheme"),
