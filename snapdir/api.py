@@ -11,7 +11,7 @@ import anyio
 import anyio.to_thread
 
 from .core.manifest import Manifest
-from .errors import nonempty_path
+from .errors import UsageError, nonempty_path
 from .snapshot import ManifestOptions, build_manifest
 
 PathLike = str | os.PathLike[str]
@@ -93,7 +93,8 @@ def _run(fn: Callable[[], Awaitable[T]]) -> T:
 def store_uri(store: str | None) -> str:
     from . import settings
 
-    return store or settings.default_store()
+    # "" is not None: open_store refuses it, instead of it meaning the default store
+    return settings.default_store() if store is None else store
 
 
 def _open(uri: str, config: TransferConfig | None = None) -> Store:
@@ -117,6 +118,9 @@ async def apush(path: PathLike, store: str | None = None, *, name: str | None = 
 
     parent_ids = [check_id(p) for p in parents]
     uri = store_uri(store)
+    if name == "":
+        raise UsageError("the revision name is empty: give a name, or None for the "
+                         "directory's base name")
     rev_name = name or os.path.basename(os.path.abspath(os.fspath(path))) or "root"
     st = _open(uri, config)
     try:

@@ -147,7 +147,7 @@ def describe(store_flag: str | None = None, jobs_flag: int | None = None) -> lis
     """Every setting, its value and where it came from (with ``problem`` set where
     commands would refuse the value)."""
     out: list[Setting] = []
-    if store_flag:
+    if store_flag is not None:
         out.append(Setting("store", store_flag, "flag: --store"))
     else:
         s = _env_or("SNAPDIR_STORE", str(data_dir() / "store"))

@@ -8,6 +8,7 @@ import click
 
 from .main import run_async
 from .options import (
+    NonEmpty,
     directory_argument,
     emit_json,
     id_option,
@@ -26,7 +27,7 @@ from .options import (
               "nor add downloaded ones to it (pull always writes DIR directly).")
 @click.option("--delete", is_flag=True, help="Make DIR an exact mirror: remove what the "
               "snapshot does not have.")
-@click.option("--include", "include", multiple=True, metavar="GLOB",
+@click.option("--include", "include", multiple=True, metavar="GLOB", type=NonEmpty("a glob"),
               help="Pull only paths matching this glob (relative to the snapshot root; a "
               "directory name selects its subtree; repeatable).")
 @transfer_options

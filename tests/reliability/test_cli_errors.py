@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -79,6 +80,56 @@ def test_an_empty_directory_argument_is_refused(cli: Cli, tmp_path: Path, args: 
         "mine.txt", "sub", "sub/more.txt"]
     assert (work / "mine.txt").read_bytes() == b"the user's"
     assert sorted(p for p in (cli.home / "cache").rglob("*")) == cache  # nothing staged
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (["push", "--store", "", "SRC"], "--store"),
+    (["pull", "--store", "", "--id", "SID", "DEST"], "--store"),
+    (["fetch", "--store", "", "--id", "SID"], "--store"),
+    (["verify", "--store", "", "--id", "SID"], "--store"),
+    (["revisions", "--store", "", "src"], "--store"),
+    (["defaults", "--store", ""], "--store"),
+    (["sync", "--id", "SID", "--from", "", "--to", "DEST"], "--from"),
+    (["sync", "--id", "SID", "--from", "STORE", "--to", ""], "--to"),
+    (["pull", "--store", "STORE", "--id", "", "DEST"], "--id"),
+    (["status", "--store", "STORE", "--id", "", "SRC"], "--id"),
+    (["push", "--store", "STORE", "--name", "", "SRC"], "--name"),
+    (["push", "--store", "STORE", "--parent", "", "SRC"], "--parent"),
+    (["push", "--store", "STORE", "--exclude", "", "SRC"], "--exclude"),
+    (["pull", "--store", "STORE", "--id", "SID", "--include", "", "DEST"], "--include"),
+    (["revisions", "--store", "STORE", ""], "NAME"),
+    (["diff", "--store", "STORE", "SID", ""], "ID_B"),
+    (["ancestors", "--store", "STORE", ""], "ID"),
+], ids=lambda a: a.strip("-") if isinstance(a, str)
+   else "-".join(x.strip("-") for x in a if x.strip("-").islower()))
+def test_an_empty_option_value_is_refused_not_ignored(cli: Cli, tmp_path: Path,
+                                                      args: list[str], named: str) -> None:
+    """``--store "$STORE"`` with STORE unset is not "the default store" (nor
+    $SNAPDIR_STORE), ``--name ""`` not the directory's name, ``--include ""`` not an
+    empty selection: each is a usage error naming the option."""
+    src, store, sid = pushed_tree(cli, tmp_path)
+    cli.env["SNAPDIR_STORE"] = str(tmp_path / "env-store")
+    before = sorted((tmp_path / "store").rglob("*"))
+    dest = tmp_path / "dest"
+    args = [{"SRC": str(src), "STORE": store, "SID": sid, "DEST": str(dest)}.get(a, a)
+            for a in args]
+    r = cli(*args, check=False)
+    one_line_error(r, code=2, needle=f"{named} is empty")
+    assert r.out == ""
+    assert not dest.exists()
+    assert not (tmp_path / "env-store").exists()
+    assert not (cli.home / "data" / "store").exists()  # the default store
+    assert sorted((tmp_path / "store").rglob("*")) == before
+
+
+def test_an_empty_snapdir_store_variable_is_unset(cli: Cli, tmp_path: Path) -> None:
+    """An empty environment variable is conventionally unset: the default store."""
+    src = make_tree(tmp_path / "src", {"a.txt": b"a"})
+    cli.env["SNAPDIR_STORE"] = ""
+    sid = cli("push", "-q", str(src)).out.strip()
+    assert (cli.home / "data" / "store" / ".manifests" / sid[:3]).is_dir()
+    assert json.loads(cli("defaults", "--json").out.splitlines()[0]) == {
+        "name": "store", "value": str(cli.home / "data" / "store"), "source": "default"}
 
 
 @pytest.mark.parametrize(("store", "needle"), [
