@@ -30,7 +30,14 @@ import obstore
 from obstore.exceptions import PermissionDeniedError, UnauthenticatedError
 from obstore.store import S3Store as _ObStore
 
-from ..errors import AccessDenied, ObjectNotFound, StoreError, StoreUnavailable, Throttled
+from ..errors import (
+    AccessDenied,
+    ObjectNotFound,
+    StoreError,
+    StoreUnavailable,
+    Throttled,
+    redact_userinfo,
+)
 from .awsconfig import configured_endpoint, profile_exists
 from .base import Chunk
 
@@ -176,7 +183,9 @@ def map_error(exc: BaseException, key: str, uri: str, bucket: str,
         return exc
     if creds is not None and creds.error is not None:
         return type(creds.error)(str(creds.error), key=key)  # not about any one object
-    text = str(exc)
+    # an endpoint (AWS_ENDPOINT_URL) may carry user:password@, and obstore quotes URLs
+    text = redact_userinfo(str(exc))
+    endpoint = redact_userinfo(endpoint) if endpoint else endpoint
     m = _STATUS.search(text)
     status = int(m.group(1)) if m else None
     c = _CODE.search(text)

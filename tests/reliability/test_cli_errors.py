@@ -158,6 +158,78 @@ def test_bad_store_uris(cli: Cli, tmp_path: Path, store: str, needle: str,
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "home") == ["src"]
 
 
+SECRET = "SuperSecret123"
+KEY_ID = "AKIAQAQATEST"
+
+
+@pytest.mark.parametrize(("store", "needle"), [
+    (f"s3://{KEY_ID}:{SECRET}@bkt/pfx", "user name or password"),
+    (f"s3://{KEY_ID}:{SECRET}/with/slashes@bkt/pfx", "user name or password"),
+    (f"s3://{KEY_ID}:{SECRET}@bkt", "user name or password"),
+    (f"S3://{KEY_ID}:{SECRET}@bkt/pfx", "user name or password"),
+    (f"ftp://{KEY_ID}:{SECRET}@host/pfx", "user name or password"),
+    (f"file://{KEY_ID}:{SECRET}@localhost/tmp/x", "user name or password"),
+    (f"s3:/{KEY_ID}:{SECRET}@bkt/pfx", "lacks '//'"),
+], ids=["s3", "s3-slash-in-secret", "s3-no-prefix", "S3-upper", "ftp", "file", "s3-one-slash"])
+def test_a_store_uri_with_credentials_is_refused_without_echoing_them(
+        cli: Cli, tmp_path: Path, store: str, needle: str) -> None:
+    src, local, sid = pushed_tree(cli, tmp_path)
+    for args in (["push", "--store", store, str(src)],
+                 ["pull", "--store", store, "--id", sid, str(tmp_path / "d")],
+                 ["fetch", "--store", store, "--id", sid],
+                 ["verify", "--store", store, "--id", sid],
+                 ["sync", "--id", sid, "--from", local, "--to", store],
+                 ["sync", "--id", sid, "--from", store, "--to", local]):
+        r = cli(*args, check=False)
+        one_line_error(r, code=2, needle=needle)
+        for secret in (SECRET, KEY_ID):
+            assert secret not in r.out + r.err, args
+    m = cli.machine("env")
+    m.env["SNAPDIR_STORE"] = store
+    r = m("push", str(src), check=False)
+    one_line_error(r, code=2, needle=needle)
+    for secret in (SECRET, KEY_ID):
+        assert secret not in r.out + r.err
+    for r in (cli("defaults", "--store", store, check=False), m("defaults", check=False),
+              m("defaults", "--json", check=False)):
+        if "://" in store:  # refused: marked INVALID, its error on stderr
+            assert r.rc == 2, r.err
+            assert needle in r.err
+        assert "store" in r.out
+        for secret in (SECRET, KEY_ID):
+            assert secret not in r.out + r.err, r
+    assert not (tmp_path / "d").exists()
+
+
+def test_an_endpoint_password_is_never_shown(cli: Cli, tmp_path: Path) -> None:
+    """``AWS_ENDPOINT_URL=http://user:password@host``: errors and ``defaults`` show the
+    endpoint as ``http://***@host``."""
+    import socket
+
+    src = make_tree(tmp_path / "src", {"a.txt": b"a"})
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    for var in ("AWS_ENDPOINT_URL_S3", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        cli.env.pop(var, None)
+    cli.env.update(AWS_ENDPOINT_URL=f"http://user:{SECRET}@127.0.0.1:{port}",
+                   AWS_ACCESS_KEY_ID="snapdir-test-key", AWS_SECRET_ACCESS_KEY="not-used",
+                   AWS_REGION="us-east-1")
+    for args in (["push", "-q", "--store", "s3://bkt/pfx", str(src)],
+                 ["pull", "-q", "--store", "s3://bkt/pfx", "--id", GOOD_ID,
+                  str(tmp_path / "d")],
+                 ["fetch", "-q", "--store", "s3://bkt/pfx", "--id", GOOD_ID],
+                 ["verify", "-q", "--store", "s3://bkt/pfx", "--id", GOOD_ID]):
+        r = cli(*args, check=False)
+        one_line_error(r, code=1, needle=f"cannot reach http://***@127.0.0.1:{port}")
+        assert SECRET not in r.out + r.err
+    r = cli("defaults")
+    assert f"http://***@127.0.0.1:{port}" in r.out
+    r = cli("defaults", "--json")
+    assert f"http://***@127.0.0.1:{port}" in r.out
+    assert SECRET not in r.out + r.err
+
+
 @pytest.mark.s3
 def test_missing_bucket(s3_env, cli: Cli, tmp_path: Path) -> None:
     src = make_tree(tmp_path / "src", {"a.txt": b"a"})
