@@ -11,6 +11,7 @@ import anyio
 import anyio.to_thread
 
 from .core.manifest import Manifest
+from .errors import UsageError, nonempty_path
 from .snapshot import ManifestOptions, build_manifest
 
 PathLike = str | os.PathLike[str]
@@ -33,7 +34,7 @@ def manifest(
         opts = ManifestOptions(follow=follow, exclude=tuple(exclude),
                                checksum_bin=checksum_bin, absolute=absolute,
                                stat_cache=stat_cache)
-    return build_manifest(Path(path), opts)
+    return build_manifest(Path(nonempty_path(path, "the directory to snapshot")), opts)
 
 
 def snapshot_id(path: PathLike, *, follow: bool = True,
@@ -92,7 +93,8 @@ def _run(fn: Callable[[], Awaitable[T]]) -> T:
 def store_uri(store: str | None) -> str:
     from . import settings
 
-    return store or settings.default_store()
+    # "" is not None: open_store refuses it, instead of it meaning the default store
+    return settings.default_store() if store is None else store
 
 
 def _open(uri: str, config: TransferConfig | None = None) -> Store:
@@ -116,6 +118,9 @@ async def apush(path: PathLike, store: str | None = None, *, name: str | None = 
 
     parent_ids = [check_id(p) for p in parents]
     uri = store_uri(store)
+    if name == "":
+        raise UsageError("the revision name is empty: give a name, or None for the "
+                         "directory's base name")
     rev_name = name or os.path.basename(os.path.abspath(os.fspath(path))) or "root"
     st = _open(uri, config)
     try:
@@ -313,7 +318,7 @@ def ensure(snapshot_id_: str, *, dest: PathLike, store: str | None = None,
     from .transfer.fetch import check_id
 
     sid = check_id(snapshot_id_)
-    target = os.path.abspath(os.fspath(dest))
+    target = os.path.abspath(nonempty_path(dest, "the destination"))
     if _dest_id(target) == sid:
         return Path(target)
     locks = settings.cache_dir() / "locks"

@@ -23,7 +23,19 @@ Every message names the thing (path, key, id) and says what to do next, on one l
 
 from __future__ import annotations
 
+import os
+import re
 from typing import ClassVar
+
+#: the user name and password of a URL (``scheme://user:password@host``): a password
+#: may hold ``/`` (AWS secret keys do), so after a ``:`` it runs to the ``@``
+_USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)(?:[^\s/@'\"]*:[^\s'\"]*|[^\s/:@'\"]+)@")
+
+
+def redact_userinfo(text: str) -> str:
+    """``text`` with the user name and password of every URL in it shown as ``***``
+    (``http://user:secret@host`` -> ``http://***@host``), for messages and displays."""
+    return _USERINFO.sub(r"\1***@", text)
 
 
 class SnapdirError(Exception):
@@ -33,7 +45,9 @@ class SnapdirError(Exception):
     kind: ClassVar[str] = "error"
 
     def format_message(self) -> str:
-        return " ".join(str(self).split("\n"))
+        # the messages never quote a credential on purpose; this keeps one that comes
+        # with a URL from somewhere else (an endpoint, a library's text) off the screen
+        return redact_userinfo(" ".join(str(self).split("\n")))
 
 
 class UsageError(SnapdirError):
@@ -115,6 +129,15 @@ class TransferFailed(SnapdirError):
 
 class VerifyFailed(TransferFailed):
     kind = "verify failed"
+
+
+def nonempty_path(path: str | os.PathLike[str], what: str) -> str:
+    """``os.fspath(path)``, refusing ``""``: it would mean the current directory (and to
+    the scanner, ``/``), which a caller with an unset variable never meant."""
+    text = os.fspath(path)
+    if text == "":
+        raise UsageError(f"{what} is an empty path: give a directory (an unset variable?)")
+    return text
 
 
 def with_path(exc: StoreError, path: str) -> StoreError:

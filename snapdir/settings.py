@@ -23,7 +23,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UsageError
+from .errors import UsageError, redact_userinfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,11 +150,15 @@ def describe(store_flag: str | None = None, jobs_flag: int | None = None) -> lis
     """Every setting, its value and where it came from (with ``problem`` set where
     commands would refuse the value)."""
     out: list[Setting] = []
-    if store_flag:
-        out.append(Setting("store", store_flag, "flag: --store"))
-    else:
-        s = _env_or("SNAPDIR_STORE", str(data_dir() / "store"))
-        out.append(Setting("store", s.value, s.source))
+    from .stores import refuse_credentials, shown_uri
+
+    s = (Setting("store", store_flag, "flag: --store") if store_flag is not None
+         else _env_or("SNAPDIR_STORE", str(data_dir() / "store")))
+    try:
+        refuse_credentials(s.value)
+    except UsageError as exc:
+        s = Setting(s.name, s.value, s.source, str(exc))
+    out.append(Setting("store", shown_uri(s.value), s.source, s.problem))
     for label, var, fallback in (
         ("cache directory", "SNAPDIR_CACHE_DIR", str(_xdg("XDG_CACHE_HOME", ".cache") /
                                                      "snapdir")),
@@ -174,7 +178,8 @@ def describe(store_flag: str | None = None, jobs_flag: int | None = None) -> lis
     from .stores.awsconfig import configured_endpoint, endpoint_problem
 
     endpoint = configured_endpoint()  # as stores/s3.py finds it
-    out.insert(len(out) - 1, Setting("s3 endpoint", *(endpoint or ("(AWS)", "default")),
+    shown = (redact_userinfo(endpoint[0]), endpoint[1]) if endpoint else ("(AWS)", "default")
+    out.insert(len(out) - 1, Setting("s3 endpoint", *shown,
                                      endpoint_problem(*endpoint) if endpoint else None))
     if jobs_flag is not None:
         out.insert(1, Setting("network jobs", str(jobs_flag), "flag: --jobs"))

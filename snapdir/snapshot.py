@@ -19,6 +19,7 @@ from pathlib import Path
 
 from . import settings
 from .core.manifest import FILE, DirNode, Entry, Hasher, Manifest, assemble
+from .errors import nonempty_path
 from .hashing import HAS_NOWAIT, LARGE_FILE, hash_file
 from .scan import PendingFile, absolute, compile_excludes, walk
 from .statcache import now_ns, open_stat_cache
@@ -190,6 +191,7 @@ def build_manifest(
     If ``sources`` is given it is filled with ``checksum -> (file to read, its size)``,
     one file per distinct content, for uploads (see ``Sources``).
     """
+    nonempty_path(root, "the directory to snapshot")
     opts = options or ManifestOptions()
     hasher = opts.hasher()
     st = stats if stats is not None else HashStats()

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from .main import run_async
-from .options import emit_json, id_option
+from .options import directory_argument, emit_json, id_option
 
 
 @click.command("checkout")
@@ -15,7 +15,7 @@ from .options import emit_json, id_option
 @click.option("--delete", is_flag=True, help="Make DIR an exact mirror: remove what the "
               "snapshot does not have.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
-@click.argument("directory")
+@directory_argument
 def checkout_command(snapshot_id: str, delete: bool, as_json: bool, directory: str) -> None:
     """Materialise snapshot ID from the local cache into DIRECTORY."""
     from ..api import acheckout

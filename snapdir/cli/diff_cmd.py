@@ -8,7 +8,15 @@ from typing import Any
 import click
 
 from .main import run_async
-from .options import emit_json, manifest_options, resolve_store_uri, store_option
+from .options import (
+    SNAPSHOT_ID,
+    directory_argument,
+    emit_json,
+    id_option,
+    manifest_options,
+    resolve_store_uri,
+    store_option,
+)
 
 
 def _report(changes: list[Any], as_json: bool, exit_code: bool) -> None:
@@ -44,8 +52,8 @@ async def _manifest(sid: str, uri: str) -> Any:
 @store_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per change.")
 @click.option("--exit-code", is_flag=True, help="Exit 1 when there are differences.")
-@click.argument("id_a", metavar="ID_A")
-@click.argument("id_b", metavar="ID_B")
+@click.argument("id_a", metavar="ID_A", type=SNAPSHOT_ID)
+@click.argument("id_b", metavar="ID_B", type=SNAPSHOT_ID)
 def diff_command(store: str | None, as_json: bool, exit_code: bool, id_a: str,
                  id_b: str) -> None:
     """Paths added (A), deleted (D) and modified (M) from ID_A to ID_B (manifests only)."""
@@ -62,11 +70,11 @@ def diff_command(store: str | None, as_json: bool, exit_code: bool, id_a: str,
 
 @click.command("status")
 @store_option
-@click.option("--id", "snapshot_id", required=True, metavar="ID")
+@id_option
 @manifest_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per change.")
 @click.option("--exit-code", is_flag=True, help="Exit 1 when there are differences.")
-@click.argument("directory")
+@directory_argument
 def status_command(store: str | None, snapshot_id: str, no_follow: bool,
                    exclude: tuple[str, ...], no_stat_cache: bool, as_json: bool,
                    exit_code: bool, directory: str) -> None:

@@ -40,7 +40,7 @@ def main() -> None:
 
 def _run() -> None:
     argv = sys.argv[1:]
-    if len(argv) == 2 and argv[0] == "id" and not argv[1].startswith("-"):
+    if len(argv) == 2 and argv[0] == "id" and argv[1] and not argv[1].startswith("-"):
         try:
             if sys.stderr.isatty():  # a person watching: progress if it takes a while
                 from ..transfer.progress import hashed_id

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from .main import run_async
-from .options import emit_json, resolve_store_uri, store_option
+from .options import REVISION_NAME, SNAPSHOT_ID, emit_json, resolve_store_uri, store_option
 
 
 def _when(t: float) -> str:
@@ -18,7 +18,7 @@ def _when(t: float) -> str:
 @click.command("ancestors")
 @store_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per ancestor.")
-@click.argument("snapshot_id", metavar="ID")
+@click.argument("snapshot_id", metavar="ID", type=SNAPSHOT_ID)
 def ancestors_command(store: str | None, as_json: bool, snapshot_id: str) -> None:
     """Print the ancestors of ID, nearest first, one per line (across stores)."""
     from ..api import aancestors
@@ -43,7 +43,7 @@ def ancestors_command(store: str | None, as_json: bool, snapshot_id: str) -> Non
 @click.command("revisions")
 @store_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per revision.")
-@click.argument("name")
+@click.argument("name", type=REVISION_NAME)
 def revisions_command(store: str | None, as_json: bool, name: str) -> None:
     """Print the ids pushed under NAME to the store, newest first."""
     from ..api import arevisions
@@ -62,7 +62,7 @@ def revisions_command(store: str | None, as_json: bool, name: str) -> None:
 
 @click.command("locations")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per location.")
-@click.argument("snapshot_id", metavar="ID")
+@click.argument("snapshot_id", metavar="ID", type=SNAPSHOT_ID)
 def locations_command(as_json: bool, snapshot_id: str) -> None:
     """Print where this machine pushed, pulled, fetched, staged or checked out ID."""
     from ..api import locations

@@ -7,12 +7,12 @@ import sys
 import click
 
 from ..errors import UsageError
-from .options import manifest_options
+from .options import DIRECTORY, manifest_options
 
 
 @click.command("id")
 @manifest_options
-@click.argument("directory", required=False)
+@click.argument("directory", required=False, type=DIRECTORY)
 def id_command(no_follow: bool, exclude: tuple[str, ...], no_stat_cache: bool,
                directory: str | None) -> None:
     """Print the snapshot id of DIRECTORY, or of the manifest given on stdin."""

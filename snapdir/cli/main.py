@@ -11,7 +11,7 @@ from typing import Any, NoReturn, TypeVar, cast
 
 import click
 
-from ..errors import SnapdirError, TransferFailed
+from ..errors import SnapdirError, TransferFailed, redact_userinfo
 
 T = TypeVar("T")
 E = TypeVar("E", bound=BaseException)
@@ -92,7 +92,7 @@ def fail(exc: BaseException) -> NoReturn:
         sys.exit(1)
     if os.environ.get("SNAPDIR_DEBUG"):
         raise exc
-    msg = " ".join(str(exc).split()) or type(exc).__name__
+    msg = redact_userinfo(" ".join(str(exc).split())) or type(exc).__name__
     click.echo(f"snapdir: internal error: {type(exc).__name__}: {msg} (set SNAPDIR_DEBUG=1 "
                "for a traceback and report it)", err=True)
     sys.exit(70)
@@ -238,7 +238,7 @@ def main() -> None:
     except click.UsageError as exc:
         # one line, like every other error (click's own format spans four)
         where = exc.ctx.command_path if exc.ctx is not None else "snapdir"
-        msg = " ".join(exc.format_message().split())
+        msg = redact_userinfo(" ".join(exc.format_message().split()))
         click.echo(f"snapdir: usage error: {msg} (see '{where} --help')", err=True)
         sys.exit(exc.exit_code)
     except click.ClickException as exc:

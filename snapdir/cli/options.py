@@ -3,15 +3,67 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
+from ..errors import UsageError
 from ..settings import MAX_JOBS
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _refuse_empty(value: Any, param: click.Parameter | None, what: str) -> None:
+    """An explicitly empty argument (``""``, most often an unset shell variable) is a usage
+    error: never read as "unset", the current directory or an empty match."""
+    if value != "":
+        return
+    name = "the value"
+    if isinstance(param, click.Option):
+        name = max(param.opts, key=len)
+    elif param is not None:
+        name = param.human_readable_name
+    raise UsageError(f"{name} is empty: give {what} (an unset shell variable?)")
+
+
+class NonEmptyPath(click.Path):
+    """A path argument that may not be the empty string (``""`` would mean the current
+    directory, or ``/`` to the scanner)."""
+
+    def __init__(self, what: str = "a directory") -> None:
+        super().__init__(file_okay=True, dir_okay=True, path_type=str)
+        self.what = what
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        _refuse_empty(value, param, self.what)
+        return super().convert(value, param, ctx)
+
+
+class NonEmpty(click.types.StringParamType):
+    """A string argument or option that may not be ``""``: an empty ``--store`` is not
+    "the default store", an empty ``--name`` not "the directory's name", an empty
+    ``--include`` not "nothing"."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> str:
+        text = super().convert(value, param, ctx)
+        _refuse_empty(text, param, self.what)
+        return text
+
+
+#: the type of every DIRECTORY argument
+DIRECTORY = NonEmptyPath()
+#: the type of every store URI (``--store``, ``--from``, ``--to``)
+STORE_URI = NonEmpty("s3://bucket/prefix, file:///path or a directory")
+#: the type of every snapshot id (``--id``, ``--parent``, ID arguments)
+SNAPSHOT_ID = NonEmpty("a snapshot id")
+#: the type of every revision name (``--name``, NAME)
+REVISION_NAME = NonEmpty("a revision name")
 
 
 def manifest_options(fn: F) -> F:
@@ -19,6 +71,7 @@ def manifest_options(fn: F) -> F:
     fn = click.option("--no-follow", is_flag=True, help="Leave symlinks out instead of "
                       "following them.")(fn)
     fn = click.option("--exclude", "exclude", multiple=True, metavar="REGEX",
+                      type=NonEmpty("a regular expression"),
                       help="Leave out entries whose absolute path matches this extended "
                       "regex (repeatable); an excluded directory's subtree goes too.")(fn)
     fn = click.option("--no-stat-cache", is_flag=True, help="Hash every file; do not read "
@@ -27,18 +80,17 @@ def manifest_options(fn: F) -> F:
 
 
 def directory_argument(fn: F) -> F:
-    return click.argument("directory", type=click.Path(file_okay=True, dir_okay=True,
-                                                        path_type=str))(fn)
+    return click.argument("directory", type=DIRECTORY)(fn)
 
 
 def store_option(fn: F) -> F:
-    return click.option("--store", "store", metavar="URI", default=None,
+    return click.option("--store", "store", metavar="URI", default=None, type=STORE_URI,
                         help="s3://bucket/prefix, file:///path or a path (env SNAPDIR_STORE; "
                         "default: the embedded store in the data directory).")(fn)
 
 
 def id_option(fn: F) -> F:
-    return click.option("--id", "snapshot_id", required=True, metavar="ID",
+    return click.option("--id", "snapshot_id", required=True, metavar="ID", type=SNAPSHOT_ID,
                         help="The snapshot id (64 hex characters).")(fn)
 
 
@@ -68,7 +120,9 @@ def transfer_config(jobs: int | None) -> Any:
 def resolve_store_uri(store: str | None) -> str:
     from .. import settings
 
-    return store or os.environ.get("SNAPDIR_STORE") or settings.default_store()
+    # an empty SNAPDIR_STORE is unset, as environment variables go; an empty --store
+    # never gets here (STORE_URI)
+    return store if store is not None else settings.default_store()
 
 
 def emit_json(obj: dict[str, Any]) -> None:

@@ -8,6 +8,8 @@ import click
 
 from .main import run_async
 from .options import (
+    NonEmpty,
+    directory_argument,
     emit_json,
     id_option,
     progress_mode,
@@ -25,11 +27,11 @@ from .options import (
               "nor add downloaded ones to it (pull always writes DIR directly).")
 @click.option("--delete", is_flag=True, help="Make DIR an exact mirror: remove what the "
               "snapshot does not have.")
-@click.option("--include", "include", multiple=True, metavar="GLOB",
+@click.option("--include", "include", multiple=True, metavar="GLOB", type=NonEmpty("a glob"),
               help="Pull only paths matching this glob (relative to the snapshot root; a "
               "directory name selects its subtree; repeatable).")
 @transfer_options
-@click.argument("directory")
+@directory_argument
 def pull_command(store: str | None, snapshot_id: str, no_cache: bool, delete: bool,
                  include: tuple[str, ...], jobs: int | None, quiet: bool, progress: bool, as_json: bool,
                  directory: str) -> None:

@@ -8,6 +8,8 @@ import click
 
 from .main import run_async
 from .options import (
+    REVISION_NAME,
+    SNAPSHOT_ID,
     directory_argument,
     emit_json,
     manifest_options,
@@ -22,9 +24,9 @@ from .options import (
 @click.command("push")
 @store_option
 @manifest_options
-@click.option("--name", default=None, help="Revision name (default: the directory's base "
+@click.option("--name", default=None, type=REVISION_NAME, help="Revision name (default: the directory's base "
               "name).")
-@click.option("--parent", "parents", multiple=True, metavar="ID",
+@click.option("--parent", "parents", multiple=True, metavar="ID", type=SNAPSHOT_ID,
               help="A snapshot this one was derived from, e.g. the dataset a model was "
               "trained on (repeatable).")
 @click.option("--force", is_flag=True, help="Upload every object even if the store has it "

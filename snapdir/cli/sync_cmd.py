@@ -7,13 +7,22 @@ from typing import Any
 import click
 
 from .main import run_async
-from .options import emit_json, id_option, progress_mode, transfer_config, transfer_options
+from .options import (
+    STORE_URI,
+    emit_json,
+    id_option,
+    progress_mode,
+    transfer_config,
+    transfer_options,
+)
 
 
 @click.command("sync")
 @id_option
-@click.option("--from", "src", required=True, metavar="URI", help="Store to copy from.")
-@click.option("--to", "dst", required=True, metavar="URI", help="Store to copy to.")
+@click.option("--from", "src", required=True, metavar="URI", type=STORE_URI,
+              help="Store to copy from.")
+@click.option("--to", "dst", required=True, metavar="URI", type=STORE_URI,
+              help="Store to copy to.")
 @transfer_options
 def sync_command(snapshot_id: str, src: str, dst: str, jobs: int | None, quiet: bool,
                  progress: bool, as_json: bool) -> None:

@@ -10,7 +10,7 @@ import os
 import re
 from urllib.parse import unquote, urlsplit
 
-from ..errors import UsageError
+from ..errors import UsageError, redact_userinfo
 from .base import Store
 
 __all__ = ["Store", "open_store"]
@@ -56,6 +56,27 @@ def _file_store(path: str, uri: str | None = None) -> Store:
     return st
 
 
+def shown_uri(uri: str) -> str:
+    """``uri`` as messages and displays may show it: no user name or password, even in
+    a URI missing its ``//`` (``s3:/key:secret@bucket``)."""
+    head, colon, tail = uri.partition(":")
+    if colon and "://" not in uri and head.lower() in _SCHEMES and "@" in tail:
+        return f"{head}:***@{tail.rpartition('@')[2]}"
+    return redact_userinfo(uri)
+
+
+def refuse_credentials(uri: str) -> None:
+    """Refuse a store URI with a user name or password in it (``s3://key:secret@bucket``),
+    without repeating them: they would end up in messages, the history and JSON output."""
+    scheme, sep, _ = uri.partition("://")
+    if sep and (shown := shown_uri(uri)) != uri:
+        how = (", and give credentials through the AWS credential chain (AWS_PROFILE, or "
+               "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)" if scheme.lower() == "s3"
+               else " (store URIs take no credentials)")
+        raise UsageError(f"store URI {shown!r} has a user name or password in it: take it "
+                         f"out{how}")
+
+
 def open_store(uri: str, *, multipart_threshold: int | None = None,
                part_size: int | None = None, part_concurrency: int | None = None) -> Store:
     """``s3://bucket/prefix``, ``file:///abs/path`` or a plain (possibly relative) path.
@@ -64,12 +85,15 @@ def open_store(uri: str, *, multipart_threshold: int | None = None,
     """
     if not uri:
         raise UsageError("empty store URI: use s3://bucket/prefix or file:///path")
+    refuse_credentials(uri)
     scheme, sep, rest = uri.partition("://")
     if not sep:
         head, colon, _ = uri.partition(":")
         if colon and head.lower() in _SCHEMES:
-            raise UsageError(f"store URI {uri!r} lacks '//' after {head + ':'!r}: write "
-                             f"{head.lower()}://... (or ./{uri} for a local directory)")
+            shown = shown_uri(uri)
+            local = f" (or ./{uri} for a local directory)" if shown == uri else ""
+            raise UsageError(f"store URI {shown!r} lacks '//' after {head + ':'!r}: write "
+                             f"{head.lower()}://...{local}")
         return _file_store(os.path.abspath(os.path.expanduser(uri)))
     scheme = scheme.lower()
     if scheme == "s3":

@@ -64,7 +64,11 @@ def endpoint_problem(value: str, where: str) -> str | None:
     except ValueError:
         url = None
     if url is None or url.scheme.lower() not in ("http", "https") or not url.hostname:
-        shown = value if url is None or "@" not in url.netloc else "(a URL with a password)"
+        from ..errors import redact_userinfo
+
+        shown = redact_userinfo(value)
+        if "@" in shown and "://" not in shown:  # user:password@host without a scheme
+            shown = "***@" + shown.rsplit("@", 1)[1]
         return (f"the S3 endpoint {shown!r} ({where}) is not an http:// or https:// URL; "
                 "write it in full, e.g. http://127.0.0.1:9000")
     return None

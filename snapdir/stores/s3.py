@@ -39,6 +39,7 @@ from ..errors import (
     StoreUnavailable,
     Throttled,
     UsageError,
+    redact_userinfo,
 )
 from .awsconfig import configured_endpoint, endpoint_problem, profile_exists
 from .base import Chunk
@@ -185,7 +186,9 @@ def map_error(exc: BaseException, key: str, uri: str, bucket: str,
         return exc
     if creds is not None and creds.error is not None:
         return type(creds.error)(str(creds.error), key=key)  # not about any one object
-    text = str(exc)
+    # an endpoint (AWS_ENDPOINT_URL) may carry user:password@, and obstore quotes URLs
+    text = redact_userinfo(str(exc))
+    endpoint = redact_userinfo(endpoint) if endpoint else endpoint
     m = _STATUS.search(text)
     status = int(m.group(1)) if m else None
     c = _CODE.search(text)

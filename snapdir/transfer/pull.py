@@ -18,7 +18,7 @@ import anyio
 from .. import settings
 from ..core.manifest import Entry, Hasher
 from ..core.plan import select
-from ..errors import DestinationError
+from ..errors import DestinationError, nonempty_path
 from ..stores.base import Store
 from .cache import LocalCache, open_cache
 from .checkout import (
@@ -66,7 +66,7 @@ async def checkout(snapshot_id: str, dest: str | Path, *, delete: bool = False,
                          "use one or the other")
 
     sid = check_id(snapshot_id)
-    check_destination(Path(dest), delete)
+    check_destination(Path(nonempty_path(dest, "the destination")), delete)
     cache = open_cache()
     manifest = cache.load_manifest(sid)
     if manifest is None:
@@ -108,7 +108,7 @@ async def pull(snapshot_id: str, store: Store, dest: str | Path, *,
     if include and delete:
         raise UsageError("--delete with --include would remove every path not included; "
                          "use one or the other")
-    target = Path(dest)
+    target = Path(nonempty_path(dest, "the destination"))
     from ..stores.file import FileStore
 
     local = [store.root] if isinstance(store, FileStore) else []

@@ -157,6 +157,51 @@ def test_errors_are_typed(s3_env: SeaweedFS, tmp_path: Path,
         snapdir.pull(sid, tmp_path / "out-missing", uri)
 
 
+def test_an_empty_path_is_refused_not_taken_as_the_current_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``""`` (an unset variable) as a directory: refused, never the current directory
+    (which ``delete=True`` would mirror) nor ``/`` (which the scanner would walk)."""
+    files = sample_tree(tmp_path / "data", shards=1, per_shard=2)
+    store = str(tmp_path / "store")
+    sid = snapdir.push(tmp_path / "data", store).id
+    snapdir.fetch(sid, store)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "mine.txt").write_bytes(b"the user's")
+    monkeypatch.chdir(work)
+    for call in (lambda: snapdir.pull(sid, "", store, delete=True),
+                 lambda: snapdir.pull(sid, "", store, delete=True, no_cache=True),
+                 lambda: snapdir.checkout(sid, "", delete=True),
+                 lambda: snapdir.ensure(sid, dest="", store=store),
+                 lambda: snapdir.push("", store),
+                 lambda: snapdir.stage(""),
+                 lambda: snapdir.id(""),
+                 lambda: snapdir.manifest("")):
+        with pytest.raises(snapdir.UsageError, match="empty path"):
+            call()
+    assert tree_bytes(work) == {"mine.txt": b"the user's"}
+    assert tree_bytes(tmp_path / "data") == files
+
+
+def test_an_empty_store_or_name_is_refused_not_the_default(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``store=""`` is not the default store (``None`` is), ``name=""`` not the
+    directory's name."""
+    sample_tree(tmp_path / "data", shards=1, per_shard=1)
+    monkeypatch.setenv("SNAPDIR_STORE", str(tmp_path / "env-store"))
+    with pytest.raises(snapdir.UsageError, match="empty store URI"):
+        snapdir.push(tmp_path / "data", "")
+    with pytest.raises(snapdir.UsageError, match="empty store URI"):
+        snapdir.pull("0" * 64, tmp_path / "out", "")
+    with pytest.raises(snapdir.UsageError, match="revision name is empty"):
+        snapdir.push(tmp_path / "data", str(tmp_path / "store"), name="")
+    assert not (tmp_path / "env-store").exists()
+    assert not (tmp_path / "store").exists()
+    assert not (tmp_path / "out").exists()
+    assert snapdir.push(tmp_path / "data").id == snapdir.id(tmp_path / "data")
+    assert (tmp_path / "env-store").is_dir()  # None: $SNAPDIR_STORE
+
+
 def test_py_typed_is_shipped() -> None:
     assert importlib.resources.files("snapdir").joinpath("py.typed").is_file()
     pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -51,6 +52,86 @@ def test_bad_ids_and_usage(cli: Cli, tmp_path: Path, args: list[str]) -> None:
     assert not (tmp_path / "dest").exists()
 
 
+@pytest.mark.parametrize("args", [
+    ["id", ""],
+    ["id", "--no-follow", ""],
+    ["manifest", ""],
+    ["stage", ""],
+    ["push", "--store", "STORE", ""],
+    ["status", "--store", "STORE", "--id", "SID", ""],
+    ["checkout", "--delete", "--id", "SID", ""],
+    ["pull", "--delete", "--store", "STORE", "--id", "SID", ""],
+    ["pull", "--delete", "--no-cache", "--store", "STORE", "--id", "SID", ""],
+], ids=lambda a: "-".join(x.strip("-") for x in a if x and not x.isupper()))
+def test_an_empty_directory_argument_is_refused(cli: Cli, tmp_path: Path, args: list[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """``snapdir pull --delete ... "$DIR"`` with DIR unset: the empty string is not the
+    current directory (which --delete would mirror, removing the user's files)."""
+    _, store, sid = pushed_tree(cli, tmp_path)
+    cli("fetch", "-q", "--store", store, "--id", sid)  # so checkout would have it to write
+    work = make_tree(tmp_path / "work", {"mine.txt": b"the user's", "sub/more.txt": b"more"})
+    monkeypatch.chdir(work)
+    cache = sorted(p for p in (cli.home / "cache").rglob("*"))
+    args = [{"STORE": store, "SID": sid}.get(a, a) for a in args]
+    r = cli(*args, check=False)
+    one_line_error(r, code=2, needle="DIRECTORY is empty")
+    assert r.out == ""
+    assert sorted(str(p.relative_to(work)) for p in work.rglob("*")) == [
+        "mine.txt", "sub", "sub/more.txt"]
+    assert (work / "mine.txt").read_bytes() == b"the user's"
+    assert sorted(p for p in (cli.home / "cache").rglob("*")) == cache  # nothing staged
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (["push", "--store", "", "SRC"], "--store"),
+    (["pull", "--store", "", "--id", "SID", "DEST"], "--store"),
+    (["fetch", "--store", "", "--id", "SID"], "--store"),
+    (["verify", "--store", "", "--id", "SID"], "--store"),
+    (["revisions", "--store", "", "src"], "--store"),
+    (["defaults", "--store", ""], "--store"),
+    (["sync", "--id", "SID", "--from", "", "--to", "DEST"], "--from"),
+    (["sync", "--id", "SID", "--from", "STORE", "--to", ""], "--to"),
+    (["pull", "--store", "STORE", "--id", "", "DEST"], "--id"),
+    (["status", "--store", "STORE", "--id", "", "SRC"], "--id"),
+    (["push", "--store", "STORE", "--name", "", "SRC"], "--name"),
+    (["push", "--store", "STORE", "--parent", "", "SRC"], "--parent"),
+    (["push", "--store", "STORE", "--exclude", "", "SRC"], "--exclude"),
+    (["pull", "--store", "STORE", "--id", "SID", "--include", "", "DEST"], "--include"),
+    (["revisions", "--store", "STORE", ""], "NAME"),
+    (["diff", "--store", "STORE", "SID", ""], "ID_B"),
+    (["ancestors", "--store", "STORE", ""], "ID"),
+], ids=lambda a: a.strip("-") if isinstance(a, str)
+   else "-".join(x.strip("-") for x in a if x.strip("-").islower()))
+def test_an_empty_option_value_is_refused_not_ignored(cli: Cli, tmp_path: Path,
+                                                      args: list[str], named: str) -> None:
+    """``--store "$STORE"`` with STORE unset is not "the default store" (nor
+    $SNAPDIR_STORE), ``--name ""`` not the directory's name, ``--include ""`` not an
+    empty selection: each is a usage error naming the option."""
+    src, store, sid = pushed_tree(cli, tmp_path)
+    cli.env["SNAPDIR_STORE"] = str(tmp_path / "env-store")
+    before = sorted((tmp_path / "store").rglob("*"))
+    dest = tmp_path / "dest"
+    args = [{"SRC": str(src), "STORE": store, "SID": sid, "DEST": str(dest)}.get(a, a)
+            for a in args]
+    r = cli(*args, check=False)
+    one_line_error(r, code=2, needle=f"{named} is empty")
+    assert r.out == ""
+    assert not dest.exists()
+    assert not (tmp_path / "env-store").exists()
+    assert not (cli.home / "data" / "store").exists()  # the default store
+    assert sorted((tmp_path / "store").rglob("*")) == before
+
+
+def test_an_empty_snapdir_store_variable_is_unset(cli: Cli, tmp_path: Path) -> None:
+    """An empty environment variable is conventionally unset: the default store."""
+    src = make_tree(tmp_path / "src", {"a.txt": b"a"})
+    cli.env["SNAPDIR_STORE"] = ""
+    sid = cli("push", "-q", str(src)).out.strip()
+    assert (cli.home / "data" / "store" / ".manifests" / sid[:3]).is_dir()
+    assert json.loads(cli("defaults", "--json").out.splitlines()[0]) == {
+        "name": "store", "value": str(cli.home / "data" / "store"), "source": "default"}
+
+
 @pytest.mark.parametrize(("store", "needle"), [
     ("ftp://host/path", "unknown store scheme"),
     ("gs://bucket/prefix", "unknown store scheme"),
@@ -75,6 +156,78 @@ def test_bad_store_uris(cli: Cli, tmp_path: Path, store: str, needle: str,
     one_line_error(cli("pull", "--store", store, "--id", GOOD_ID, str(tmp_path / "d"),
                        check=False), code=2, needle=needle)
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "home") == ["src"]
+
+
+SECRET = "SuperSecret123"
+KEY_ID = "AKIAQAQATEST"
+
+
+@pytest.mark.parametrize(("store", "needle"), [
+    (f"s3://{KEY_ID}:{SECRET}@bkt/pfx", "user name or password"),
+    (f"s3://{KEY_ID}:{SECRET}/with/slashes@bkt/pfx", "user name or password"),
+    (f"s3://{KEY_ID}:{SECRET}@bkt", "user name or password"),
+    (f"S3://{KEY_ID}:{SECRET}@bkt/pfx", "user name or password"),
+    (f"ftp://{KEY_ID}:{SECRET}@host/pfx", "user name or password"),
+    (f"file://{KEY_ID}:{SECRET}@localhost/tmp/x", "user name or password"),
+    (f"s3:/{KEY_ID}:{SECRET}@bkt/pfx", "lacks '//'"),
+], ids=["s3", "s3-slash-in-secret", "s3-no-prefix", "S3-upper", "ftp", "file", "s3-one-slash"])
+def test_a_store_uri_with_credentials_is_refused_without_echoing_them(
+        cli: Cli, tmp_path: Path, store: str, needle: str) -> None:
+    src, local, sid = pushed_tree(cli, tmp_path)
+    for args in (["push", "--store", store, str(src)],
+                 ["pull", "--store", store, "--id", sid, str(tmp_path / "d")],
+                 ["fetch", "--store", store, "--id", sid],
+                 ["verify", "--store", store, "--id", sid],
+                 ["sync", "--id", sid, "--from", local, "--to", store],
+                 ["sync", "--id", sid, "--from", store, "--to", local]):
+        r = cli(*args, check=False)
+        one_line_error(r, code=2, needle=needle)
+        for secret in (SECRET, KEY_ID):
+            assert secret not in r.out + r.err, args
+    m = cli.machine("env")
+    m.env["SNAPDIR_STORE"] = store
+    r = m("push", str(src), check=False)
+    one_line_error(r, code=2, needle=needle)
+    for secret in (SECRET, KEY_ID):
+        assert secret not in r.out + r.err
+    for r in (cli("defaults", "--store", store, check=False), m("defaults", check=False),
+              m("defaults", "--json", check=False)):
+        if "://" in store:  # refused: marked INVALID, its error on stderr
+            assert r.rc == 2, r.err
+            assert needle in r.err
+        assert "store" in r.out
+        for secret in (SECRET, KEY_ID):
+            assert secret not in r.out + r.err, r
+    assert not (tmp_path / "d").exists()
+
+
+def test_an_endpoint_password_is_never_shown(cli: Cli, tmp_path: Path) -> None:
+    """``AWS_ENDPOINT_URL=http://user:password@host``: errors and ``defaults`` show the
+    endpoint as ``http://***@host``."""
+    import socket
+
+    src = make_tree(tmp_path / "src", {"a.txt": b"a"})
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    for var in ("AWS_ENDPOINT_URL_S3", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        cli.env.pop(var, None)
+    cli.env.update(AWS_ENDPOINT_URL=f"http://user:{SECRET}@127.0.0.1:{port}",
+                   AWS_ACCESS_KEY_ID="snapdir-test-key", AWS_SECRET_ACCESS_KEY="not-used",
+                   AWS_REGION="us-east-1")
+    for args in (["push", "-q", "--store", "s3://bkt/pfx", str(src)],
+                 ["pull", "-q", "--store", "s3://bkt/pfx", "--id", GOOD_ID,
+                  str(tmp_path / "d")],
+                 ["fetch", "-q", "--store", "s3://bkt/pfx", "--id", GOOD_ID],
+                 ["verify", "-q", "--store", "s3://bkt/pfx", "--id", GOOD_ID]):
+        r = cli(*args, check=False)
+        one_line_error(r, code=1, needle=f"cannot reach http://***@127.0.0.1:{port}")
+        assert SECRET not in r.out + r.err
+    r = cli("defaults")
+    assert f"http://***@127.0.0.1:{port}" in r.out
+    r = cli("defaults", "--json")
+    assert f"http://***@127.0.0.1:{port}" in r.out
+    assert SECRET not in r.out + r.err
 
 
 @pytest.mark.s3
