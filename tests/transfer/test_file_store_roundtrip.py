@@ -543,3 +543,90 @@ def test_fetch_replaces_a_truncated_or_misplaced_cached_object(cli: Cli, tmp_pat
     cached.write_bytes(payload[:100])
     assert cli("stage", str(src)).out.strip() == sid
     assert cached.read_bytes() == payload
+
+
+def _store_temps(store: Path, *, written: bool = False) -> set[Path]:
+    """The temp files in ``store`` (``written``: only those with bytes in them)."""
+    out = set()
+    for p in store.rglob(".tmp-*"):
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            continue  # renamed into place meanwhile
+        if p.is_file() and (st.st_size > 0 or not written):
+            out.add(p)
+    return out
+
+
+def test_a_push_removes_what_a_killed_push_left(cli: Cli, tmp_path: Path) -> None:
+    import shutil
+    import signal
+    import time
+
+    src = tmp_path / "src"
+    src.mkdir()
+    store = tmp_path / "store"
+    size = 256 << 20
+    for _attempt in range(4):  # kill -9 a push while it writes a large object
+        with open(src / "big.bin", "wb") as fh:
+            fh.write(os.urandom(1 << 20) * (size >> 20))
+        p = cli.popen("push", "-q", "-j", "1", "--store", str(store), str(src))
+        while p.poll() is None and not _store_temps(store, written=True):
+            time.sleep(0.002)
+        p.send_signal(signal.SIGKILL)
+        p.communicate()
+        if p.returncode == -signal.SIGKILL and _store_temps(store):
+            break
+        size *= 2  # it finished first: a larger object, written for longer
+        shutil.rmtree(store, ignore_errors=True)
+    else:
+        raise AssertionError("no push could be killed while it wrote an object")
+    assert not (store / ".manifests").exists()  # the killed push wrote no manifest
+    sid = cli("push", "-q", "--store", str(store), str(src)).out.strip()
+    assert _store_temps(store) == set()
+    cli("pull", "-q", "--store", str(store), "--id", sid, str(tmp_path / "d"))
+    assert cli("id", str(tmp_path / "d")).out.strip() == sid
+
+
+def test_a_push_leaves_the_temp_files_of_live_writers(cli: Cli, tmp_path: Path) -> None:
+    """Another push writing into the same store: its temp file is not removed; one whose
+    writer cannot be asked (another host, an older name without a pid) only once old."""
+    import subprocess
+    import sys
+    import time
+
+    payload = os.urandom(40_000)
+    src = make_tree(tmp_path / "src", {"x.bin": payload})
+    store = tmp_path / "store"
+    digest = blake3.blake3(payload).hexdigest()
+    obj = store / ".objects" / digest[:3] / digest[3:6] / digest[6:9] / digest[9:]
+    # temp files named by the store's own writer, in processes that exit or keep running
+    writer = ("import sys; from pathlib import Path; from snapdir.stores.file import "
+              "_open_temp; t = _open_temp(Path(sys.argv[1])); t.write_bytes(b'partial'); "
+              "print(t, flush=True); sys.stdin.read()")
+    dead = subprocess.run([sys.executable, "-c", writer, str(obj)], env=cli.env, input="",
+                          capture_output=True, text=True, check=True).stdout.strip()
+    old = time.time() - 7 * 3600
+    with subprocess.Popen([sys.executable, "-c", writer, str(obj)], env=cli.env,
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as live_p:
+        assert live_p.stdout is not None
+        live = Path(live_p.stdout.readline().strip())
+        # (name, removed?): an older snapdir's name (no pid) and another host's are
+        # removed only once untouched for hours; names not of this writer's shape never
+        others = {".tmp-0123456789abcdee": True, ".tmp-0123456789abcdef": False,
+                  ".tmp-1234-deadbeef-0badf00e": True, ".tmp-1234-deadbeef-0badf00f": False,
+                  ".tmp-notes-e": False, ".tmp-notes-f": False}
+        for name in others:
+            (obj.parent / name).write_bytes(b"partial")
+            if name.endswith("e"):
+                os.utime(obj.parent / name, (old, old))
+        cli("push", "-q", "--store", str(store), str(src))
+        assert live.exists()
+        live_p.communicate("")  # it exits: its file is now one of a writer that is gone
+    assert obj.read_bytes() == payload
+    assert not Path(dead).exists()
+    assert _store_temps(store) == {live} | {obj.parent / n for n, gone in others.items()
+                                             if not gone}
+    obj.unlink()  # the next push writes it again, and takes the file the writer left
+    cli("push", "-q", "--force", "--store", str(store), str(src))
+    assert not live.exists()
