@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 from . import __version__, settings
 from .errors import ObjectNotFound, StoreError
@@ -345,6 +345,13 @@ class Catalog:
                               "ORDER BY time DESC", (snapshot_id,)).fetchall()
         return [Location(*r) for r in rows]
 
+    def stores(self) -> list[str]:
+        """Every store this machine recorded (pushed to, pulled or fetched from)."""
+        with self._db() as db:
+            rows = db.execute("SELECT store FROM events WHERE store IS NOT NULL UNION "
+                              "SELECT store FROM revisions").fetchall()
+        return [r[0] for r in rows]
+
     def stores_of(self, snapshot_id: str) -> list[str]:
         """Stores this machine pushed ``snapshot_id`` to or got it from, most recent first."""
         with self._db() as db:
@@ -355,6 +362,27 @@ class Catalog:
 
 def catalog() -> Catalog:
     return Catalog(settings.data_dir() / "catalog.sqlite")
+
+
+def local_store_roots() -> list[Path]:
+    """The directories of the local stores in this machine's catalog (whether or not they
+    still exist); [] without a readable catalog (none is created just to ask)."""
+    cat = catalog()
+    if not cat.path.is_file():
+        return []
+    try:
+        uris = cat.stores()
+    except (sqlite3.Error, OSError):
+        return []
+    out: list[Path] = []
+    for uri in uris:
+        if uri.startswith("file://"):
+            parts = urlsplit(uri)
+            if parts.netloc in ("", "localhost") and parts.path.startswith("/"):
+                out.append(Path(unquote(parts.path)))
+        elif "://" not in uri and os.path.isabs(uri):
+            out.append(Path(uri))
+    return out
 
 
 def safe_event(snapshot_id: str, kind: str, location: str, store: str | None) -> None:

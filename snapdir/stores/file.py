@@ -1,15 +1,23 @@
 """A store in a local directory (``file:///abs/path`` or a plain path).
 
-Writes go to ``.tmp-<random>`` next to the final name and are renamed into place, so a
-reader never sees a partial object under its real key. Blocking calls run in worker
-threads (one ``CapacityLimiter`` per store).
+Writes go to ``.tmp-<pid>-<host>-<random>`` next to the final name and are renamed into
+place, so a reader never sees a partial object under its real key. A writer killed
+mid-write (kill -9, a crash) leaves its temp file; the next write into that directory
+removes it (``remove_stale_temps``). Blocking calls run in worker threads (one
+``CapacityLimiter`` per store).
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import functools
+import hashlib
 import os
+import re
 import secrets
+import stat
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -24,6 +32,12 @@ from ..transfer.threads import run_sync
 from .base import Chunk
 
 TMP_PREFIX = ".tmp-"
+#: A temp file whose writer cannot be asked (another host's, or one named by a snapdir
+#: before the pid was in the name) is removed once untouched for this long: a live writer
+#: keeps its file's mtime fresh as it writes.
+STALE_TEMP_SECONDS = 6 * 3600
+#: Our temp names: ``.tmp-<pid>-<host tag>-<random>``, and ``.tmp-<16 hex>`` (older).
+_TEMP = re.compile(r"\.tmp-(?:(\d+)-([0-9a-f]{8})-[0-9a-f]{8}|[0-9a-f]{16})")
 _READ_CHUNK = 1024 * 1024
 _T = TypeVar("_T")
 
@@ -202,15 +216,67 @@ def _write_bytes(path: Path, data: bytes, fsync: bool) -> None:
         raise
 
 
+@functools.cache
+def _host_tag() -> str:
+    """8 hex digits for this host and pid namespace: where a temp name's pid means a
+    process this one can ask about."""
+    try:
+        ns = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        ns = ""
+    return hashlib.sha256(f"{os.uname().nodename}\0{ns}".encode()).hexdigest()[:8]
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's (EPERM), or cannot tell
+    return True
+
+
+def remove_stale_temps(directory: Path) -> None:
+    """Remove from ``directory`` the temp files of writers that are gone: ours from this
+    host whose process has exited, and any of ours untouched for ``STALE_TEMP_SECONDS``
+    (a writer on another host, or a name without a pid). A concurrent writer's temp is
+    left alone (unless it wrote nothing for that long: its rename then fails, loudly).
+    Other files, and other ``.tmp-`` names, are never touched."""
+    try:
+        with os.scandir(directory) as it:
+            names = [e.name for e in it if e.name.startswith(TMP_PREFIX)]
+    except OSError:
+        return
+    now = time.time()
+    for name in names:
+        if (m := _TEMP.fullmatch(name)) is None:
+            continue
+        path = os.path.join(directory, name)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        dead = m[1] is not None and m[2] == _host_tag() and not _alive(int(m[1]))
+        if stat.S_ISREG(st.st_mode) and (dead or now - st.st_mtime > STALE_TEMP_SECONDS):
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+
 def _open_temp(path: Path) -> Path:
-    """Create an empty, uniquely named temp file next to ``path`` (parents made)."""
-    tmp = path.with_name(f"{TMP_PREFIX}{secrets.token_hex(8)}")
+    """Create an empty, uniquely named temp file next to ``path`` (parents made); the
+    temp files killed writers left there are removed."""
+    tmp = path.with_name(f"{TMP_PREFIX}{os.getpid()}-{_host_tag()}-{secrets.token_hex(4)}")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
     try:
         os.close(os.open(tmp, flags, 0o644))
     except FileNotFoundError:  # first object under this prefix: make its directories
         path.parent.mkdir(parents=True, exist_ok=True)
         os.close(os.open(tmp, flags, 0o644))
+        return tmp
+    remove_stale_temps(path.parent)
     return tmp
 
 

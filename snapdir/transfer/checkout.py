@@ -6,7 +6,8 @@
 * Files whose bytes already match are left alone; others are written to a temp name in the
   same directory (reflink where the filesystem can, else a kernel copy) and renamed in.
 * Directory modes are applied after their contents, deepest first.
-* ``delete=True`` makes the destination an exact mirror (refusing dangerous roots).
+* ``delete=True`` makes the destination an exact mirror (refusing dangerous roots, and any
+  mirror that would delete a snapdir store or a file of one).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from ..core.manifest import Hasher, Manifest
 from ..errors import DestinationError, IntegrityError, SnapdirError
 from ..fileio import write_all
 from ..hashing import hash_file
+from ..stores.base import HISTORY, MANIFESTS, OBJECTS
 from .cache import TMP_PREFIX, remove_stale_temps, temp_name
 
 FICLONE = 0x40049409
@@ -99,7 +101,9 @@ def check_destination(dest: Path, delete: bool, stores: Sequence[Path] = ()) -> 
     """Refuse destinations that are files, or (with --delete) too dangerous to mirror:
     ``/`` and ``$HOME`` and any directory above them, and the cache, the data directory,
     the default store and ``stores`` (local stores in use), and anything inside or above
-    those (mirroring a snapshot there would delete objects)."""
+    those (mirroring a snapshot there would delete objects); and any other snapdir store
+    (``is_store``, or in this machine's catalog) and anything inside one. Stores further
+    down are ``guard_stores``'s."""
     if dest.exists() and not dest.is_dir():
         raise DestinationError(f"{dest}: exists and is not a directory; choose a directory")
     real = Path(os.path.realpath(dest))
@@ -124,7 +128,102 @@ def check_destination(dest: Path, delete: bool, stores: Sequence[Path] = ()) -> 
                 raise DestinationError(f"{dest}: refusing --delete in or above {what} ({p}): "
                                        "it would delete its files; choose a directory "
                                        "outside it")
+        for p in (real, *real.parents):
+            if is_store(p):
+                where = "it is" if p == real else "it is inside"
+                raise DestinationError(f"{dest}: refusing --delete: {where} the snapdir store "
+                                       f"{p} (it has {' or '.join(STORE_MARKERS)}); choose a "
+                                       "directory outside it")
+        for p in catalog_store_roots():
+            if real == p or p in real.parents:
+                raise DestinationError(f"{dest}: refusing --delete in the snapdir store {p} "
+                                       "(this machine pushed to or pulled from it): it would "
+                                       "delete its files; choose a directory outside it")
     return real
+
+
+#: A directory holding either is a snapdir store (a file store makes both on its first
+#: write; the local cache and snapdir 1.x stores have the same layout).
+STORE_MARKERS = (MANIFESTS, OBJECTS)
+#: Where a store keeps its own files: deleting anything under these damages it.
+STORE_DATA = (MANIFESTS, OBJECTS, HISTORY)
+
+
+def is_store(path: Path | str) -> bool:
+    return any(os.path.isdir(os.path.join(path, m)) for m in STORE_MARKERS)
+
+
+def catalog_store_roots() -> list[Path]:
+    """The local stores this machine's catalog knows (``snapdir locations``) that are
+    still directories, resolved."""
+    from ..history import local_store_roots
+
+    return [Path(os.path.realpath(p)) for p in local_store_roots() if os.path.isdir(p)]
+
+
+def guard_stores(manifest: Manifest, dest: Path) -> None:
+    """Refuse, before anything is removed, a ``--delete`` mirror of ``manifest`` onto
+    ``dest`` that would delete a snapdir store inside ``dest`` (a directory with
+    ``.manifests`` or ``.objects``, or a local store in this machine's catalog), or any
+    file of one. What the snapshot itself has is not removed, so a snapshot holding such
+    directories is no reason to refuse; what it lacks is: a directory not in it (or where
+    it has a file), a file not in it (or where it has a directory), any link in the way."""
+    real = os.path.realpath(dest)
+    if not os.path.isdir(real):
+        return
+    shown = os.path.abspath(dest)
+    inner = {os.path.relpath(p, real) for p in catalog_store_roots()
+             if Path(real) in p.parents}
+    dirs = {e.path[2:].rstrip("/") for e in manifest.dirs()}
+    files = {e.path[2:] for e in manifest.files()}
+    data: dict[str, str] = {}  # directory kept -> the store whose files it holds
+
+    def refuse(store: str, lost: str | None = None) -> DestinationError:
+        st = os.path.normpath(os.path.join(shown, store))
+        what = (f"the snapdir store {st}" if lost is None else
+                f"{os.path.join(shown, lost)} (not in the snapshot) in the snapdir store {st}")
+        return DestinationError(f"{dest}: refusing --delete: it would delete {what}; move the "
+                                "store out or choose another directory")
+
+    for dirpath, dirnames, filenames in os.walk(real, topdown=True, followlinks=False):
+        here = os.path.relpath(dirpath, real)
+        here = "" if here == "." else here
+        prefix = here + "/" if here else ""
+        root = here in inner or any(m in dirnames for m in STORE_MARKERS)
+        in_store = data.get(here)
+        for name in list(dirnames):
+            rel = prefix + name
+            full = os.path.join(dirpath, name)
+            store = here if root and name in STORE_DATA else in_store
+            if os.path.islink(full):  # unlinked by the mirror, never followed
+                if store is not None:
+                    raise refuse(store, rel)
+                dirnames.remove(name)
+            elif rel not in dirs or rel in files:  # removed with all it holds
+                if store is not None:
+                    raise refuse(store, rel)
+                if (found := _store_under(real, rel, inner)) is not None:
+                    raise refuse(found)
+                dirnames.remove(name)
+            elif store is not None:
+                data[rel] = store
+        for name in filenames:
+            rel = prefix + name
+            store = here if root and name in STORE_DATA else in_store
+            if store is not None and rel not in files and not name.startswith(TMP_PREFIX):
+                raise refuse(store, rel)
+
+
+def _store_under(base: str, rel: str, inner: set[str]) -> str | None:
+    """A store at or below directory ``rel`` of ``base`` (its path relative to ``base``),
+    or None."""
+    for p in inner:
+        if p == rel or p.startswith(rel + "/"):
+            return p
+    for dirpath, dirnames, _ in os.walk(os.path.join(base, rel), followlinks=False):
+        if any(m in dirnames for m in STORE_MARKERS):
+            return os.path.relpath(dirpath, base)
+    return None
 
 
 def _ensure_dir(path: Path, delete: bool) -> None:
@@ -146,9 +245,13 @@ def _ensure_dir(path: Path, delete: bool) -> None:
 
 
 def prepare_dirs(manifest: Manifest, dest: Path, delete: bool,
-                 stores: Sequence[Path] = ()) -> list[tuple[Path, int]]:
-    """Make every directory of ``manifest`` a real directory under ``dest``."""
+                 stores: Sequence[Path] = (), *, guard: bool = True) -> list[tuple[Path, int]]:
+    """Make every directory of ``manifest`` a real directory under ``dest``; with
+    ``delete``, first refuse a mirror that would delete a store (``guard_stores``) unless
+    ``guard`` is False (the caller did, before anything was removed)."""
     check_destination(dest, delete, stores)
+    if delete and guard:
+        guard_stores(manifest, dest)
     dest.mkdir(parents=True, exist_ok=True)
     dirs = []
     for e in manifest.dirs():
@@ -227,6 +330,7 @@ def checkout_manifest(
     placed: set[str] | None = None,
     kept: set[str] | None = None,
     verify_sources: bool = False,
+    guarded: bool = False,
 ) -> CheckoutResult:
     """Materialise ``manifest`` under ``dest`` from files given by ``object_path(digest)``.
 
@@ -234,9 +338,10 @@ def checkout_manifest(
     ``kept``: paths the caller found already matching (mode fixed), left alone.
     ``verify_sources``: hash each source object (once) before its bytes are placed, and
     fail naming it if it does not hold its digest (objects from the local cache).
+    ``guarded``: the caller already ran ``prepare_dirs`` (and its store guard) on ``dest``.
     """
     h = hasher or Hasher()
-    dirs = prepare_dirs(manifest, dest, delete)
+    dirs = prepare_dirs(manifest, dest, delete, guard=not guarded)
     result = CheckoutResult()
     copier = _Copier()
     verified: set[str] = set()

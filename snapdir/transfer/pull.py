@@ -197,7 +197,7 @@ async def pull(snapshot_id: str, store: Store, dest: str | Path, *,
 
     c = await run_sync(partial(
         checkout_manifest, manifest, target, object_path, delete=delete, hasher=hasher,
-        placed=placed, kept=kept))
+        placed=placed, kept=kept, guarded=True))
     if not no_cache:
         from . import known
         known.remember(settings.cache_dir(), store.uri, sid)

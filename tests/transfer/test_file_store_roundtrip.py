@@ -279,6 +279,118 @@ def test_delete_refuses_the_cache_and_stores_and_what_is_inside(cli: Cli,
     assert cli("id", str(tmp_path / "mine")).out.strip() == sid
 
 
+def _listing(root: Path) -> dict[str, bytes | None]:
+    """Every path under ``root`` with its bytes (None for a directory)."""
+    return {str(p.relative_to(root)): None if p.is_dir() else p.read_bytes()
+            for p in sorted(root.rglob("*"))}
+
+
+def test_delete_refuses_a_store_the_command_was_not_told_of(cli: Cli, tmp_path: Path) -> None:
+    big = make_tree(tmp_path / "big", {f"d{i % 7}/f{i}.bin": os.urandom(50 + i)
+                                       for i in range(300)})
+    other = make_tree(tmp_path / "other", {"a.txt": b"the other snapshot"})
+    st_a, st_b = tmp_path / "stA", tmp_path / "stB"
+    cli("push", "--store", str(st_b), str(big))
+    sid = cli("push", "--store", str(st_a), str(other)).out.strip()
+    before = _listing(st_b)
+    assert len(object_files(st_b)) == 300
+    # a machine whose catalog knows neither store: the store is recognised on disk
+    fresh = cli.machine("fresh")
+    for run in (cli, fresh):
+        for dest in (st_b, st_b / ".objects", st_b / ".manifests" / "new"):
+            r = run("pull", "--delete", "--store", str(st_a), "--id", sid, str(dest),
+                    check=False)
+            assert r.rc != 0, dest
+            assert "refusing --delete" in r.err, r.err
+            assert f"snapdir store {st_b}" in r.err, r.err
+            assert r.err.count("\n") == 1, r.err
+        run("fetch", "-q", "--store", str(st_a), "--id", sid)
+        r = run("checkout", "--delete", "--id", sid, str(st_b), check=False)
+        assert r.rc != 0
+        assert f"snapdir store {st_b}" in r.err, r.err
+    assert _listing(st_b) == before  # nothing deleted, nothing written
+    cli("verify", "--store", str(st_b), "--id", cli("id", str(big)).out.strip())
+
+
+def test_delete_refuses_to_delete_a_store_inside_the_destination(cli: Cli,
+                                                                 tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "src", {"a.txt": b"alpha", "st": b"a file named st"})
+    store = tmp_path / "store"
+    sid = cli("push", "--store", str(store), str(src)).out.strip()
+    cli("fetch", "-q", "--store", str(store), "--id", sid)
+    fresh = cli.machine("fresh")
+    fresh("fetch", "-q", "--store", str(store), "--id", sid)
+    data = make_tree(tmp_path / "data", {"x.bin": os.urandom(3000), "y.bin": b"why"})
+    for layout in ("par/st", "par/deep/er/st"):  # extra directory; where the snapshot has a file
+        par = tmp_path / layout.split("/")[0]
+        inner = tmp_path / layout
+        cli("push", "--store", str(inner), str(data))  # this machine pushed there
+        (par / "junk.txt").write_bytes(b"an extra file the mirror would delete")
+        before = _listing(par)
+        for run in (cli, fresh):  # fresh: a catalog that does not know the store
+            for verb in ("pull", "checkout"):
+                args = ["--store", str(store)] if verb == "pull" else []
+                r = run(verb, "--delete", *args, "--id", sid, str(par), check=False)
+                assert r.rc != 0, (layout, verb)
+                assert r.err == (f"snapdir: destination error: {par}: refusing --delete: it "
+                                 f"would delete the snapdir store {inner}; move the store "
+                                 "out or choose another directory\n"), r.err
+        assert _listing(par) == before  # nothing deleted, nothing downloaded
+        import shutil
+
+        shutil.move(inner, tmp_path / "moved")
+        cli("pull", "--delete", "--store", str(store), "--id", sid, str(par))
+        assert tree_bytes(par) == tree_bytes(src)
+        shutil.rmtree(par)
+        shutil.rmtree(tmp_path / "moved")
+
+
+def test_delete_refuses_a_catalogued_store_that_no_longer_looks_like_one(
+        cli: Cli, tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "src", {"a.txt": b"alpha"})
+    sid = cli("push", "--store", str(tmp_path / "store"), str(src)).out.strip()
+    cli("fetch", "-q", "--store", str(tmp_path / "store"), "--id", sid)
+    par = tmp_path / "par"
+    cli("push", "--store", str(par / "st"), str(tmp_path / "src"))
+    (par / "st" / ".objects").rename(par / "st" / "objects.old")
+    (par / "st" / ".manifests").rename(par / "st" / "manifests.old")
+    assert str(par / "st") in cli("locations", sid).out
+    before = _listing(par)
+    for dest in (par, par / "st", par / "st" / "sub"):
+        r = cli("checkout", "--delete", "--id", sid, str(dest), check=False)
+        assert r.rc != 0
+        assert f"snapdir store {par / 'st'}" in r.err, r.err
+    assert _listing(par) == before
+
+
+def test_delete_mirrors_a_snapshot_that_holds_a_store(cli: Cli, tmp_path: Path) -> None:
+    """A store inside the snapshot is no reason to refuse; extra files in it are."""
+    src = tmp_path / "src"
+    make_tree(tmp_path / "data", {"x.bin": b"x"})
+    cli("push", "--store", str(src / "proj" / "st"), str(tmp_path / "data"))
+    make_tree(src, {"proj/readme": b"a project with its own store"})
+    store = tmp_path / "store"
+    sid = cli("push", "--store", str(store), str(src)).out.strip()
+    dest = tmp_path / "dest"
+    args = ["pull", "--delete", "--store", str(store), "--id", sid, str(dest)]
+    cli(*args)
+    cli(*args)  # a mirror of the same snapshot: nothing to delete, no refusal
+    (dest / "proj" / "notes.txt").write_bytes(b"beside the store, not in it")
+    r = json.loads(cli(*args, "--json").out)
+    assert r["deleted"] == 1
+    assert not (dest / "proj" / "notes.txt").exists()
+    extra = dest / "proj" / "st" / ".objects" / "abc" / "def" / "012" / "new-object"
+    extra.parent.mkdir(parents=True)
+    extra.write_bytes(b"pushed there since")
+    before = _listing(dest)
+    r = cli(*args, check=False)
+    assert r.rc != 0
+    assert (f"it would delete {dest}/proj/st/.objects/abc (not in the snapshot) in the "
+            f"snapdir store {dest}/proj/st") in r.err, r.err
+    assert _listing(dest) == before
+    assert cli("id", str(dest)).out.strip() != sid
+
+
 def test_bad_inputs_are_one_line_errors(cli: Cli, tmp_path: Path) -> None:
     src = make_tree(tmp_path / "src", {"f.txt": b"x"})
     cases = [
@@ -490,3 +602,90 @@ def test_fetch_replaces_a_truncated_or_misplaced_cached_object(cli: Cli, tmp_pat
     cached.write_bytes(payload[:100])
     assert cli("stage", str(src)).out.strip() == sid
     assert cached.read_bytes() == payload
+
+
+def _store_temps(store: Path, *, written: bool = False) -> set[Path]:
+    """The temp files in ``store`` (``written``: only those with bytes in them)."""
+    out = set()
+    for p in store.rglob(".tmp-*"):
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            continue  # renamed into place meanwhile
+        if p.is_file() and (st.st_size > 0 or not written):
+            out.add(p)
+    return out
+
+
+def test_a_push_removes_what_a_killed_push_left(cli: Cli, tmp_path: Path) -> None:
+    import shutil
+    import signal
+    import time
+
+    src = tmp_path / "src"
+    src.mkdir()
+    store = tmp_path / "store"
+    size = 256 << 20
+    for _attempt in range(4):  # kill -9 a push while it writes a large object
+        with open(src / "big.bin", "wb") as fh:
+            fh.write(os.urandom(1 << 20) * (size >> 20))
+        p = cli.popen("push", "-q", "-j", "1", "--store", str(store), str(src))
+        while p.poll() is None and not _store_temps(store, written=True):
+            time.sleep(0.002)
+        p.send_signal(signal.SIGKILL)
+        p.communicate()
+        if p.returncode == -signal.SIGKILL and _store_temps(store):
+            break
+        size *= 2  # it finished first: a larger object, written for longer
+        shutil.rmtree(store, ignore_errors=True)
+    else:
+        raise AssertionError("no push could be killed while it wrote an object")
+    assert not (store / ".manifests").exists()  # the killed push wrote no manifest
+    sid = cli("push", "-q", "--store", str(store), str(src)).out.strip()
+    assert _store_temps(store) == set()
+    cli("pull", "-q", "--store", str(store), "--id", sid, str(tmp_path / "d"))
+    assert cli("id", str(tmp_path / "d")).out.strip() == sid
+
+
+def test_a_push_leaves_the_temp_files_of_live_writers(cli: Cli, tmp_path: Path) -> None:
+    """Another push writing into the same store: its temp file is not removed; one whose
+    writer cannot be asked (another host, an older name without a pid) only once old."""
+    import subprocess
+    import sys
+    import time
+
+    payload = os.urandom(40_000)
+    src = make_tree(tmp_path / "src", {"x.bin": payload})
+    store = tmp_path / "store"
+    digest = blake3.blake3(payload).hexdigest()
+    obj = store / ".objects" / digest[:3] / digest[3:6] / digest[6:9] / digest[9:]
+    # temp files named by the store's own writer, in processes that exit or keep running
+    writer = ("import sys; from pathlib import Path; from snapdir.stores.file import "
+              "_open_temp; t = _open_temp(Path(sys.argv[1])); t.write_bytes(b'partial'); "
+              "print(t, flush=True); sys.stdin.read()")
+    dead = subprocess.run([sys.executable, "-c", writer, str(obj)], env=cli.env, input="",
+                          capture_output=True, text=True, check=True).stdout.strip()
+    old = time.time() - 7 * 3600
+    with subprocess.Popen([sys.executable, "-c", writer, str(obj)], env=cli.env,
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as live_p:
+        assert live_p.stdout is not None
+        live = Path(live_p.stdout.readline().strip())
+        # (name, removed?): an older snapdir's name (no pid) and another host's are
+        # removed only once untouched for hours; names not of this writer's shape never
+        others = {".tmp-0123456789abcdee": True, ".tmp-0123456789abcdef": False,
+                  ".tmp-1234-deadbeef-0badf00e": True, ".tmp-1234-deadbeef-0badf00f": False,
+                  ".tmp-notes-e": False, ".tmp-notes-f": False}
+        for name in others:
+            (obj.parent / name).write_bytes(b"partial")
+            if name.endswith("e"):
+                os.utime(obj.parent / name, (old, old))
+        cli("push", "-q", "--store", str(store), str(src))
+        assert live.exists()
+        live_p.communicate("")  # it exits: its file is now one of a writer that is gone
+    assert obj.read_bytes() == payload
+    assert not Path(dead).exists()
+    assert _store_temps(store) == {live} | {obj.parent / n for n, gone in others.items()
+                                             if not gone}
+    obj.unlink()  # the next push writes it again, and takes the file the writer left
+    cli("push", "-q", "--force", "--store", str(store), str(src))
+    assert not live.exists()
