@@ -101,7 +101,7 @@ def transfer_options(fn: F) -> F:
     fn = click.option("--progress", "progress", is_flag=True,
                       help="Progress lines on stderr even when it is not a terminal.")(fn)
     fn = click.option("--json", "as_json", is_flag=True,
-                      help="Print a JSON summary on stdout (push and stage: instead of the bare id).")(fn)
+                      help="Print a JSON summary on stdout instead of the usual output.")(fn)
     return fn
 
 
