@@ -44,6 +44,13 @@ class Entry:
     def is_dir(self) -> bool:
         return self.kind == DIR
 
+    @property
+    def object_size(self) -> int | None:
+        """The size of the file's object, if this line says it. A followed symlink's line
+        carries the link's own ``lstat`` size and mode (777: FORMAT.md, Symlinks), not its
+        target's, so for mode 777 the object's size is not known from the manifest."""
+        return None if self.mode == 0o777 else self.size
+
     def line(self) -> str:
         return f"{self.kind} {self.mode:o} {self.checksum} {self.size} {self.path}"
 

@@ -80,8 +80,9 @@ class LocalCache:
         """Remove what a killed process left while writing ``digest`` (its temp files)."""
         remove_stale_temps(self.object_path(digest).parent)
 
-    def usable(self, digest: str, size: int) -> bool:
-        """Is ``digest`` cached as a regular file of ``size`` bytes? Whatever else sits in
+    def usable(self, digest: str, size: int | None) -> bool:
+        """Is ``digest`` cached as a regular file of ``size`` bytes (any size if None: see
+        ``Entry.object_size``)? Whatever else sits in
         its place (a truncated copy, a directory, a link) is removed, with the temp files
         of killed writers, so the next fetch writes it afresh. A stat, not a hash: pull
         and checkout hash what they take from the cache."""
@@ -91,7 +92,7 @@ class LocalCache:
         except OSError:
             self.clean_temps(digest)
             return False
-        if stat.S_ISREG(st.st_mode) and st.st_size == size:
+        if stat.S_ISREG(st.st_mode) and size in (None, st.st_size):
             return True
         try:
             if stat.S_ISDIR(st.st_mode):

@@ -263,8 +263,9 @@ def prepare_dirs(manifest: Manifest, dest: Path, delete: bool,
     return dirs
 
 
-def matches(path: Path, digest: str, size: int, hasher: Hasher) -> bool:
-    """Does the file at ``path`` (not followed if a link) hold exactly ``digest``?"""
+def matches(path: Path, digest: str, size: int | None, hasher: Hasher) -> bool:
+    """Does the file at ``path`` (not followed if a link) hold exactly ``digest``? ``size``
+    (if known: see ``Entry.object_size``) rules out a file of another size unhashed."""
     try:
         st = os.lstat(path)
     except OSError:
@@ -272,17 +273,18 @@ def matches(path: Path, digest: str, size: int, hasher: Hasher) -> bool:
     return _matches(path, st, digest, size, hasher)
 
 
-def _matches(path: Path, st: os.stat_result, digest: str, size: int, hasher: Hasher) -> bool:
+def _matches(path: Path, st: os.stat_result, digest: str, size: int | None,
+             hasher: Hasher) -> bool:
     return _problem(path, st, digest, size, hasher) is None
 
 
-def _problem(path: Path, st: os.stat_result, digest: str, size: int,
+def _problem(path: Path, st: os.stat_result, digest: str, size: int | None,
              hasher: Hasher) -> str | None:
     """What keeps the file at ``path`` (``st`` its lstat) from holding ``digest``, if
     anything."""
     if not stat.S_ISREG(st.st_mode):
         return "not a regular file"
-    if st.st_size != size:
+    if size is not None and st.st_size != size:
         return f"the wrong size ({st.st_size:,} bytes, not {size:,})"
     try:
         got = hash_file(str(path), st.st_size, st.st_mtime_ns, hasher)
@@ -293,7 +295,8 @@ def _problem(path: Path, st: os.stat_result, digest: str, size: int,
     return None if got == digest else "corrupt"
 
 
-def drop_bad_cached(path: Path, digest: str, size: int, hasher: Hasher) -> str | None:
+def drop_bad_cached(path: Path, digest: str, size: int | None,
+                    hasher: Hasher) -> str | None:
     """What is wrong with the cached object at ``path`` (None: it holds ``digest``). One
     that is wrong (a disk fault, a stray write, lost permissions) is removed, so the next
     fetch or pull downloads it again."""
@@ -309,7 +312,7 @@ def drop_bad_cached(path: Path, digest: str, size: int, hasher: Hasher) -> str |
     return problem
 
 
-def cached_object_ok(path: Path, digest: str, size: int, hasher: Hasher) -> bool:
+def cached_object_ok(path: Path, digest: str, size: int | None, hasher: Hasher) -> bool:
     """Does the cached object at ``path`` still hold ``digest``? One that does not is
     removed (see ``drop_bad_cached``), with a warning saying what was wrong once it is."""
     problem = drop_bad_cached(path, digest, size, hasher)
@@ -371,7 +374,7 @@ def checkout_manifest(
                                            "a file; move it away or use --delete")
                 shutil.rmtree(target)
             if verify_sources and e.checksum not in verified:
-                problem = drop_bad_cached(src, e.checksum, e.size, h)
+                problem = drop_bad_cached(src, e.checksum, e.object_size, h)
                 if problem is not None:
                     gone = "" if os.path.lexists(src) else " and was removed"
                     raise IntegrityError(

@@ -103,6 +103,17 @@ def object_labels(manifest: Manifest) -> dict[str, tuple[str, int]]:
     return out
 
 
+def object_sizes(manifest: Manifest) -> dict[str, int | None]:
+    """digest -> its object's size where a line of the manifest says it, else None (only
+    followed symlinks' lines name it: see ``Entry.object_size``)."""
+    out: dict[str, int | None] = {}
+    for e in manifest.files():
+        size = e.object_size
+        if size is not None or e.checksum not in out:
+            out[e.checksum] = size
+    return out
+
+
 #: (digest, final path, label for messages, size hint, mode or None)
 Item = tuple[str, "str | Path", str, int, "int | None"]
 
@@ -171,8 +182,8 @@ async def fetch(snapshot_id: str, store: Store, *, config: TransferConfig | None
         manifest = select(manifest, include)
     labels = object_labels(manifest)
     result = FetchResult(id=sid, files=sum(1 for _ in manifest.files()), objects=len(labels))
-    cached = await run_sync(
-        lambda: {d for d, (_, size) in labels.items() if cache.usable(d, size)})
+    sizes = object_sizes(manifest)
+    cached = await run_sync(lambda: {d for d in labels if cache.usable(d, sizes[d])})
     todo = plan_fetch(labels, cached)
     result.bytes_skipped = sum(labels[d][1] for d in cached)
     items: list[Item] = [

@@ -31,7 +31,7 @@ from .checkout import (
     reflink_into,
 )
 from .config import TransferConfig
-from .fetch import FetchResult, Item, check_id, download_all, get_manifest
+from .fetch import FetchResult, Item, check_id, download_all, get_manifest, object_sizes
 from .progress import Progress
 from .threads import run_sync
 
@@ -74,7 +74,7 @@ async def checkout(snapshot_id: str, dest: str | Path, *, delete: bool = False,
                              f"--id {sid}` or `snapdir pull` first")
     if include:
         manifest = select(manifest, include)
-    sizes = {e.checksum: e.size for e in manifest.files()}
+    sizes = object_sizes(manifest)
     missing = [d for d, size in sizes.items() if not cache.usable(d, size)]
     if missing:
         n = len(missing)
@@ -140,12 +140,12 @@ async def pull(snapshot_id: str, store: Store, dest: str | Path, *,
         for e in batch:
             d = e.checksum
             final = os.path.join(base, e.path[2:])
-            if matches(Path(final), d, e.size, hasher):
+            if matches(Path(final), d, e.object_size, hasher):
                 if stat.S_IMODE(os.lstat(final).st_mode) != e.mode:
                     os.chmod(final, e.mode)
                 kept.add(e.path)  # already in place
             elif (not no_cache and cache.has_object(d)
-                  and cached_object_ok(cache.object_path(d), d, e.size, hasher)):
+                  and cached_object_ok(cache.object_path(d), d, e.object_size, hasher)):
                 from_cache.add(d)  # re-hashed just now: checkout copies it
             else:
                 if not no_cache:

@@ -165,6 +165,28 @@ def test_a_failed_pull_leaves_directories_with_their_modes(cli: Cli, tmp_path: P
     assert stat.S_IMODE(os.stat(dest).st_mode) == stat.S_IMODE(os.stat(src).st_mode)
 
 
+def test_followed_symlinks_fetch_once_and_check_out(cli: Cli, tmp_path: Path) -> None:
+    """A followed link's manifest line has the link's own size (1.x format): it must not be
+    taken for its object's size, which made every fetch download the object again and
+    every checkout refuse it as missing from the cache."""
+    outside = make_tree(tmp_path / "outside", {"weights.bin": b"the target's bytes"})
+    src = make_tree(tmp_path / "src", {"x.txt": b"x"})
+    (src / "link").symlink_to(outside / "weights.bin")  # its target is not in the tree
+    store = str(tmp_path / "store")
+    sid = cli("push", "--store", store, str(src)).out.strip()
+    first = json.loads(cli("fetch", "--json", "--store", store, "--id", sid).out)
+    assert first["objects_fetched"] == 2
+    again = json.loads(cli("fetch", "--json", "--store", store, "--id", sid).out)
+    assert again["objects_fetched"] == 0  # the cache holds both
+    cli("checkout", "--id", sid, str(tmp_path / "co"))
+    assert (tmp_path / "co" / "link").read_bytes() == b"the target's bytes"
+    dest = tmp_path / "pulled"
+    cli("pull", "--store", store, "--id", sid, str(dest))
+    assert (dest / "link").read_bytes() == b"the target's bytes"
+    repeat = json.loads(cli("pull", "--json", "--store", store, "--id", sid, str(dest)).out)
+    assert repeat["objects_fetched"] == 0  # what is in place is kept, links' files too
+
+
 def test_verify_passes_on_a_good_store(cli: Cli, tmp_path: Path) -> None:
     src = sample(tmp_path / "src")
     sid = cli("push", "--store", str(tmp_path / "st"), str(src)).out.strip()
