@@ -79,8 +79,10 @@ async def checkout(snapshot_id: str, dest: str | Path, *, delete: bool = False,
     if missing:
         n = len(missing)
         raise ObjectNotFound(f"snapshot {sid}: {n} object{'s are' if n > 1 else ' is'} missing "
-                             f"from the local cache (e.g. {missing[0]}); run `snapdir fetch` "
-                             "first")
+                             f"from the local cache (e.g. {missing[0]}); run `snapdir fetch "
+                             f"--id {sid}` first, or `snapdir pull --id {sid} DIR`, which "
+                             "reuses the files already in DIR (pull keeps no second copy in "
+                             "the cache unless the filesystem has reflinks)")
     hasher = Hasher("b3sum", settings.manifest_context())
     return await run_sync(partial(
         checkout_manifest, manifest, Path(dest), cache.object_path, delete=delete,
