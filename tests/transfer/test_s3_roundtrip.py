@@ -213,6 +213,41 @@ def test_large_file_goes_multipart_and_comes_back_in_ranges(
     assert s3_cli("id", str(tmp_path / "dest2")).out.strip() == sid
 
 
+def test_a_link_to_a_large_file_comes_back_in_ranges(
+        s3_cli: Cli, bucket: Bucket, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A followed link's manifest line has the link's own size (a few bytes): the object,
+    larger than that, is still fetched in ranged GETs, not in one stream."""
+    size = 70 * MiB  # above the 64 MiB threshold
+    big_file(tmp_path / "elsewhere" / "weights.bin", size)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "weights.bin").symlink_to(tmp_path / "elsewhere" / "weights.bin")
+    uri = bucket.unique_uri("link-large")
+    sid = s3_cli("push", "-q", "--store", uri, str(src)).out.strip()
+    digest = b3((tmp_path / "elsewhere" / "weights.bin").read_bytes())
+
+    from snapdir import api
+    from snapdir.stores import s3ranges
+
+    monkeypatch.setenv("SNAPDIR_CACHE_DIR", str(tmp_path / "fresh" / "cache"))
+    monkeypatch.setenv("SNAPDIR_DATA_DIR", str(tmp_path / "fresh" / "data"))
+    ranges: list[tuple[int, int]] = []
+    real_call = s3ranges.RangeWriter.call
+
+    def recording_call(self: s3ranges.RangeWriter, key: str, start: int, end: int,
+                       *args: Any) -> s3ranges.RangeCall:
+        if key == object_key(digest):
+            ranges.append((start, end))
+        return real_call(self, key, start, end, *args)
+
+    monkeypatch.setattr(s3ranges.RangeWriter, "call", recording_call)
+    api.pull(sid, tmp_path / "dest", uri)
+    assert len(ranges) >= 2, ranges
+    assert (tmp_path / "dest" / "weights.bin").read_bytes() == (
+        tmp_path / "elsewhere" / "weights.bin").read_bytes()
+
+
 @pytest.mark.parametrize("damage", ["replaced", "longer", "emptied"])
 def test_corrupt_object_fails_the_pull_and_is_not_checked_out(
         s3_cli: Cli, bucket: Bucket, tmp_path: Path, damage: str) -> None:
