@@ -73,6 +73,9 @@ class FileStore:
         if blocker := blocking_file(self.root):
             return StoreError(not_a_directory(self.uri, blocker), key=key)
         if isinstance(exc, FileNotFoundError | NotADirectoryError | IsADirectoryError):
+            if not self.root.is_dir():  # the whole store is missing, not one object
+                return ObjectNotFound(f"there is no store at {self.root} (looking for "
+                                      f"{key}); check --store (or SNAPDIR_STORE)", key=key)
             return ObjectNotFound(f"{where} does not exist", key=key)
         if isinstance(exc, PermissionError):
             return AccessDenied(f"permission denied on {where} ({exc.strerror}): check the "

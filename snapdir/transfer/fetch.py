@@ -72,6 +72,12 @@ async def get_manifest(store: Store, snapshot_id: str, config: TransferConfig,
         try:
             data = await store.get_bytes(key)
         except ObjectNotFound:
+            from ..stores.file import FileStore
+
+            if isinstance(store, FileStore) and not store.root.is_dir():
+                raise ObjectNotFound(f"there is no store at {store.root} (looking for "
+                                     f"snapshot {snapshot_id}); check --store (or "
+                                     "SNAPDIR_STORE)", key) from None
             raise ObjectNotFound(f"snapshot {snapshot_id} is not in {store.uri} (no {key}); "
                                  "check the id and --store", key) from None
         actual = digest_hex(data)
@@ -147,6 +153,10 @@ async def download_all(store: Store, items: Iterable[Item] | AsyncIterable[Item]
                                           on_bytes=part),
                                   config)
         except ObjectNotFound as exc:
+            from ..stores.file import FileStore
+
+            if isinstance(store, FileStore) and not store.root.is_dir():
+                raise with_path(exc, label) from exc  # the store itself is gone
             raise ObjectNotFound(
                 f"{with_path(exc, label)}; the store lacks an object of this snapshot: push "
                 "it again from a good copy with `snapdir push --force`", exc.key) from exc

@@ -350,6 +350,22 @@ def test_snapshot_not_in_store(cli: Cli, tmp_path: Path) -> None:
                    needle="not in the local cache")
 
 
+def test_a_store_path_that_does_not_exist(cli: Cli, tmp_path: Path) -> None:
+    """A mistyped --store names the missing store, not a missing snapshot or object."""
+    _src, store, sid = pushed_tree(cli, tmp_path)
+    typo = str(tmp_path / "stroe")
+    for args in (["pull", "-q", "--store", typo, "--id", sid, str(tmp_path / "d")],
+                 ["verify", "-q", "--store", typo, "--id", sid]):
+        one_line_error(cli(*args, check=False), needle=f"there is no store at {typo}")
+    cli.env["SNAPDIR_STORE"] = typo  # the manifest already in the cache: the objects fail
+    cli("fetch", "--store", store, "--id", sid)  # fills the cache's manifest ...
+    for p in (cli.home / "cache" / "store" / ".objects").rglob("*"):
+        if p.is_file():
+            p.unlink()  # ... but not its objects
+    one_line_error(cli("fetch", "-q", "--id", sid, check=False),
+                   needle=f"there is no store at {typo}")
+
+
 @pytest.mark.skipif(not shutil.which("setpriv"), reason="needs setpriv to drop root")
 def test_unreadable_source_file(cli: Cli) -> None:
     """Root ignores file modes, so the push runs as ``nobody`` (setpriv) on a tree in a
