@@ -228,6 +228,16 @@ def _stopped() -> NoReturn:
     sys.exit(130)
 
 
+def _command_path() -> str:
+    """``snapdir CMD`` for the command on the command line, if it names one (an error
+    click raises while parsing an option's value comes without its command)."""
+    names = set(cli.list_commands(click.Context(cli)))
+    for arg in sys.argv[1:]:
+        if not arg.startswith("-"):
+            return f"snapdir {arg}" if arg in names else "snapdir"
+    return "snapdir"
+
+
 def main() -> None:
     _tune_malloc()
     try:
@@ -237,7 +247,7 @@ def main() -> None:
         _stopped()
     except click.UsageError as exc:
         # one line, like every other error (click's own format spans four)
-        where = exc.ctx.command_path if exc.ctx is not None else "snapdir"
+        where = exc.ctx.command_path if exc.ctx is not None else _command_path()
         msg = redact_userinfo(" ".join(exc.format_message().split()))
         click.echo(f"snapdir: usage error: {msg} (see '{where} --help')", err=True)
         sys.exit(exc.exit_code)

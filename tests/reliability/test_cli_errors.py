@@ -52,6 +52,16 @@ def test_bad_ids_and_usage(cli: Cli, tmp_path: Path, args: list[str]) -> None:
     assert not (tmp_path / "dest").exists()
 
 
+@pytest.mark.parametrize(("args", "help_of"), [
+    (["pull", "--id"], "snapdir pull --help"),  # an option without its value
+    (["push", "--store"], "snapdir push --help"),
+    (["frobnicate", "--id"], "snapdir --help"),
+])
+def test_usage_errors_point_to_the_commands_help(cli: Cli, args: list[str],
+                                                 help_of: str) -> None:
+    one_line_error(cli(*args, check=False), code=2, needle=f"(see '{help_of}')")
+
+
 @pytest.mark.parametrize("args", [
     ["id", ""],
     ["id", "--no-follow", ""],
