@@ -19,7 +19,7 @@ import os
 import shutil
 import stat
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,13 +97,17 @@ def _kernel_copy(fi: object, fo: object) -> None:
             write_all(dst, block)
 
 
-def check_destination(dest: Path, delete: bool, stores: Sequence[Path] = ()) -> Path:
+def check_destination(dest: Path, delete: bool, stores: Sequence[Path] = (),
+                      own: Collection[str] | None = ()) -> Path:
     """Refuse destinations that are files, or (with --delete) too dangerous to mirror:
     ``/`` and ``$HOME`` and any directory above them, and the cache, the data directory,
     the default store and ``stores`` (local stores in use), and anything inside or above
     those (mirroring a snapshot there would delete objects); and any other snapdir store
     (``is_store``, or in this machine's catalog) and anything inside one. Stores further
-    down are ``guard_stores``'s."""
+    down are ``guard_stores``'s. ``own``: the store markers the snapshot itself has at its
+    top (a snapshot may hold a ``.objects`` folder), which do not make ``dest`` a store;
+    None when the manifest is not known yet: then ``dest`` itself is left to the check
+    ``prepare_dirs`` makes with it, before anything is written."""
     if dest.exists() and not dest.is_dir():
         raise DestinationError(f"{dest}: exists and is not a directory; choose a directory")
     real = Path(os.path.realpath(dest))
@@ -129,7 +133,9 @@ def check_destination(dest: Path, delete: bool, stores: Sequence[Path] = ()) -> 
                                        "it would delete its files; choose a directory "
                                        "outside it")
         for p in (real, *real.parents):
-            if is_store(p):
+            if p == real and own is None:
+                continue
+            if is_store(p, own if p == real and own is not None else ()):
                 where = "it is" if p == real else "it is inside"
                 raise DestinationError(f"{dest}: refusing --delete: {where} the snapdir store "
                                        f"{p} (it has {' or '.join(STORE_MARKERS)}); choose a "
@@ -149,8 +155,10 @@ STORE_MARKERS = (MANIFESTS, OBJECTS)
 STORE_DATA = (MANIFESTS, OBJECTS, HISTORY)
 
 
-def is_store(path: Path | str) -> bool:
-    return any(os.path.isdir(os.path.join(path, m)) for m in STORE_MARKERS)
+def is_store(path: Path | str, own: Collection[str] = ()) -> bool:
+    """Whether ``path`` holds a store's ``.manifests`` or ``.objects`` (not counting the
+    names in ``own``)."""
+    return any(os.path.isdir(os.path.join(path, m)) for m in STORE_MARKERS if m not in own)
 
 
 def catalog_store_roots() -> list[Path]:
@@ -249,7 +257,8 @@ def prepare_dirs(manifest: Manifest, dest: Path, delete: bool,
     """Make every directory of ``manifest`` a real directory under ``dest``; with
     ``delete``, first refuse a mirror that would delete a store (``guard_stores``) unless
     ``guard`` is False (the caller did, before anything was removed)."""
-    check_destination(dest, delete, stores)
+    tops = {e.path[2:].rstrip("/") for e in manifest.dirs()}
+    check_destination(dest, delete, stores, own=[m for m in STORE_MARKERS if m in tops])
     if delete and guard:
         guard_stores(manifest, dest)
     dest.mkdir(parents=True, exist_ok=True)

@@ -66,7 +66,7 @@ async def checkout(snapshot_id: str, dest: str | Path, *, delete: bool = False,
                          "use one or the other")
 
     sid = check_id(snapshot_id)
-    check_destination(Path(nonempty_path(dest, "the destination")), delete)
+    check_destination(Path(nonempty_path(dest, "the destination")), delete, own=None)
     cache = open_cache()
     manifest = cache.load_manifest(sid)
     if manifest is None:
@@ -114,7 +114,7 @@ async def pull(snapshot_id: str, store: Store, dest: str | Path, *,
     from ..stores.file import FileStore
 
     local = [store.root] if isinstance(store, FileStore) else []
-    check_destination(target, delete, local)  # before any request
+    check_destination(target, delete, local, own=None)  # before any request
     cache = LocalCache(settings.object_cache_dir()) if no_cache else open_cache()
     # --no-cache: the manifest comes from the store too (a damaged cache cannot stop it)
     manifest = await get_manifest(store, sid, cfg, None if no_cache else cache)

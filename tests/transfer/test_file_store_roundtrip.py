@@ -450,6 +450,28 @@ def test_bad_inputs_are_one_line_errors(cli: Cli, tmp_path: Path) -> None:
     assert "not a directory" in r.err
 
 
+def test_delete_mirrors_a_snapshot_with_an_objects_folder_at_its_top(cli: Cli,
+                                                                     tmp_path: Path) -> None:
+    """A snapshot whose top holds a `.objects` folder of its own: the destination is not
+    taken for a store because of it (the pull wrote files, then refused), before or after."""
+    src = make_tree(tmp_path / "src", {".objects/x": b"x", "k/y": b"y"})
+    store = str(tmp_path / "store")
+    sid = cli("push", "--store", store, str(src)).out.strip()
+    dest = tmp_path / "dest"
+    cli("pull", "--delete", "--store", store, "--id", sid, str(dest))
+    (dest / "extra.txt").write_bytes(b"not in the snapshot")
+    cli("pull", "--delete", "--store", store, "--id", sid, str(dest))
+    assert not (dest / "extra.txt").exists()
+    assert cli("id", str(dest)).out.strip() == sid
+    (dest / ".manifests").mkdir()  # now it does look like a store: refused, nothing deleted
+    (dest / "extra.txt").write_bytes(b"kept")
+    cli("fetch", "--store", store, "--id", sid)  # checkout takes objects from the cache
+    r = cli("checkout", "--delete", "--id", sid, str(dest), check=False)
+    assert r.rc != 0
+    assert "snapdir store" in r.err
+    assert (dest / "extra.txt").read_bytes() == b"kept"
+
+
 def test_force_push_repairs_a_damaged_store(cli: Cli, tmp_path: Path) -> None:
     src = make_tree(tmp_path / "src", {"a.txt": b"alpha", "b.txt": b"bravo"})
     store = tmp_path / "store"
