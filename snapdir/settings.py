@@ -23,7 +23,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UsageError, redact_userinfo
+from .errors import UsageError
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,10 +175,10 @@ def describe(store_flag: str | None = None, jobs_flag: int | None = None) -> lis
     ):
         s = _checked(_env_or(var, fallback))
         out.append(Setting(label, s.value, s.source, s.problem))
-    from .stores.awsconfig import configured_endpoint, endpoint_problem
+    from .stores.awsconfig import configured_endpoint, endpoint_problem, shown_endpoint
 
     endpoint = configured_endpoint()  # as stores/s3.py finds it
-    shown = (redact_userinfo(endpoint[0]), endpoint[1]) if endpoint else ("(AWS)", "default")
+    shown = (shown_endpoint(endpoint[0]), endpoint[1]) if endpoint else ("(AWS)", "default")
     out.insert(len(out) - 1, Setting("s3 endpoint", *shown,
                                      endpoint_problem(*endpoint) if endpoint else None))
     if jobs_flag is not None:

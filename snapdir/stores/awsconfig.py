@@ -53,6 +53,17 @@ def profile_exists(name: str) -> bool:
     return False
 
 
+def shown_endpoint(value: str) -> str:
+    """``value`` fit to print: a user name and password in it become ``***``, with or
+    without a scheme before them."""
+    from ..errors import redact_userinfo
+
+    shown = redact_userinfo(value)
+    if "@" in shown and "://" not in shown:  # user:password@host without a scheme
+        shown = "***@" + shown.rsplit("@", 1)[1]
+    return shown
+
+
 def endpoint_problem(value: str, where: str) -> str | None:
     """Why ``value`` (set in ``where``) cannot be an S3 endpoint, or None. The S3 client
     needs a URL with its scheme: ``127.0.0.1:9000`` alone made it panic."""
@@ -64,11 +75,7 @@ def endpoint_problem(value: str, where: str) -> str | None:
     except ValueError:
         url = None
     if url is None or url.scheme.lower() not in ("http", "https") or not url.hostname:
-        from ..errors import redact_userinfo
-
-        shown = redact_userinfo(value)
-        if "@" in shown and "://" not in shown:  # user:password@host without a scheme
-            shown = "***@" + shown.rsplit("@", 1)[1]
+        shown = shown_endpoint(value)
         return (f"the S3 endpoint {shown!r} ({where}) is not an http:// or https:// URL; "
                 "write it in full, e.g. http://127.0.0.1:9000")
     return None

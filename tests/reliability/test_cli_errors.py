@@ -237,6 +237,13 @@ def test_an_endpoint_password_is_never_shown(cli: Cli, tmp_path: Path) -> None:
     assert f"http://***@127.0.0.1:{port}" in r.out
     r = cli("defaults", "--json")
     assert f"http://***@127.0.0.1:{port}" in r.out
+    # without its scheme: refused, and the password hidden there too
+    cli.env["AWS_ENDPOINT_URL"] = f"user:{SECRET}@127.0.0.1:{port}"
+    for args in (["push", "-q", "--store", "s3://bkt/pfx", str(src)], ["defaults"]):
+        r = cli(*args, check=False)
+        assert r.rc == 2, r.err
+        assert SECRET not in r.out + r.err
+        assert f"***@127.0.0.1:{port}" in r.out + r.err
     assert SECRET not in r.out + r.err
 
 
