@@ -238,8 +238,18 @@ def _command_path() -> str:
     return "snapdir"
 
 
+def _interrupt(signum: int, frame: object) -> NoReturn:
+    raise Interrupted
+
+
 def main() -> None:
+    import signal
+
     _tune_malloc()
+    # Ctrl-C before the event loop takes the signal over (parsing, imports): Interrupted
+    # instead of KeyboardInterrupt, which click answers with a blank line on stderr
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _interrupt)
     try:
         # prog_name: `python -m snapdir` reads _SNAPDIR_COMPLETE and says "snapdir" too
         cli.main(standalone_mode=False, prog_name="snapdir")

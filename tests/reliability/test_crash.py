@@ -356,3 +356,22 @@ def test_sigterm_during_a_pull_is_one_line_and_leaves_no_partial_file(
     want = {f"shard{i}.bin": (src / f"shard{i}.bin").read_bytes() for i in range(3)}
     for f in dest.rglob("*") if dest.exists() else ():
         assert f.name.startswith(".snapdir-tmp-") or f.read_bytes() == want[f.name]
+
+
+def test_ctrl_c_before_the_event_loop_is_one_line(cli: Cli, tmp_path: Path) -> None:
+    """Ctrl-C while a command is still being set up (click parsing, imports), before the
+    event loop takes SIGINT over: the same single line, no blank line first (click answers
+    a KeyboardInterrupt with one), exit 130."""
+    script = ("import os, signal, sys, time, click\n"
+              "from snapdir.cli import main as m\n"
+              "cmd = m.cli.get_command(click.Context(m.cli), 'manifest')\n"
+              "def early(**kw):\n"
+              "    os.kill(os.getpid(), signal.SIGINT)\n"
+              "    time.sleep(5)\n"
+              "cmd.callback = early\n"
+              "sys.argv = ['snapdir', 'manifest', sys.argv[1]]\n"
+              "m.main()\n")
+    r = subprocess.run(_sigint_default([sys.executable, "-c", script, str(tmp_path)]),
+                       env=cli.env, capture_output=True, text=True, timeout=60, check=False)
+    assert r.returncode == 130, r.stderr
+    assert r.stderr == "snapdir: interrupted; run the same command again to resume\n"
