@@ -262,11 +262,28 @@ async def aancestors(snapshot_id: str, store: str | None = None) -> list[Ancesto
     from . import history
     from .transfer.fetch import check_id
 
-    return await history.ancestors(check_id(snapshot_id), store_uri(store), _open)
+    uri = store_uri(store)
+    sid = check_id(snapshot_id)
+    st = _open(uri)
+    try:
+        _require_store(st)
+    finally:
+        await st.aclose()
+    return await history.ancestors(sid, uri, _open)
 
 
 def ancestors(snapshot_id: str, store: str | None = None) -> list[Ancestor]:
     return _run(lambda: aancestors(snapshot_id, store))
+
+
+def _require_store(st: Store) -> None:
+    """Reading from a file store that is not there is an error, not an empty answer."""
+    from .errors import ObjectNotFound
+    from .stores.file import FileStore
+
+    if isinstance(st, FileStore) and not st.root.is_dir():
+        raise ObjectNotFound(f"there is no store at {st.root}; check --store (or "
+                             "SNAPDIR_STORE)")
 
 
 async def arevisions(name: str, store: str | None = None) -> list[str]:
@@ -275,6 +292,7 @@ async def arevisions(name: str, store: str | None = None) -> list[str]:
 
     st = _open(store_uri(store))
     try:
+        _require_store(st)
         return await history.revisions_in_store(st, name)
     finally:
         await st.aclose()

@@ -83,7 +83,7 @@ def open_store(uri: str, *, multipart_threshold: int | None = None,
 
     The multipart settings apply to S3 (the transfer layer passes its TransferConfig's).
     """
-    if not uri:
+    if not uri.strip():  # "" or blanks: an unset or mistyped variable, not a directory
         raise UsageError("empty store URI: use s3://bucket/prefix or file:///path")
     refuse_credentials(uri)
     scheme, sep, rest = uri.partition("://")

@@ -372,8 +372,13 @@ def test_a_store_path_that_does_not_exist(cli: Cli, tmp_path: Path) -> None:
     _src, store, sid = pushed_tree(cli, tmp_path)
     typo = str(tmp_path / "stroe")
     for args in (["pull", "-q", "--store", typo, "--id", sid, str(tmp_path / "d")],
-                 ["verify", "-q", "--store", typo, "--id", sid]):
+                 ["verify", "-q", "--store", typo, "--id", sid],
+                 ["revisions", "--store", typo, "src"],  # not an empty answer, exit 0
+                 ["ancestors", "--store", typo, sid]):
         one_line_error(cli(*args, check=False), needle=f"there is no store at {typo}")
+    one_line_error(cli("push", "--store", "  ", str(_src), check=False), code=2,
+                   needle="empty store URI")  # blanks are not a directory name to make
+    assert not (Path.cwd() / "  ").exists()
     cli.env["SNAPDIR_STORE"] = typo  # the manifest already in the cache: the objects fail
     cli("fetch", "--store", store, "--id", sid)  # fills the cache's manifest ...
     for p in (cli.home / "cache" / "store" / ".objects").rglob("*"):
