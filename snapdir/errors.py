@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import ClassVar
+from typing import Any, ClassVar
 
 #: the user name and password of a URL (``scheme://user:password@host``): a password
 #: may hold ``/`` (AWS secret keys do), so after a ``:`` it runs to the ``@``
@@ -129,6 +129,12 @@ class TransferFailed(SnapdirError):
 
 class VerifyFailed(TransferFailed):
     kind = "verify failed"
+
+    def __init__(self, message: str, failures: list[BaseException] | None = None,
+                 result: Any = None) -> None:
+        super().__init__(message, failures)
+        #: the ``VerifyResult``: counts, and the digests that failed (``bad``)
+        self.result = result
 
 
 def nonempty_path(path: str | os.PathLike[str], what: str) -> str:

@@ -33,7 +33,17 @@ def verify_command(store: str | None, snapshot_id: str, jobs: int | None, quiet:
         return await averify(snapshot_id, uri, config=transfer_config(jobs),
                              progress=progress_mode(quiet, progress))
 
-    r = run_async(main)
+    from ..errors import VerifyFailed
+
+    try:
+        r = run_async(main)
+    except VerifyFailed as exc:
+        if as_json and exc.result is not None:  # a script gets the verdict on stdout too
+            bad = exc.result
+            emit_json({"command": "verify", "id": bad.id, "store": uri,
+                       "objects": bad.objects, "bytes": bad.bytes, "ok": False,
+                       "bad": sorted(bad.bad)})
+        raise
     if as_json:
         emit_json({"command": "verify", "id": r.id, "store": uri, "objects": r.objects,
                    "bytes": r.bytes, "ok": True})

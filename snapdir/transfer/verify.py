@@ -76,5 +76,5 @@ async def verify(snapshot_id: str, store: Store, *, config: TransferConfig | Non
         raise VerifyFailed(f"snapshot {sid} in {store.uri}: {len(failures)} of "
                            f"{len(labels)} objects failed verification; first: {first}; "
                            "repair the store from a good copy with `snapdir push --force`",
-                           failures)
+                           failures, result)
     return result

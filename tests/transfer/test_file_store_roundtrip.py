@@ -129,6 +129,12 @@ def test_verify_names_every_bad_object(cli: Cli, tmp_path: Path) -> None:
     for name in [*bad, "f5.txt"]:
         assert sum(name in ln for ln in lines) == 1, (name, v.err)
     assert "Traceback" not in v.err
+    j = cli("verify", "--json", "--store", str(store), "--id", sid, check=False)
+    assert j.rc != 0
+    verdict = json.loads(j.out)  # the verdict on stdout for scripts, errors on stderr
+    assert verdict["ok"] is False
+    assert sorted(verdict["bad"]) == sorted(
+        blake3.blake3(files[n]).hexdigest() for n in [*bad, "f5.txt"])
 
 
 def test_a_missing_object_fails_the_pull_saying_how_to_repair(cli: Cli, tmp_path: Path) -> None:
