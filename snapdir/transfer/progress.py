@@ -88,6 +88,9 @@ class Progress:
             self.files_done, self.files_total, self.bytes_done = self.poll()
         elapsed = max(time.monotonic() - self.started, 1e-6)
         rate = self.bytes_done / elapsed
+        # (more than the total: objects larger than their manifest lines say, e.g. the
+        # targets of followed links, or damaged ones; the total grows to what was seen)
+        self.bytes_total = max(self.bytes_total, self.bytes_done) if self.bytes_total else 0
         total = f"/{_human(self.bytes_total)}" if self.bytes_total else ""
         parts = [f"{self.label}: {self.files_done}/{self.files_total} files",
                  f"{_human(self.bytes_done)}{total}",

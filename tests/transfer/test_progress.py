@@ -76,6 +76,12 @@ def test_no_eta_from_the_first_moments(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "ETA" in p.line()
 
 
+def test_bytes_done_never_exceed_the_total_shown() -> None:
+    p = Progress("verify", "off", files_total=5, bytes_total=50, started=0.0)
+    p.add(2, 115)  # objects larger than their manifest lines said
+    assert "115 B/115 B" in p.line()
+
+
 def test_long_etas_read_as_minutes_and_hours(monkeypatch: pytest.MonkeyPatch) -> None:
     p = Progress("push", "off", files_total=1, bytes_total=10 ** 13)  # 10 TB
     p.add(0, 10 ** 9)
