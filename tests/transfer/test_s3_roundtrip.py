@@ -159,6 +159,27 @@ def big_file(path: Path, size: int) -> bytes:
     return header
 
 
+def fresh_machine_recording_ranges(monkeypatch: pytest.MonkeyPatch, home: Path,
+                                   digest: str) -> list[tuple[int, int]]:
+    """Point this process's cache and data directories at ``home`` (a fresh machine) and
+    record, in the list returned, the byte ranges the S3 store asks for object ``digest``."""
+    from snapdir.stores import s3ranges
+
+    monkeypatch.setenv("SNAPDIR_CACHE_DIR", str(home / "cache"))
+    monkeypatch.setenv("SNAPDIR_DATA_DIR", str(home / "data"))
+    ranges: list[tuple[int, int]] = []
+    real_call = s3ranges.RangeWriter.call
+
+    def recording_call(self: s3ranges.RangeWriter, key: str, start: int, end: int,
+                       *args: Any) -> s3ranges.RangeCall:
+        if key == object_key(digest):
+            ranges.append((start, end))
+        return real_call(self, key, start, end, *args)
+
+    monkeypatch.setattr(s3ranges.RangeWriter, "call", recording_call)
+    return ranges
+
+
 @pytest.mark.slow
 def test_large_file_goes_multipart_and_comes_back_in_ranges(
         s3_cli: Cli, bucket: Bucket, tmp_path: Path,
@@ -180,21 +201,8 @@ def test_large_file_goes_multipart_and_comes_back_in_ranges(
 
     # a fresh machine pulls it in-process, recording the ranged GETs the S3 store makes
     from snapdir import api
-    from snapdir.stores import s3ranges
 
-    home = tmp_path / "fresh"
-    monkeypatch.setenv("SNAPDIR_CACHE_DIR", str(home / "cache"))
-    monkeypatch.setenv("SNAPDIR_DATA_DIR", str(home / "data"))
-    ranges: list[tuple[int, int | None]] = []
-    real_call = s3ranges.RangeWriter.call
-
-    def recording_call(self: s3ranges.RangeWriter, key: str, start: int, end: int,
-                       *args: Any) -> s3ranges.RangeCall:
-        if key == object_key(digest):
-            ranges.append((start, end))
-        return real_call(self, key, start, end, *args)
-
-    monkeypatch.setattr(s3ranges.RangeWriter, "call", recording_call)
+    ranges = fresh_machine_recording_ranges(monkeypatch, tmp_path / "fresh", digest)
     dest = tmp_path / "dest"
     pulled = api.pull(sid, dest, uri)
     assert pulled.fetch.bytes_fetched == size + len('{"lr": 0.1}')
@@ -228,20 +236,8 @@ def test_a_link_to_a_large_file_comes_back_in_ranges(
     digest = b3((tmp_path / "elsewhere" / "weights.bin").read_bytes())
 
     from snapdir import api
-    from snapdir.stores import s3ranges
 
-    monkeypatch.setenv("SNAPDIR_CACHE_DIR", str(tmp_path / "fresh" / "cache"))
-    monkeypatch.setenv("SNAPDIR_DATA_DIR", str(tmp_path / "fresh" / "data"))
-    ranges: list[tuple[int, int]] = []
-    real_call = s3ranges.RangeWriter.call
-
-    def recording_call(self: s3ranges.RangeWriter, key: str, start: int, end: int,
-                       *args: Any) -> s3ranges.RangeCall:
-        if key == object_key(digest):
-            ranges.append((start, end))
-        return real_call(self, key, start, end, *args)
-
-    monkeypatch.setattr(s3ranges.RangeWriter, "call", recording_call)
+    ranges = fresh_machine_recording_ranges(monkeypatch, tmp_path / "fresh", digest)
     api.pull(sid, tmp_path / "dest", uri)
     assert len(ranges) >= 2, ranges
     assert (tmp_path / "dest" / "weights.bin").read_bytes() == (
