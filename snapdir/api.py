@@ -266,7 +266,7 @@ async def aancestors(snapshot_id: str, store: str | None = None) -> list[Ancesto
     sid = check_id(snapshot_id)
     st = _open(uri)
     try:
-        _require_store(st)
+        _require_store(st, f"the history of {sid}")
     finally:
         await st.aclose()
     return await history.ancestors(sid, uri, _open)
@@ -276,14 +276,12 @@ def ancestors(snapshot_id: str, store: str | None = None) -> list[Ancestor]:
     return _run(lambda: aancestors(snapshot_id, store))
 
 
-def _require_store(st: Store) -> None:
+def _require_store(st: Store, looking_for: str) -> None:
     """Reading from a file store that is not there is an error, not an empty answer."""
-    from .errors import ObjectNotFound
     from .stores.file import FileStore
 
-    if isinstance(st, FileStore) and not st.root.is_dir():
-        raise ObjectNotFound(f"there is no store at {st.root}; check --store (or "
-                             "SNAPDIR_STORE)")
+    if isinstance(st, FileStore) and (gone := st.missing(looking_for)) is not None:
+        raise gone
 
 
 async def arevisions(name: str, store: str | None = None) -> list[str]:
@@ -292,7 +290,7 @@ async def arevisions(name: str, store: str | None = None) -> list[str]:
 
     st = _open(store_uri(store))
     try:
-        _require_store(st)
+        _require_store(st, f"the revisions named {name!r}")
         return await history.revisions_in_store(st, name)
     finally:
         await st.aclose()

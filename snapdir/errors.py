@@ -103,6 +103,11 @@ class ObjectNotFound(StoreError):
     pass
 
 
+class StoreMissing(ObjectNotFound):
+    """There is no store at all where one was named (a file store's directory is not
+    there): nothing in it can be found, and there is nothing to repair."""
+
+
 class AccessDenied(StoreError):
     pass
 

@@ -25,7 +25,7 @@ from typing import TypeVar
 import anyio
 import anyio.to_thread
 
-from ..errors import AccessDenied, ObjectNotFound, StoreError, StoreUnavailable
+from ..errors import AccessDenied, ObjectNotFound, StoreError, StoreMissing, StoreUnavailable
 from ..fileio import write_all
 from ..transfer.batch import Batcher
 from ..transfer.threads import run_sync
@@ -68,14 +68,21 @@ class FileStore:
         except OSError as exc:
             raise self._error(exc, key) from exc
 
+    def missing(self, looking_for: str, key: str = "") -> StoreMissing | None:
+        """The error for reading from this store when there is no store here (its root
+        is not a directory), naming what was looked for; None when it is there."""
+        if self.root.is_dir():
+            return None
+        return StoreMissing(f"there is no store at {self.root} (looking for {looking_for}); "
+                            "check --store (or SNAPDIR_STORE)", key=key)
+
     def _error(self, exc: OSError, key: str) -> StoreError:
         where = f"{key} in {self.uri}"
         if blocker := blocking_file(self.root):
             return StoreError(not_a_directory(self.uri, blocker), key=key)
         if isinstance(exc, FileNotFoundError | NotADirectoryError | IsADirectoryError):
-            if not self.root.is_dir():  # the whole store is missing, not one object
-                return ObjectNotFound(f"there is no store at {self.root} (looking for "
-                                      f"{key}); check --store (or SNAPDIR_STORE)", key=key)
+            if (gone := self.missing(key, key)) is not None:  # not just one object
+                return gone
             return ObjectNotFound(f"{where} does not exist", key=key)
         if isinstance(exc, PermissionError):
             return AccessDenied(f"permission denied on {where} ({exc.strerror}): check the "

@@ -277,8 +277,9 @@ class S3Store:
                                       "read_timeout": read_timeout, "timeout": request_timeout}
         self.credentials = AiobotocoreCredentials(self.uri, profile)
         self._profile = profile
-        self._store: _ObStore | None = None
-        self._parts_store: _ObStore | None = None  # multipart uploads: parts retried
+        #: obstore clients by their own retries: 0 for single requests (the caller
+        #: retries), ``retries`` for multipart uploads (a failed part would restart all)
+        self._stores: dict[int, _ObStore] = {}
         self._region = region or DEFAULT_REGION
         self._lock = anyio.Lock()
         #: the server has answered at least once (see ``map_error``)
@@ -286,21 +287,15 @@ class S3Store:
         self._ranges: tuple[Connections, Signer] | None = None
         self._timeouts = (connect_timeout.total_seconds(), read_timeout.total_seconds())
 
-    async def _ob(self) -> _ObStore:
-        """The client for single requests: each made once (the caller retries)."""
-        if self._store is None:
+    async def _ob(self, parts: bool = False) -> _ObStore:
+        """The client for single requests, each made once (the caller retries); with
+        ``parts``, the one for multipart uploads, which retries each part."""
+        retries = self._retries if parts else 0
+        if (store := self._stores.get(retries)) is None:
             async with self._lock:
-                if self._store is None:
-                    self._store = await self._build(0)
-        return self._store
-
-    async def _ob_parts(self) -> _ObStore:
-        """The client for multipart uploads, which retries each part ``retries`` times."""
-        if self._parts_store is None:
-            async with self._lock:
-                if self._parts_store is None:
-                    self._parts_store = await self._build(self._retries)
-        return self._parts_store
+                if (store := self._stores.get(retries)) is None:
+                    store = self._stores[retries] = await self._build(retries)
+        return store
 
     async def _build(self, retries: int) -> _ObStore:
         region = self._region = self.region or await resolve_region(self._profile)
@@ -392,7 +387,7 @@ class S3Store:
             self._check_size(key, len(buf), size)
             await self.put_bytes(key, bytes(buf))
             return
-        store = await self._ob_parts()
+        store = await self._ob(parts=True)
         counted = _Counted(chunks, lambda got: self._check_size(key, got, size), size)
         started = datetime.now(UTC)
         try:
@@ -494,7 +489,7 @@ class S3Store:
         return self._error(exc, key)
 
     async def aclose(self) -> None:
-        self._store = self._parts_store = None
+        self._stores.clear()
         if self._ranges is not None:
             self._ranges[0].close()
             self._ranges = None

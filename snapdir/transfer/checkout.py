@@ -132,14 +132,16 @@ def check_destination(dest: Path, delete: bool, stores: Sequence[Path] = (),
                 raise DestinationError(f"{dest}: refusing --delete in or above {what} ({p}): "
                                        "it would delete its files; choose a directory "
                                        "outside it")
-        for p in (real, *real.parents):
-            if p == real and own is None:
-                continue
-            if is_store(p, own if p == real and own is not None else ()):
-                where = "it is" if p == real else "it is inside"
-                raise DestinationError(f"{dest}: refusing --delete: {where} the snapdir store "
-                                       f"{p} (it has {' or '.join(STORE_MARKERS)}); choose a "
-                                       "directory outside it")
+        def in_store(where: str, p: Path) -> DestinationError:
+            return DestinationError(f"{dest}: refusing --delete: {where} the snapdir store "
+                                    f"{p} (it has {' or '.join(STORE_MARKERS)}); choose a "
+                                    "directory outside it")
+
+        if own is not None and is_store(real, own):
+            raise in_store("it is", real)
+        for p in real.parents:
+            if is_store(p):
+                raise in_store("it is inside", p)
         for p in catalog_store_roots():
             if real == p or p in real.parents:
                 raise DestinationError(f"{dest}: refusing --delete in the snapdir store {p} "

@@ -15,7 +15,14 @@ import anyio
 from .. import settings
 from ..core.manifest import Hasher, Manifest, digest_hex, parse
 from ..core.plan import plan_fetch, select
-from ..errors import DestinationError, IntegrityError, ObjectNotFound, StoreError, with_path
+from ..errors import (
+    DestinationError,
+    IntegrityError,
+    ObjectNotFound,
+    StoreError,
+    StoreMissing,
+    with_path,
+)
 from ..stores.base import Store, manifest_key
 from .batch import Batcher
 from .cache import LocalCache, open_cache
@@ -71,13 +78,9 @@ async def get_manifest(store: Store, snapshot_id: str, config: TransferConfig,
     async def get() -> bytes:
         try:
             data = await store.get_bytes(key)
+        except StoreMissing:
+            raise
         except ObjectNotFound:
-            from ..stores.file import FileStore
-
-            if isinstance(store, FileStore) and not store.root.is_dir():
-                raise ObjectNotFound(f"there is no store at {store.root} (looking for "
-                                     f"snapshot {snapshot_id}); check --store (or "
-                                     "SNAPDIR_STORE)", key) from None
             raise ObjectNotFound(f"snapshot {snapshot_id} is not in {store.uri} (no {key}); "
                                  "check the id and --store", key) from None
         actual = digest_hex(data)
@@ -152,11 +155,9 @@ async def download_all(store: Store, items: Iterable[Item] | AsyncIterable[Item]
                                           writer=writer, large=large, buffers=buffers,
                                           on_bytes=part),
                                   config)
+        except StoreMissing as exc:  # the store itself is gone: nothing to repair
+            raise with_path(exc, label) from exc
         except ObjectNotFound as exc:
-            from ..stores.file import FileStore
-
-            if isinstance(store, FileStore) and not store.root.is_dir():
-                raise with_path(exc, label) from exc  # the store itself is gone
             raise ObjectNotFound(
                 f"{with_path(exc, label)}; the store lacks an object of this snapshot: push "
                 "it again from a good copy with `snapdir push --force`", exc.key) from exc

@@ -88,16 +88,15 @@ class Progress:
             self.files_done, self.files_total, self.bytes_done = self.poll()
         elapsed = max(time.monotonic() - self.started, 1e-6)
         rate = self.bytes_done / elapsed
-        # (more than the total: objects larger than their manifest lines say, e.g. the
-        # targets of followed links, or damaged ones; the total grows to what was seen)
-        self.bytes_total = max(self.bytes_total, self.bytes_done) if self.bytes_total else 0
-        total = f"/{_human(self.bytes_total)}" if self.bytes_total else ""
+        # shown as at least the bytes done: objects can be larger than their manifest
+        # lines say (the targets of followed links, damaged ones)
+        total = max(self.bytes_total, self.bytes_done) if self.bytes_total else 0
         parts = [f"{self.label}: {self.files_done}/{self.files_total} files",
-                 f"{_human(self.bytes_done)}{total}",
+                 f"{_human(self.bytes_done)}" + (f"/{_human(total)}" if total else ""),
                  f"{_human(rate)}/s"]
         # no ETA from the first moments' rate (set-up, the first requests): it is wild
-        if rate > 0 and self.bytes_total > self.bytes_done and elapsed >= ETA_AFTER:
-            parts.append(f"ETA {_duration((self.bytes_total - self.bytes_done) / rate)}")
+        if rate > 0 and total > self.bytes_done and elapsed >= ETA_AFTER:
+            parts.append(f"ETA {_duration((total - self.bytes_done) / rate)}")
         return ", ".join(parts)
 
     async def _render(self) -> None:

@@ -273,7 +273,7 @@ async def test_nothing_listening_fails_at_once_naming_the_endpoint(s3_env: Seawe
     live = make(s3_env, "answered")
     assert await live.head(KEY) is None
     live.endpoint = f"http://127.0.0.1:{port}"
-    live._store = None  # rebuilt against the dead endpoint
+    live._stores.clear()  # rebuilt against the dead endpoint
     with pytest.raises(StoreError) as again:
         await live.head(KEY)
     assert again.value.retryable is True
