@@ -41,6 +41,8 @@ class LocalS3:
     region: str = "us-east-1"
     pid: int = 0
     master: str = ""  # the master's HTTP address (for vacuum)
+    #: the same S3 API over TLS, when the server was started with a certificate
+    https_endpoint: str = ""
 
     def env(self) -> dict[str, str]:
         """The AWS environment every tool reads (and nothing from a real AWS config)."""
@@ -132,8 +134,12 @@ def vacuum(s3: LocalS3) -> None:
 
 @contextmanager
 def seaweedfs(base: Path, *, bucket: str = BUCKET, access_key: str = ACCESS_KEY,
-              secret_key: str = SECRET_KEY) -> Iterator[LocalS3]:
-    """Start ``weed mini`` with its data under ``base``; stop it (and only it) on exit."""
+              secret_key: str = SECRET_KEY,
+              tls: tuple[Path, Path] | None = None) -> Iterator[LocalS3]:
+    """Start ``weed mini`` with its data under ``base``; stop it (and only it) on exit.
+
+    With ``tls`` (a certificate file and its key) the S3 API is also served over HTTPS,
+    on ``https_endpoint``."""
     base.mkdir(parents=True, exist_ok=True)
     data = base / "data"
     shutil.rmtree(data, ignore_errors=True)
@@ -144,6 +150,8 @@ def seaweedfs(base: Path, *, bucket: str = BUCKET, access_key: str = ACCESS_KEY,
             "-admin.ui=false", "-webdav=false", "-s3.autoCreateBucket=false", f"-dir={data}",
             f"-bucket={bucket}"]
     args += [f"-{flag}={port}" for flag, port in ports.items()]
+    if tls is not None:
+        args += [f"-s3.cert.file={tls[0]}", f"-s3.key.file={tls[1]}"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(AWS_ACCESS_KEY_ID=access_key, AWS_SECRET_ACCESS_KEY=secret_key, HOME=str(base))
     log = base / "weed.log"
@@ -152,7 +160,8 @@ def seaweedfs(base: Path, *, bucket: str = BUCKET, access_key: str = ACCESS_KEY,
                                 stdin=subprocess.DEVNULL, cwd=base, start_new_session=True)
     s3 = LocalS3(endpoint=f"http://127.0.0.1:{ports['s3.port']}", bucket=bucket,
                  access_key=access_key, secret_key=secret_key, pid=proc.pid,
-                 master=f"http://127.0.0.1:{ports['master.port']}")
+                 master=f"http://127.0.0.1:{ports['master.port']}",
+                 https_endpoint=f"https://127.0.0.1:{ports['s3.port.https']}" if tls else "")
     try:
         _wait_ready(s3, proc, log)
         yield s3

@@ -175,12 +175,25 @@ def describe(store_flag: str | None = None, jobs_flag: int | None = None) -> lis
     ):
         s = _checked(_env_or(var, fallback))
         out.append(Setting(label, s.value, s.source, s.problem))
-    from .stores.awsconfig import configured_endpoint, endpoint_problem, shown_endpoint
+    from .stores.awsconfig import (
+        ca_bundle,
+        configured_endpoint,
+        endpoint_problem,
+        read_ca_bundle,
+        shown_endpoint,
+    )
 
     endpoint = configured_endpoint()  # as stores/s3.py finds it
     shown = (shown_endpoint(endpoint[0]), endpoint[1]) if endpoint else ("(AWS)", "default")
     out.insert(len(out) - 1, Setting("s3 endpoint", *shown,
                                      endpoint_problem(*endpoint) if endpoint else None))
+    try:
+        problem = None
+        read_ca_bundle()
+    except UsageError as exc:
+        problem = str(exc)
+    bundle = ca_bundle()
+    out.append(Setting("s3 CA bundle", *(bundle or ("(the system's CAs)", "default")), problem))
     if jobs_flag is not None:
         out.insert(1, Setting("network jobs", str(jobs_flag), "flag: --jobs"))
     else:

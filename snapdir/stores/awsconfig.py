@@ -53,6 +53,46 @@ def profile_exists(name: str) -> bool:
     return False
 
 
+def _profile_name(profile: str | None) -> str:
+    return (profile or os.environ.get("AWS_PROFILE", "").strip()
+            or os.environ.get("AWS_DEFAULT_PROFILE", "").strip() or "default")
+
+
+def ca_bundle(profile: str | None = None) -> tuple[str, str] | None:
+    """The CA bundle that TLS connections to S3 trust, and where it was set, as botocore
+    finds it: ``AWS_CA_BUNDLE``, then the profile's ``ca_bundle``; None: the system's."""
+    value = os.environ.get("AWS_CA_BUNDLE", "").strip()
+    if value:
+        return os.path.expanduser(value), "environment: AWS_CA_BUNDLE"
+    name = _profile_name(profile)
+    parser = _read(_config_path())
+    sec = _section(parser, _profile_sections(name)) if parser is not None else None
+    value = parser.get(sec, "ca_bundle", fallback="").strip() if parser and sec else ""
+    return (os.path.expanduser(value), f"AWS config: profile {name}") if value else None
+
+
+def read_ca_bundle(profile: str | None = None) -> tuple[str, str] | None:
+    """``AWS_CA_BUNDLE`` (or the profile's ``ca_bundle``): its path and its certificates;
+    a ``UsageError`` if it cannot be read or holds none."""
+    from ..errors import UsageError
+
+    found = ca_bundle(profile)
+    if found is None:
+        return None
+    path, where = found
+    try:
+        with open(path, encoding="ascii", errors="replace") as f:
+            pem = f.read()
+    except OSError as exc:
+        raise UsageError(f"the CA bundle {path!r} ({where}) cannot be read: "
+                         f"{exc.strerror or exc}; point it at a PEM file of CA certificates"
+                         ) from None
+    if "-----BEGIN CERTIFICATE-----" not in pem:
+        raise UsageError(f"the CA bundle {path!r} ({where}) holds no PEM certificate; point "
+                         "it at a PEM file of CA certificates")
+    return path, pem
+
+
 def shown_endpoint(value: str) -> str:
     """``value`` fit to print: a user name and password in it become ``***``, with or
     without a scheme before them."""
@@ -96,8 +136,7 @@ def configured_endpoint(profile: str | None = None) -> tuple[str, str] | None:
             return value, f"environment: {var}"
     if _ignored():
         return None
-    name = (profile or os.environ.get("AWS_PROFILE", "").strip()
-            or os.environ.get("AWS_DEFAULT_PROFILE", "").strip() or "default")
+    name = _profile_name(profile)
     parser = _read(_config_path())
     if parser is None:
         return None

@@ -101,8 +101,11 @@ class Signer:
 class Connections:
     """Keep-alive connections to one endpoint, shared by the threads of a transfer."""
 
-    def __init__(self, endpoint: str, connect_timeout: float, read_timeout: float) -> None:
+    def __init__(self, endpoint: str, connect_timeout: float, read_timeout: float, *,
+                 cafile: str | None = None) -> None:
         url = urlsplit(endpoint)
+        #: a CA bundle trusted besides the system's (``AWS_CA_BUNDLE``), as obstore does
+        self.cafile = cafile
         self.tls = url.scheme == "https"
         self.hostname = url.hostname or ""
         self.port = url.port or (443 if self.tls else 80)
@@ -127,8 +130,9 @@ class Connections:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.tls:
                 if self._tls is None:
-                    self._tls = ssl.create_default_context(
-                        cafile=os.environ.get("AWS_CA_BUNDLE") or None)
+                    self._tls = ssl.create_default_context()
+                    if self.cafile:
+                        self._tls.load_verify_locations(cafile=self.cafile)
                 sock = self._tls.wrap_socket(sock, server_hostname=self.hostname)
             sock.settimeout(self.read_timeout)
         except BaseException:

@@ -311,3 +311,39 @@ async def test_a_profile_endpoint_reaches_the_server(s3_env: SeaweedFS, tmp_path
     assert st.endpoint == s3_env.endpoint
     await st.put_bytes(KEY, b"abc")
     assert await st.get_bytes(KEY) == b"abc"
+
+
+@pytest.mark.parametrize(("scheme", "env", "want"), [
+    ("https", None, "true"),     # TLS protects the body: no SHA-256 of every byte sent
+    ("http", None, "false"),     # plain http: the signature covers the body, as botocore does
+    ("https", "false", "false"),  # the user's AWS_UNSIGNED_PAYLOAD wins
+])
+async def test_payload_signing_follows_the_scheme(s3_env: SeaweedFS,
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  scheme: str, env: str | None,
+                                                  want: str) -> None:
+    endpoint = s3_env.https_endpoint if scheme == "https" else s3_env.endpoint
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv("AWS_CA_BUNDLE", s3_env.ca_file)
+    if env is not None:
+        monkeypatch.setenv("AWS_UNSIGNED_PAYLOAD", env)
+    st = make(s3_env, "signing")
+    assert (await st._ob()).config["unsigned_payload"] == want
+    await st.put_bytes(KEY, b"signed or not\n")  # and the server takes it either way
+    assert await st.get_bytes(KEY) == b"signed or not\n"
+
+
+def test_an_untrusted_certificate_on_a_ranged_get_socket(s3_env: SeaweedFS) -> None:
+    """The ranged GETs' own TLS (``s3ranges``) fails the same way, not retried."""
+    import ssl
+
+    from snapdir.stores.s3ranges import Connections
+
+    with pytest.raises(ssl.SSLCertVerificationError) as info:
+        Connections(s3_env.https_endpoint, 5, 5).take()
+    err = map_error(info.value, KEY, "s3://b/p", "b", endpoint=s3_env.https_endpoint)
+    assert f"the TLS certificate of {s3_env.https_endpoint} is signed by a CA" in str(err)
+    assert "AWS_CA_BUNDLE" in str(err)
+    assert not err.retryable
+    sock, _ = Connections(s3_env.https_endpoint, 5, 5, cafile=s3_env.ca_file).take()
+    sock.close()

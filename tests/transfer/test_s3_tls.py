@@ -1,0 +1,108 @@
+"""S3 over TLS with a private CA, as an on-premises MinIO or Ceph is often set up: the
+session's SeaweedFS serves https with a certificate signed by a throw-away CA
+(``seaweedfs.ca_file``). Driven through the CLI, as a user would."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from conftest import Bucket, Cli, make_tree, tree_bytes
+
+pytestmark = pytest.mark.s3
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture
+def tls_cli(s3_cli: Cli, seaweedfs: object) -> Cli:
+    """The CLI pointed at the https endpoint, with the CA in AWS_CA_BUNDLE."""
+    s3_cli.env["AWS_ENDPOINT_URL"] = seaweedfs.https_endpoint  # type: ignore[attr-defined]
+    s3_cli.env["AWS_CA_BUNDLE"] = seaweedfs.ca_file  # type: ignore[attr-defined]
+    return s3_cli
+
+
+def one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def test_push_and_pull_over_https_with_a_private_ca(tls_cli: Cli, bucket: Bucket,
+                                                    tmp_path: Path) -> None:
+    # 70 MiB: a multipart upload and ranged downloads (on their own sockets) over TLS too
+    src = make_tree(tmp_path / "src", {"small.txt": b"over tls\n",
+                                       "big.bin": os.urandom(70 * MiB)})
+    uri = bucket.unique_uri("tls")
+    sid = tls_cli("push", "-q", "--store", uri, str(src)).out.strip()
+    assert sid == tls_cli("id", str(src)).out.strip()
+    assert len(bucket.keys(uri, ".objects")) == 2  # the same store over plain http
+
+    other = tls_cli.machine("node")
+    dest = tmp_path / "dest"
+    other("pull", "-q", "--store", uri, "--id", sid, str(dest))
+    assert other("id", str(dest)).out.strip() == sid
+    assert tree_bytes(dest) == tree_bytes(src)
+
+
+def test_the_ca_bundle_of_the_aws_profile_is_used(tls_cli: Cli, bucket: Bucket,
+                                                  tmp_path: Path) -> None:
+    config = tmp_path / "aws-config"
+    config.write_text(f"[default]\nca_bundle = {tls_cli.env.pop('AWS_CA_BUNDLE')}\n")
+    tls_cli.env["AWS_CONFIG_FILE"] = str(config)
+    src = make_tree(tmp_path / "src", {"a.txt": b"profile ca\n"})
+    uri = bucket.unique_uri("tls-profile")
+    sid = tls_cli("push", "-q", "--store", uri, str(src)).out.strip()
+    assert sid == tls_cli("id", str(src)).out.strip()
+
+
+def test_an_untrusted_certificate_says_what_to_set(tls_cli: Cli, bucket: Bucket,
+                                                   tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "src", {"a.txt": b"untrusted\n"})
+    uri = bucket.unique_uri("tls-untrusted")
+    sid = tls_cli("push", "-q", "--store", uri, str(src)).out.strip()
+    del tls_cli.env["AWS_CA_BUNDLE"]
+    endpoint = tls_cli.env["AWS_ENDPOINT_URL"]
+    for args in (("push", "-q", "--store", uri, str(src)),
+                 ("pull", "-q", "--store", uri, "--id", sid, str(tmp_path / "dest"))):
+        r = tls_cli(*args, check=False)
+        assert r.rc == 1, r
+        line = one_line(r.err)
+        assert f"the TLS certificate of {endpoint} is signed by a CA" in line
+        assert "AWS_CA_BUNDLE" in line
+    assert not (tmp_path / "dest").exists() or not any((tmp_path / "dest").iterdir())
+
+
+@pytest.mark.parametrize("content", [None, b"not a certificate\n"])
+def test_a_bad_ca_bundle_is_a_usage_error(tls_cli: Cli, bucket: Bucket, tmp_path: Path,
+                                          content: bytes | None) -> None:
+    bundle = tmp_path / "ca.pem"
+    if content is not None:
+        bundle.write_bytes(content)
+    tls_cli.env["AWS_CA_BUNDLE"] = str(bundle)
+    src = make_tree(tmp_path / "src", {"a.txt": b"bad bundle\n"})
+    r = tls_cli("push", "-q", "--store", bucket.unique_uri("tls-bad"), str(src), check=False)
+    assert r.rc == 2, r
+    line = one_line(r.err)
+    assert f"the CA bundle {str(bundle)!r} (environment: AWS_CA_BUNDLE)" in line
+    assert ("cannot be read" if content is None else "holds no PEM certificate") in line
+
+
+def test_the_wrong_scheme_is_named(tls_cli: Cli, s3_env: object, bucket: Bucket,
+                                   tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "src", {"a.txt": b"scheme\n"})
+    uri = bucket.unique_uri("tls-scheme")
+    plain = s3_env.endpoint  # type: ignore[attr-defined]
+    tls_cli.env["AWS_ENDPOINT_URL"] = "https://" + plain.removeprefix("http://")
+    r = tls_cli("push", "-q", "--store", uri, str(src), check=False)
+    assert r.rc == 1, r
+    assert "does not speak TLS" in one_line(r.err)
+    assert "http://" in r.err
+
+    tls = s3_env.https_endpoint  # type: ignore[attr-defined]
+    tls_cli.env["AWS_ENDPOINT_URL"] = "http://" + tls.removeprefix("https://")
+    r = tls_cli("push", "-q", "--store", uri, str(src), check=False)
+    assert r.rc == 1, r
+    assert "write its URL with https://" in one_line(r.err)
