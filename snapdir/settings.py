@@ -171,7 +171,8 @@ def describe(store_flag: str | None = None, jobs_flag: int | None = None) -> lis
         ("manifest context", "SNAPDIR_MANIFEST_CONTEXT", "(plain BLAKE3)"),
         ("progress interval", "SNAPDIR_PROGRESS_INTERVAL", "5 s plain, 0.2 s terminal"),
         ("direct I/O", "SNAPDIR_DIRECT_IO", "0 (large downloads buffered)"),
-        ("s3 region", "AWS_REGION", "(botocore chain, else us-east-1)"),
+        ("s3 region", "AWS_REGION",
+         "(botocore chain, else the bucket's own on AWS, else us-east-1)"),
     ):
         s = _checked(_env_or(var, fallback))
         out.append(Setting(label, s.value, s.source, s.problem))

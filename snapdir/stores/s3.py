@@ -66,6 +66,8 @@ _REFRESH_EVERY = timedelta(minutes=5)
 _STATUS = re.compile(r"\bstatus(?: code)?: (\d{3})\b")
 _TOOK = re.compile(r" in ([\d.]+)(ms|s)\b")
 _CODE = re.compile(r"<Code>([A-Za-z0-9.]+)</Code>")
+#: AuthorizationHeaderMalformed's message names the bucket's region
+_EXPECTING = re.compile(r"expecting '([a-z0-9-]+)'")
 _THROTTLE_CODES = frozenset({"SlowDown", "Throttling", "ThrottlingException", "TooManyRequests",
                              "RequestLimitExceeded", "RequestThrottled"})
 _DENIED_CODES = frozenset({"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
@@ -152,8 +154,15 @@ class AiobotocoreCredentials:
         }
 
 
-async def resolve_region(profile: str | None = None) -> str:
-    """``AWS_REGION``, else the session's region (env or profile config), else us-east-1."""
+#: where a bucket's region is asked for when none is configured (AWS only)
+REGION_PROBE = "https://s3.amazonaws.com"
+_REGION_NAME = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d{1,2}")
+
+
+async def resolve_region(profile: str | None = None, bucket: str | None = None,
+                         cafile: str | None = None) -> str:
+    """``AWS_REGION``, else the session's region (env or profile config); else, for a
+    ``bucket`` on AWS itself, the region AWS says the bucket is in; else us-east-1."""
     # the environment beats the config file in botocore too; skip importing aiobotocore
     region = (os.environ.get("AWS_REGION", "").strip()
               or os.environ.get("AWS_DEFAULT_REGION", "").strip())
@@ -172,7 +181,37 @@ async def resolve_region(profile: str | None = None) -> str:
             return None
         return str(value) if value else None
 
-    return await anyio.to_thread.run_sync(from_session) or DEFAULT_REGION
+    found = await anyio.to_thread.run_sync(from_session)
+    if not found and bucket:
+        found = await anyio.to_thread.run_sync(bucket_region, bucket, cafile)
+    return found or DEFAULT_REGION
+
+
+def bucket_region(bucket: str, cafile: str | None = None, timeout: float = 10) -> str | None:
+    """The region AWS says ``bucket`` is in, or None. An anonymous HEAD of the bucket
+    answers with ``x-amz-bucket-region`` whether or not the caller may read it (200, 301 or
+    403), which is how botocore and the AWS SDKs follow a bucket to its region."""
+    import http.client
+    import ssl
+    from urllib.parse import quote
+
+    url = urlsplit(REGION_PROBE)
+    conn: http.client.HTTPConnection
+    if url.scheme == "https":
+        ctx = ssl.create_default_context()
+        if cafile:
+            ctx.load_verify_locations(cafile=cafile)
+        conn = http.client.HTTPSConnection(url.netloc, timeout=timeout, context=ctx)
+    else:
+        conn = http.client.HTTPConnection(url.netloc, timeout=timeout)
+    try:
+        conn.request("HEAD", "/" + quote(bucket))
+        said = (conn.getresponse().getheader("x-amz-bucket-region") or "").strip()
+    except (OSError, http.client.HTTPException):
+        return None  # no answer: the default, and the requests themselves will say more
+    finally:
+        conn.close()
+    return said if _REGION_NAME.fullmatch(said) else None
 
 
 def map_error(exc: BaseException, key: str, uri: str, bucket: str,
@@ -210,6 +249,12 @@ def map_error(exc: BaseException, key: str, uri: str, bucket: str,
         return Throttled(f"{uri} is throttling requests ({detail}) for {key}", key=key)
     if (status is not None and status >= 500) or code in _TRANSIENT_CODES:
         return StoreUnavailable(f"{uri} failed ({detail}) for {key}", key=key)
+    if status == 301 or code in ("PermanentRedirect", "AuthorizationHeaderMalformed"):
+        said = _EXPECTING.search(text)
+        region = f" ({said.group(1)})" if said else ""
+        return StoreError(f"bucket {bucket!r} is in another region{region} than "
+                          f"{endpoint or 'the endpoint'} (for {where}): set AWS_REGION to "
+                          "the bucket's region", key=key)
     tls = _tls_problem(exc, text, endpoint or "the S3 endpoint")
     if tls is not None:
         err = StoreUnavailable(f"{tls} (for {where})", key=key)
@@ -347,7 +392,10 @@ class S3Store:
         return store
 
     async def _build(self, retries: int) -> _ObStore:
-        region = self._region = self.region or await resolve_region(self._profile)
+        region = self.region or await resolve_region(
+            self._profile, None if self.endpoint else self.bucket,
+            self._ca[0] if self._ca is not None else None)
+        self._region = region
         client: ClientConfig = {**self._client}
         extra: dict[str, Any] = {}
         if self.endpoint:
