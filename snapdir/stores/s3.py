@@ -187,7 +187,7 @@ async def resolve_region(profile: str | None = None, bucket: str | None = None,
     return found or DEFAULT_REGION
 
 
-def bucket_region(bucket: str, cafile: str | None = None, timeout: float = 10) -> str | None:
+def bucket_region(bucket: str, cafile: str | None = None, timeout: float = 5) -> str | None:
     """The region AWS says ``bucket`` is in, or None. An anonymous HEAD of the bucket
     answers with ``x-amz-bucket-region`` whether or not the caller may read it (200, 301 or
     403), which is how botocore and the AWS SDKs follow a bucket to its region."""
@@ -375,6 +375,7 @@ class S3Store:
         #: retries), ``retries`` for multipart uploads (a failed part would restart all)
         self._stores: dict[int, _ObStore] = {}
         self._region = region or DEFAULT_REGION
+        self._resolved: str | None = None
         self._lock = anyio.Lock()
         #: the server has answered at least once (see ``map_error``)
         self._answered = False
@@ -392,10 +393,11 @@ class S3Store:
         return store
 
     async def _build(self, retries: int) -> _ObStore:
-        region = self.region or await resolve_region(
-            self._profile, None if self.endpoint else self.bucket,
-            self._ca[0] if self._ca is not None else None)
-        self._region = region
+        if self._resolved is None:  # once per store, whichever client is built first
+            self._resolved = self.region or await resolve_region(
+                self._profile, None if self.endpoint else self.bucket,
+                self._ca[0] if self._ca is not None else None)
+        region = self._region = self._resolved
         client: ClientConfig = {**self._client}
         extra: dict[str, Any] = {}
         if self.endpoint:

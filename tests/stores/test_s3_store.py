@@ -405,6 +405,7 @@ async def test_a_bucket_on_aws_is_found_in_its_region(monkeypatch: pytest.Monkey
     try:
         st = S3Store("ml-data.v2", "datasets")
         assert (await st._ob()).config["region"] == want
+        assert (await st._ob(parts=True)).config["region"] == want  # asked once per store
         if configured or answer == "down":
             assert server.seen == []
         else:
