@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import threading
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -60,8 +61,11 @@ WHOLE_RANGE = 16 * MiB
 MAX_PARTS = 10_000
 MIN_PART = 5 * MiB
 DEFAULT_REGION = "us-east-1"
-#: how long obstore may cache refreshable credentials before asking aiobotocore again
-_REFRESH_EVERY = timedelta(minutes=5)
+#: expiring credentials are renewed this long before they expire (botocore's mandatory
+#: refresh window; obstore itself asks again 5 minutes before the expiry it is given)
+_RENEW_BEFORE = timedelta(minutes=10)
+#: the lifetime assumed for refreshable credentials that do not say when they expire
+_UNKNOWN_LIFETIME = timedelta(minutes=15)
 
 _STATUS = re.compile(r"\bstatus(?: code)?: (\d{3})\b")
 _TOOK = re.compile(r" in ([\d.]+)(ms|s)\b")
@@ -84,6 +88,13 @@ def part_size_for(size: int, minimum: int = 8 * MiB) -> int:
 class AiobotocoreCredentials:
     """An obstore ``credential_provider`` backed by aiobotocore's credential chain.
 
+    Synchronous on purpose: obstore asks for credentials from whichever thread of its own
+    runtime needs them, and the parts of a multipart upload run where no Python event loop
+    is: an async provider called there is never awaited, and with expiring credentials
+    (SSO, assume-role, credential_process, instance roles) every large upload failed as
+    "access denied". The chain runs on a private event loop in a short-lived thread; its
+    answer is kept until ``_RENEW_BEFORE`` its expiry, and obstore is given that expiry.
+
     Static keys in the environment are botocore's first choice too (unless a profile was
     given explicitly); they are used directly, which saves importing aiobotocore (aiohttp,
     two SSL contexts: 0.3-0.6 s of every command's start-up).
@@ -92,8 +103,9 @@ class AiobotocoreCredentials:
     def __init__(self, uri: str, profile: str | None = None) -> None:
         self.uri = uri
         self.profile = profile
-        self._creds: Any = None
-        self._lock = anyio.Lock()
+        self._lock = threading.Lock()
+        self._held: S3Credential | None = None
+        self._renew_at: datetime | None = None
         #: the last failure, so ``map_error`` can report it instead of obstore's wrapper
         self.error: StoreError | None = None
 
@@ -115,43 +127,75 @@ class AiobotocoreCredentials:
         return {"access_key_id": key, "secret_access_key": secret, "token": token,
                 "expires_at": None}
 
-    async def __call__(self) -> S3Credential:
+    def __call__(self) -> S3Credential:
         static = self._from_env()
         if static is not None:
             return static
-        async with self._lock:
-            if self._creds is None:
-                from aiobotocore.session import get_session
+        with self._lock:
+            if self._held is None or (self._renew_at is not None
+                                      and datetime.now(UTC) >= self._renew_at):
+                self._held = self._resolve()
+                expires = self._held["expires_at"]
+                if expires is not None:
+                    left = expires - datetime.now(UTC)
+                    self._renew_at = expires - min(_RENEW_BEFORE, left / 2)
+            return self._held
 
-                session = get_session()
-                if self.profile:
-                    session.set_config_variable("profile", self.profile)
-                try:
-                    self._creds = await session.get_credentials()
-                except Exception as exc:
-                    from botocore.exceptions import ProfileNotFound
+    def _resolve(self) -> S3Credential:
+        """Run the chain on an event loop of its own, in a thread of its own (the caller
+        may be on one of obstore's threads, or on our event loop's)."""
+        import asyncio
 
-                    detail = (str(exc) if isinstance(exc, ProfileNotFound)
-                              else type(exc).__name__)  # others may quote the config
-                    self.error = AccessDenied(
-                        f"cannot load AWS credentials for {self.uri}: {detail}; check "
-                        f"AWS_PROFILE and your AWS config")
-                    raise self.error from exc
-                if self._creds is None:
-                    profile = self.profile or os.environ.get("AWS_PROFILE", "").strip()
-                    which = f" (profile {profile!r} has none)" if profile else ""
-                    self.error = AccessDenied(
-                        f"no AWS credentials found for {self.uri}{which}: set AWS_PROFILE or "
-                        f"AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or log in (aws sso login)")
-                    raise self.error
-            frozen = await self._creds.get_frozen_credentials()
-        refreshable = getattr(self._creds, "refresh_needed", None) is not None
-        return {
-            "access_key_id": frozen.access_key,
-            "secret_access_key": frozen.secret_key,
-            "token": frozen.token,
-            "expires_at": datetime.now(UTC) + _REFRESH_EVERY if refreshable else None,
-        }
+        box: list[S3Credential | BaseException] = []
+
+        def run() -> None:
+            try:
+                box.append(asyncio.run(self._fetch()))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller below
+                box.append(exc)
+
+        worker = threading.Thread(target=run, name="snapdir-aws-credentials", daemon=True)
+        worker.start()
+        worker.join()
+        got = box[0]
+        if isinstance(got, BaseException):
+            raise got
+        return got
+
+    async def _fetch(self) -> S3Credential:
+        from aiobotocore.session import get_session
+
+        session = get_session()
+        if self.profile:
+            session.set_config_variable("profile", self.profile)
+        try:
+            creds = await session.get_credentials()
+        except Exception as exc:
+            from botocore.exceptions import ProfileNotFound
+
+            detail = (str(exc) if isinstance(exc, ProfileNotFound)
+                      else type(exc).__name__)  # others may quote the config
+            self.error = AccessDenied(
+                f"cannot load AWS credentials for {self.uri}: {detail}; check "
+                f"AWS_PROFILE and your AWS config")
+            raise self.error from exc
+        if creds is None:
+            profile = self.profile or os.environ.get("AWS_PROFILE", "").strip()
+            which = f" (profile {profile!r} has none)" if profile else ""
+            self.error = AccessDenied(
+                f"no AWS credentials found for {self.uri}{which}: set AWS_PROFILE or "
+                f"AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or log in (aws sso login)")
+            raise self.error
+        frozen = await creds.get_frozen_credentials()
+        expires: datetime | None = None
+        if getattr(creds, "refresh_needed", None) is not None:  # refreshable
+            expires = getattr(creds, "_expiry_time", None)
+            if isinstance(expires, datetime) and expires.tzinfo is not None:
+                expires = expires.astimezone(UTC)  # botocore's is dateutil's tzlocal()
+            else:
+                expires = datetime.now(UTC) + _UNKNOWN_LIFETIME
+        return {"access_key_id": frozen.access_key, "secret_access_key": frozen.secret_key,
+                "token": frozen.token, "expires_at": expires}
 
 
 #: where a bucket's region is asked for when none is configured (AWS only)
@@ -519,7 +563,7 @@ class S3Store:
         full = f"{self.prefix}/{key}" if self.prefix else key
         since -= timedelta(minutes=1)  # clock skew between us and the server
         try:
-            cred = await self.credentials()
+            cred = await anyio.to_thread.run_sync(self.credentials)
             async with get_session().create_client(
                     "s3", endpoint_url=self.endpoint, region_name=self._region,
                     aws_access_key_id=cred["access_key_id"],
@@ -587,7 +631,7 @@ class S3Store:
             self._ranges = (Connections(endpoint, *self._timeouts, cafile=cafile),
                             Signer(self._region))
         try:
-            creds = await self.credentials()
+            creds = await anyio.to_thread.run_sync(self.credentials)
         except Exception as exc:
             raise self._error(exc, "") from exc
         pool, signer = self._ranges

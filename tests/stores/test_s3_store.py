@@ -426,3 +426,42 @@ def test_a_request_to_the_wrong_region_says_to_set_it(text: str, region: str) ->
     assert str(err) == (f"bucket 'ml-data' is in another region{region} than "
                         f"s3.us-east-1.amazonaws.com (for {KEY} in s3://ml-data/p): set "
                         "AWS_REGION to the bucket's region")
+
+
+def test_expiring_credentials_are_kept_then_renewed(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Credentials that expire are resolved once, handed to obstore with their expiry (in
+    UTC), and resolved again before they expire: called from any thread, no event loop."""
+    import sys
+    import time
+    from datetime import UTC, datetime, timedelta
+
+    from snapdir.stores.s3 import AiobotocoreCredentials
+
+    script = tmp_path / "creds.py"
+    script.write_text(
+        "import datetime, sys\n"
+        "n = len(open(sys.argv[1]).read()) if __import__('os').path.exists(sys.argv[1]) "
+        "else 0\n"
+        "open(sys.argv[1], 'a').write('x')\n"
+        "t = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=4)\n"
+        "print('{\"Version\": 1, \"AccessKeyId\": \"key%d\", \"SecretAccessKey\": \"s\", '\n"
+        "      '\"Expiration\": \"%s\"}' % (n, t.strftime('%Y-%m-%dT%H:%M:%SZ')))\n")
+    config = tmp_path / "config"
+    config.write_text(f"[profile expiring]\ncredential_process = {sys.executable} {script} "
+                      f"{tmp_path / 'calls'}\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    provider = AiobotocoreCredentials("s3://b/p", "expiring")
+    first = provider()
+    expires = first["expires_at"]
+    assert expires is not None
+    assert expires.tzinfo is UTC
+    assert timedelta(0) < expires - datetime.now(UTC) <= timedelta(seconds=4)
+    assert provider() is first  # kept, not resolved per request
+    time.sleep(2.5)  # past half its lifetime: renewed
+    again = provider()
+    assert again["access_key_id"] != first["access_key_id"]
+    assert again["expires_at"] is not None
+    assert again["expires_at"] > expires

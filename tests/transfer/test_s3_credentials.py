@@ -1,0 +1,65 @@
+"""Credentials from botocore's chain rather than the environment: a profile's static keys,
+and a ``credential_process`` whose credentials expire (as SSO, assume-role and instance
+roles do), through whole pushes and pulls with multipart uploads and ranged GETs."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import Bucket, Cli, make_tree, tree_bytes
+
+pytestmark = pytest.mark.s3
+
+MiB = 1024 * 1024
+
+#: prints the session's keys as credential_process JSON, expiring in ``sys.argv[2]``
+#: seconds, and counts its calls in the file ``sys.argv[1]``
+PROCESS = """\
+import datetime, json, os, sys
+with open(sys.argv[1], "a") as f:
+    f.write("call\\n")
+expires = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=int(sys.argv[2]))
+print(json.dumps({"Version": 1, "AccessKeyId": os.environ["KEY"],
+                  "SecretAccessKey": os.environ["SECRET"],
+                  "Expiration": expires.strftime("%Y-%m-%dT%H:%M:%SZ")}))
+"""
+
+
+def profile_cli(cli: Cli, tmp_path: Path, profile: str) -> Cli:
+    """``cli`` with no keys in its environment, only the AWS config and credentials files
+    (which hold them) and ``AWS_PROFILE``."""
+    key = cli.env.pop("AWS_ACCESS_KEY_ID")
+    secret = cli.env.pop("AWS_SECRET_ACCESS_KEY")
+    script = tmp_path / "creds.py"
+    script.write_text(PROCESS)
+    calls = tmp_path / "calls"
+    config = tmp_path / "aws-config"
+    config.write_text(f"[profile expiring]\ncredential_process = {sys.executable} {script} "
+                      f"{calls} 1200\n")
+    shared = tmp_path / "aws-credentials"
+    shared.write_text(f"[static]\naws_access_key_id = {key}\n"
+                      f"aws_secret_access_key = {secret}\n")
+    cli.env.update(AWS_CONFIG_FILE=str(config), AWS_SHARED_CREDENTIALS_FILE=str(shared),
+                   AWS_PROFILE=profile, KEY=key, SECRET=secret)
+    return cli
+
+
+@pytest.mark.parametrize("profile", ["static", "expiring"])
+def test_push_and_pull_with_credentials_from_a_profile(s3_cli: Cli, bucket: Bucket,
+                                                       tmp_path: Path, profile: str) -> None:
+    cli = profile_cli(s3_cli, tmp_path, profile)
+    # 70 MiB: its parts are uploaded from obstore's own threads, which ask for credentials
+    src = make_tree(tmp_path / "src", {"big.bin": os.urandom(70 * MiB), "a.txt": b"a\n"})
+    uri = bucket.unique_uri(f"creds-{profile}")
+    sid = cli("push", "-q", "--store", uri, str(src)).out.strip()
+    assert sid == cli("id", str(src)).out.strip()
+    other = cli.machine("node")
+    dest = tmp_path / "dest"
+    other("pull", "-q", "--store", uri, "--id", sid, str(dest))
+    assert tree_bytes(dest) == tree_bytes(src)
+    if profile == "expiring":  # resolved once per command, not once per request
+        calls = (tmp_path / "calls").read_text().count("call")
+        assert 1 <= calls <= 4, calls
