@@ -165,28 +165,25 @@ class AiobotocoreCredentials:
     async def _fetch(self) -> S3Credential:
         from aiobotocore.session import get_session
 
+        _quiet_botocore()
         session = get_session()
         if self.profile:
             session.set_config_variable("profile", self.profile)
         try:
             creds = await session.get_credentials()
+            # a deferred source (SSO, assume-role) only runs here
+            frozen = await creds.get_frozen_credentials() if creds is not None else None
         except Exception as exc:
-            from botocore.exceptions import ProfileNotFound
-
-            detail = (str(exc) if isinstance(exc, ProfileNotFound)
-                      else type(exc).__name__)  # others may quote the config
-            self.error = AccessDenied(
-                f"cannot load AWS credentials for {self.uri}: {detail}; check "
-                f"AWS_PROFILE and your AWS config")
+            self.error = AccessDenied(f"cannot load AWS credentials for {self.uri}: "
+                                      f"{_credentials_failure(exc)}")
             raise self.error from exc
-        if creds is None:
+        if creds is None or frozen is None:
             profile = self.profile or os.environ.get("AWS_PROFILE", "").strip()
             which = f" (profile {profile!r} has none)" if profile else ""
             self.error = AccessDenied(
                 f"no AWS credentials found for {self.uri}{which}: set AWS_PROFILE or "
                 f"AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or log in (aws sso login)")
             raise self.error
-        frozen = await creds.get_frozen_credentials()
         expires: datetime | None = None
         if getattr(creds, "refresh_needed", None) is not None:  # refreshable
             expires = getattr(creds, "_expiry_time", None)
@@ -196,6 +193,43 @@ class AiobotocoreCredentials:
                 expires = datetime.now(UTC) + _UNKNOWN_LIFETIME
         return {"access_key_id": frozen.access_key, "secret_access_key": frozen.secret_key,
                 "token": frozen.token, "expires_at": expires}
+
+
+def _credentials_failure(exc: BaseException) -> str:
+    """Why botocore's chain failed, and what to do, without quoting the config or a
+    credential process's output (either may hold a secret)."""
+    from botocore.exceptions import (
+        CredentialRetrievalError,
+        ProfileNotFound,
+        SSOError,
+        TokenRetrievalError,
+    )
+
+    if isinstance(exc, ProfileNotFound):
+        return f"{exc}; check AWS_PROFILE and your AWS config"
+    if isinstance(exc, SSOError | TokenRetrievalError):
+        return "the SSO session has no valid token; run `aws sso login` (with that profile)"
+    if isinstance(exc, CredentialRetrievalError):
+        source = getattr(exc, "kwargs", {}).get("provider") or ""
+        if source == "custom-process":
+            return "the profile's credential_process failed; run it by hand to see why"
+        return f"the {source or 'credential'} source failed; check AWS_PROFILE and your AWS config"
+    if isinstance(exc, ValueError) and type(exc).__name__ == "JSONDecodeError":
+        return ("a credential source answered with something that is not JSON (the "
+                "profile's credential_process?); run it by hand to see what it prints")
+    return f"{type(exc).__name__}; check AWS_PROFILE and your AWS config"
+
+
+def _quiet_botocore() -> None:
+    """botocore logs failed refreshes with a traceback; with no logging set up, Python
+    prints that on stderr. The failure reaches the user as one line instead."""
+    import logging
+
+    for name in ("botocore", "aiobotocore"):
+        log = logging.getLogger(name)
+        if not log.handlers:
+            log.addHandler(logging.NullHandler())
+            log.propagate = False
 
 
 #: where a bucket's region is asked for when none is configured (AWS only)

@@ -63,3 +63,29 @@ def test_push_and_pull_with_credentials_from_a_profile(s3_cli: Cli, bucket: Buck
     if profile == "expiring":  # resolved once per command, not once per request
         calls = (tmp_path / "calls").read_text().count("call")
         assert 1 <= calls <= 4, calls
+
+
+@pytest.mark.parametrize(("profile", "says"), [
+    ("failing", "the profile's credential_process failed; run it by hand to see why"),
+    ("chatty", "answered with something that is not JSON"),
+    ("sso", "the SSO session has no valid token; run `aws sso login`"),
+    ("missing", "The config profile (missing) could not be found; check AWS_PROFILE"),
+])
+def test_a_credential_source_that_fails_is_one_line(s3_cli: Cli, bucket: Bucket,
+                                                    tmp_path: Path, profile: str,
+                                                    says: str) -> None:
+    cli = profile_cli(s3_cli, tmp_path, profile)
+    config = Path(cli.env["AWS_CONFIG_FILE"])
+    config.write_text(
+        "[profile failing]\ncredential_process = /bin/sh -c 'echo secret-ish >&2; exit 3'\n"
+        "[profile chatty]\ncredential_process = /bin/echo hello\n"
+        "[profile sso]\nsso_start_url = https://example.invalid/start\nsso_region = us-east-1\n"
+        "sso_account_id = 123456789012\nsso_role_name = Reader\n")
+    src = make_tree(tmp_path / "src", {"a.txt": b"a\n"})
+    r = cli("push", "-q", "--store", bucket.unique_uri("creds-bad"), str(src), check=False)
+    assert r.rc == 1, r
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1, r.err  # botocore's logged traceback is not shown
+    assert "cannot load AWS credentials for s3://" in lines[0]
+    assert says in lines[0]
+    assert "secret-ish" not in r.err
