@@ -1,0 +1,146 @@
+"""S3 failures as our ``StoreError`` classes: what went wrong, for which key, and what
+to do about it, on one line; and whether retrying can help."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from obstore.exceptions import PermissionDeniedError, UnauthenticatedError
+
+from ..errors import (
+    AccessDenied,
+    ObjectNotFound,
+    StoreError,
+    StoreUnavailable,
+    Throttled,
+    redact_userinfo,
+)
+
+if TYPE_CHECKING:
+    from .awsauth import AiobotocoreCredentials
+
+_STATUS = re.compile(r"\bstatus(?: code)?: (\d{3})\b")
+_TOOK = re.compile(r" in ([\d.]+)(ms|s)\b")
+_CODE = re.compile(r"<Code>([A-Za-z0-9.]+)</Code>")
+#: AuthorizationHeaderMalformed's message names the bucket's region
+_EXPECTING = re.compile(r"expecting '([a-z0-9-]+)'")
+_THROTTLE_CODES = frozenset({"SlowDown", "Throttling", "ThrottlingException", "TooManyRequests",
+                             "RequestLimitExceeded", "RequestThrottled"})
+_DENIED_CODES = frozenset({"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
+                           "ExpiredToken", "InvalidToken", "TokenRefreshRequired"})
+_TRANSIENT_CODES = frozenset({"RequestTimeout", "InternalError", "ServiceUnavailable"})
+
+
+def has_status(exc: BaseException) -> bool:
+    """Whether the failure carries an HTTP status (so the server did answer)."""
+    return _STATUS.search(str(exc)) is not None
+
+
+def map_error(exc: BaseException, key: str, uri: str, bucket: str,
+              creds: AiobotocoreCredentials | None = None, *, endpoint: str | None = None,
+              answered: bool = True) -> StoreError:
+    """Translate an obstore failure into the most specific ``StoreError``.
+
+    ``answered``: whether the server has ever answered this store. A connection failure or
+    timeout before it ever has is a wrong endpoint or a server that is down, not a passing
+    fault: it is not retried (a black hole would otherwise take 5 x 60 s to give up).
+    """
+    if isinstance(exc, StoreError):
+        return exc
+    if creds is not None and creds.error is not None:
+        return type(creds.error)(str(creds.error), key=key)  # not about any one object
+    # an endpoint (AWS_ENDPOINT_URL) may carry user:password@, and obstore quotes URLs
+    text = redact_userinfo(str(exc))
+    endpoint = redact_userinfo(endpoint) if endpoint else endpoint
+    m = _STATUS.search(text)
+    status = int(m.group(1)) if m else None
+    c = _CODE.search(text)
+    code = c.group(1) if c else None
+    where = f"{key} in {uri}"
+    detail = " ".join(str(x) for x in (f"HTTP {status}" if status else None, code) if x)
+    if code == "NoSuchBucket":
+        return StoreError(f"bucket {bucket!r} does not exist (for {where}): create it or fix "
+                          f"the store URI", key=key)
+    if isinstance(exc, FileNotFoundError):
+        return ObjectNotFound(f"{where} does not exist", key=key)
+    if (isinstance(exc, PermissionDeniedError | UnauthenticatedError)
+            or status in (401, 403) or code in _DENIED_CODES):
+        return AccessDenied(f"access denied to {where} ({detail or 'forbidden'}): check the "
+                            f"AWS credentials/profile and the bucket policy", key=key)
+    if status in (429, 503) or code in _THROTTLE_CODES:
+        return Throttled(f"{uri} is throttling requests ({detail}) for {key}", key=key)
+    if (status is not None and status >= 500) or code in _TRANSIENT_CODES:
+        return StoreUnavailable(f"{uri} failed ({detail}) for {key}", key=key)
+    if status == 301 or code in ("PermanentRedirect", "AuthorizationHeaderMalformed"):
+        said = _EXPECTING.search(text)
+        region = f" ({said.group(1)})" if said else ""
+        return StoreError(f"bucket {bucket!r} is in another region{region} than "
+                          f"{endpoint or 'the endpoint'} (for {where}): set AWS_REGION to "
+                          "the bucket's region", key=key)
+    tls = _tls_problem(exc, text, endpoint or "the S3 endpoint")
+    if tls is not None:
+        err = StoreUnavailable(f"{tls} (for {where})", key=key)
+        err.retryable = False  # a handshake fails the same way every time
+        return err
+    if status is None:
+        # connection refused/reset, timeouts, truncated bodies: no HTTP status to go by
+        if not answered:
+            took = _TOOK.search(text)
+            secs = (float(took.group(1)) / (1000 if took.group(2) == "ms" else 1)
+                    if took else 0.0)
+            why = (f"no answer in {secs:.0f} s" if secs >= 5
+                   else "the connection failed")
+            err = StoreUnavailable(
+                f"cannot reach {endpoint or 'S3'} for {where}: {why}; check AWS_ENDPOINT_URL "
+                "(or the network) and that the server is up", key=key)
+            err.retryable = False
+            return err
+        first = text.strip().splitlines()[0][:300] if text.strip() else type(exc).__name__
+        return StoreUnavailable(f"cannot reach {uri} for {key}: {first}", key=key)
+    hint = ""
+    if status == 400 and code is None and (endpoint or "").startswith("http://"):
+        # what a plain-http request to an https port gets (a HEAD has no body to say so)
+        hint = "; if that server speaks https, write its URL with https:// (AWS_ENDPOINT_URL)"
+    return StoreError(f"{uri} refused the request for {key} ({detail}){hint}", key=key)
+
+
+#: rustls' (obstore's) and OpenSSL's words for a certificate that is not trusted
+_CERT_WHY = {"UnknownIssuer": "signed by a CA this machine does not trust",
+             "NotValidForName": "not issued for this host name",
+             "Expired": "expired", "NotValidYet": "not valid yet",
+             "unable to get local issuer certificate": "signed by a CA this machine does not "
+                                                       "trust",
+             "self-signed certificate": "self-signed",
+             "Hostname mismatch": "not issued for this host name",
+             "certificate has expired": "expired"}
+_RUSTLS_CERT = re.compile(r"InvalidCertificate\(\s*(\w+)")
+
+
+def _tls_problem(exc: BaseException, text: str, endpoint: str) -> str | None:
+    """What went wrong setting up TLS with the endpoint, in words, or None."""
+    import ssl
+
+    m = _RUSTLS_CERT.search(text)
+    if m is not None or isinstance(exc, ssl.SSLCertVerificationError):
+        said = m.group(1) if m is not None else str(getattr(exc, "verify_message", ""))
+        why = next((v for k, v in _CERT_WHY.items() if said.startswith(k)),
+                   said or "not trusted")
+        return (f"the TLS certificate of {endpoint} is {why}: if it is signed by your "
+                "own CA, set AWS_CA_BUNDLE (or ca_bundle in the AWS profile) to that CA's "
+                "PEM file")
+    if ("InvalidMessage(" in text or "InvalidContentType" in text
+            or (isinstance(exc, ssl.SSLError) and "WRONG_VERSION_NUMBER" in text)):
+        return (f"{endpoint} does not speak TLS: if it is a plain-http server, write its "
+                "URL with http:// (AWS_ENDPOINT_URL)")
+    if "HTTP request to an HTTPS server" in text:
+        return (f"{endpoint} is an https server: write its URL with https:// "
+                "(AWS_ENDPOINT_URL)")
+    return None
+
+
+def unsatisfiable(exc: BaseException) -> bool:
+    """Whether ``exc`` is S3's answer to a range that starts past the end of the object."""
+    text = str(exc)
+    status = _STATUS.search(text)
+    return (status is not None and status.group(1) == "416") or "<Code>InvalidRange<" in text
