@@ -118,6 +118,7 @@ class Connections:
         self._idle: list[socket.socket] = []
         self._lock = threading.Lock()
         self._tls: ssl.SSLContext | None = None
+        self._tls_lock = threading.Lock()
 
     def take(self) -> tuple[socket.socket, bool]:
         """A connection, and whether it was used before (it may have been closed by the
@@ -129,16 +130,23 @@ class Connections:
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.tls:
-                if self._tls is None:
-                    self._tls = ssl.create_default_context()
-                    if self.cafile:
-                        self._tls.load_verify_locations(cafile=self.cafile)
-                sock = self._tls.wrap_socket(sock, server_hostname=self.hostname)
+                sock = self._context().wrap_socket(sock, server_hostname=self.hostname)
             sock.settimeout(self.read_timeout)
         except BaseException:
             sock.close()
             raise
         return sock, False
+
+    def _context(self) -> ssl.SSLContext:
+        """The TLS settings, made once and published whole: loading a CA bundle releases
+        the GIL, and a thread that saw the context half made trusted the system's CAs only."""
+        with self._tls_lock:
+            if self._tls is None:
+                context = ssl.create_default_context()
+                if self.cafile:
+                    context.load_verify_locations(cafile=self.cafile)
+                self._tls = context
+            return self._tls
 
     def give(self, sock: socket.socket) -> None:
         with self._lock:

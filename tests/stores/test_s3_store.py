@@ -362,3 +362,37 @@ def test_a_request_to_the_wrong_region_says_to_set_it(text: str, region: str) ->
     assert str(err) == (f"bucket 'ml-data' is in another region{region} than "
                         f"s3.us-east-1.amazonaws.com (for {KEY} in s3://ml-data/p): set "
                         "AWS_REGION to the bucket's region")
+
+
+def test_ranged_get_sockets_trust_the_bundle_from_the_first_connection(
+        s3_env: SeaweedFS, tmp_path: Path) -> None:
+    """Many threads open their first TLS connections at once, with a large bundle (the
+    system's CAs and ours, as a corporate setup has): every one trusts our CA."""
+    import ssl
+    import threading
+
+    from snapdir.stores.s3ranges import Connections
+
+    bundle = tmp_path / "bundle.pem"
+    system = Path(ssl.get_default_verify_paths().cafile or "/etc/ssl/certs/ca-certificates.crt")
+    ours = Path(s3_env.ca_file).read_text()
+    bundle.write_text((system.read_text() if system.is_file() else "") + ours)
+    for _ in range(3):
+        pool = Connections(s3_env.https_endpoint, 5, 5, cafile=str(bundle))
+        start = threading.Barrier(8)
+        failed: list[BaseException] = []
+
+        def connect(pool: Connections = pool, start: threading.Barrier = start,
+                    failed: list[BaseException] = failed) -> None:
+            start.wait()
+            try:
+                pool.take()[0].close()
+            except BaseException as exc:  # noqa: BLE001 - collected for the assert
+                failed.append(exc)
+
+        threads = [threading.Thread(target=connect) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert failed == []
