@@ -171,14 +171,13 @@ def describe(store_flag: str | None = None, jobs_flag: int | None = None) -> lis
         ("manifest context", "SNAPDIR_MANIFEST_CONTEXT", "(plain BLAKE3)"),
         ("progress interval", "SNAPDIR_PROGRESS_INTERVAL", "5 s plain, 0.2 s terminal"),
         ("direct I/O", "SNAPDIR_DIRECT_IO", "0 (large downloads buffered)"),
-        ("s3 region", "AWS_REGION",
-         "(botocore chain, else the bucket's own on AWS, else us-east-1)"),
     ):
         s = _checked(_env_or(var, fallback))
         out.append(Setting(label, s.value, s.source, s.problem))
     from .stores.awsconfig import (
         ca_bundle,
         configured_endpoint,
+        configured_region,
         endpoint_problem,
         read_ca_bundle,
         shown_endpoint,
@@ -186,13 +185,17 @@ def describe(store_flag: str | None = None, jobs_flag: int | None = None) -> lis
 
     endpoint = configured_endpoint()  # as stores/s3.py finds it
     shown = (shown_endpoint(endpoint[0]), endpoint[1]) if endpoint else ("(AWS)", "default")
-    out.insert(len(out) - 1, Setting("s3 endpoint", *shown,
-                                     endpoint_problem(*endpoint) if endpoint else None))
-    try:
-        problem = None
-        read_ca_bundle()
-    except UsageError as exc:
-        problem = str(exc)
+    out.append(Setting("s3 endpoint", *shown,
+                       endpoint_problem(*endpoint) if endpoint else None))
+    region = configured_region()
+    out.append(Setting("s3 region", *(region or (
+        "(the bucket's own on AWS, else us-east-1)", "default"))))
+    problem = None
+    if not (endpoint and endpoint[0].strip().lower().startswith("http://")):
+        try:  # only a TLS endpoint uses it
+            read_ca_bundle()
+        except UsageError as exc:
+            problem = str(exc)
     bundle = ca_bundle()
     out.append(Setting("s3 CA bundle", *(bundle or ("(the system's CAs)", "default")), problem))
     if jobs_flag is not None:

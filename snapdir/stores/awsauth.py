@@ -15,7 +15,7 @@ import anyio
 import anyio.to_thread
 
 from ..errors import AccessDenied, StoreError
-from .awsconfig import profile_exists
+from .awsconfig import env_profile, profile_exists
 
 if TYPE_CHECKING:
     from obstore.store import S3Credential
@@ -59,14 +59,23 @@ class AiobotocoreCredentials:
         secret = os.environ.get("AWS_SECRET_ACCESS_KEY")
         if not key or not secret:
             return None
-        named = os.environ.get("AWS_PROFILE", "").strip()
-        if named and not profile_exists(named):
+        named = env_profile()
+        if named and not profile_exists(named[0]):
             # botocore (and so aws-cli) refuses it too, whatever keys the environment has
             self.error = AccessDenied(
-                f"AWS_PROFILE={named!r} names no profile in the AWS config or credentials "
-                f"file (for {self.uri}): fix or unset AWS_PROFILE")
+                f"{named[1]}={named[0]!r} names no profile in the AWS config or credentials "
+                f"file (for {self.uri}): fix or unset {named[1]}")
             raise self.error
-        token = os.environ.get("AWS_SESSION_TOKEN") or os.environ.get("AWS_SECURITY_TOKEN")
+        token_var = next((v for v in ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+                          if os.environ.get(v)), None)
+        token = os.environ[token_var] if token_var else None
+        for var, value in (("AWS_ACCESS_KEY_ID", key), ("AWS_SECRET_ACCESS_KEY", secret),
+                           (token_var, token)):
+            if value is not None and not _header_safe(value):
+                self.error = AccessDenied(
+                    f"{var} holds a newline or another control character (for {self.uri}): "
+                    "set it again without it (a secret made with `echo` ends in a newline)")
+                raise self.error
         return {"access_key_id": key, "secret_access_key": secret, "token": token,
                 "expires_at": None}
 
@@ -121,12 +130,22 @@ class AiobotocoreCredentials:
                                       f"{_credentials_failure(exc)}")
             raise self.error from exc
         if creds is None or frozen is None:
-            profile = self.profile or os.environ.get("AWS_PROFILE", "").strip()
+            named = env_profile()
+            profile = self.profile or (named[0] if named else "")
             which = f" (profile {profile!r} has none)" if profile else ""
             self.error = AccessDenied(
                 f"no AWS credentials found for {self.uri}{which}: set AWS_PROFILE or "
                 f"AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or log in (aws sso login)")
             raise self.error
+        for what, value in (("access key id", frozen.access_key),
+                            ("secret access key", frozen.secret_key),
+                            ("session token", frozen.token)):
+            if value is not None and not _header_safe(value):
+                self.error = AccessDenied(
+                    f"the {what} that the AWS profile's credential source gave for {self.uri} "
+                    "holds a newline or another control character: fix the credentials file "
+                    "or credential_process")
+                raise self.error
         expires: datetime | None = None
         if getattr(creds, "refresh_needed", None) is not None:  # refreshable
             expires = getattr(creds, "_expiry_time", None)
@@ -138,11 +157,19 @@ class AiobotocoreCredentials:
                 "token": frozen.token, "expires_at": expires}
 
 
+def _header_safe(value: str) -> bool:
+    """Whether ``value`` can go into an HTTP header (obstore panics on anything else)."""
+    return value.isascii() and value.isprintable()
+
+
 def _credentials_failure(exc: BaseException) -> str:
     """Why botocore's chain failed, and what to do, without quoting the config or a
     credential process's output (either may hold a secret)."""
     from botocore.exceptions import (
+        ConfigParseError,
         CredentialRetrievalError,
+        InfiniteLoopConfigError,
+        PartialCredentialsError,
         ProfileNotFound,
         SSOError,
         TokenRetrievalError,
@@ -150,6 +177,14 @@ def _credentials_failure(exc: BaseException) -> str:
 
     if isinstance(exc, ProfileNotFound):
         return f"{exc}; check AWS_PROFILE and your AWS config"
+    if isinstance(exc, ConfigParseError | PartialCredentialsError | InfiniteLoopConfigError):
+        return f"{exc}"  # names a file, a missing field or a profile: nothing secret
+    if isinstance(exc, FileNotFoundError):
+        return (f"{exc.filename or 'a program'} was not found (the profile's "
+                "credential_process?)")
+    if isinstance(exc, RuntimeError) and "expired" in str(exc):
+        return ("the credentials the profile's source gave had already expired; check its "
+                "clock or its credential_process")
     if isinstance(exc, SSOError | TokenRetrievalError):
         return "the SSO session has no valid token; run `aws sso login` (with that profile)"
     if isinstance(exc, CredentialRetrievalError):

@@ -53,9 +53,33 @@ def profile_exists(name: str) -> bool:
     return False
 
 
+def env_profile() -> tuple[str, str] | None:
+    """The profile the environment names, and the variable: botocore (and so aws-cli)
+    reads ``AWS_DEFAULT_PROFILE`` before ``AWS_PROFILE``."""
+    for var in ("AWS_DEFAULT_PROFILE", "AWS_PROFILE"):
+        value = os.environ.get(var, "").strip()
+        if value:
+            return value, var
+    return None
+
+
 def _profile_name(profile: str | None) -> str:
-    return (profile or os.environ.get("AWS_PROFILE", "").strip()
-            or os.environ.get("AWS_DEFAULT_PROFILE", "").strip() or "default")
+    named = env_profile()
+    return profile or (named[0] if named else "default")
+
+
+def configured_region(profile: str | None = None) -> tuple[str, str] | None:
+    """The region and where it is set, as the S3 store reads it: ``AWS_REGION``,
+    ``AWS_DEFAULT_REGION``, then the profile's ``region``; None: not set."""
+    for var in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        value = os.environ.get(var, "").strip()
+        if value:
+            return value, f"environment: {var}"
+    name = _profile_name(profile)
+    parser = _read(_config_path())
+    sec = _section(parser, _profile_sections(name)) if parser is not None else None
+    value = parser.get(sec, "region", fallback="").strip() if parser and sec else ""
+    return (value, f"AWS config: profile {name}") if value else None
 
 
 def ca_bundle(profile: str | None = None) -> tuple[str, str] | None:
@@ -90,7 +114,37 @@ def read_ca_bundle(profile: str | None = None) -> tuple[str, str] | None:
     if "-----BEGIN CERTIFICATE-----" not in pem:
         raise UsageError(f"the CA bundle {path!r} ({where}) holds no PEM certificate; point "
                          "it at a PEM file of CA certificates")
+    bad = _broken_certificate(pem)
+    if bad:
+        raise UsageError(f"the CA bundle {path!r} ({where}): its certificate #{bad} is not "
+                         "valid PEM (cut short or not base64); fix or remove it")
     return path, pem
+
+
+def _broken_certificate(pem: str) -> int:
+    """The number (from 1) of the first certificate in ``pem`` whose base64 body does not
+    decode to one whole DER structure, or 0. The TLS library refuses a bundle with one,
+    and says so only as a client-builder failure."""
+    import base64
+    import binascii
+    import re
+
+    blocks = re.findall(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", pem,
+                        re.DOTALL)
+    for n, body in enumerate(blocks, 1):
+        try:
+            der = base64.b64decode("".join(body.split()), validate=True)
+        except (binascii.Error, ValueError):
+            return n
+        if len(der) < 2 or der[0] != 0x30:
+            return n
+        size, head = der[1], 2
+        if size & 0x80:
+            width = size & 0x7F
+            size, head = int.from_bytes(der[2:2 + width], "big"), 2 + width
+        if head + size != len(der):
+            return n
+    return 0
 
 
 def shown_endpoint(value: str) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
     from .s3ranges import Connections, RangeWriter, Signer
 
 MiB = 1024 * 1024
+#: what a region name may hold (AWS's, and the free-form names of MinIO, Ceph or R2)
+_REGION = re.compile(r"[A-Za-z0-9._-]+")
 #: A bounded range up to this size comes back as one buffer, obstore's own (a zero-copy
 #: ``obstore.Bytes``); a stream instead hands over each MiB as a new Python ``bytes``,
 #: zero-filled and then copied into. 2 GiB pull in 8 MiB ranges: 0.3-0.5 s less CPU.
@@ -55,6 +58,15 @@ def part_size_for(size: int, minimum: int = 8 * MiB) -> int:
     """Smallest whole-MiB part size >= ``minimum`` that keeps ``size`` within 10,000 parts."""
     need = math.ceil(size / MAX_PARTS)
     return max(minimum, MIN_PART, math.ceil(need / MiB) * MiB)
+
+
+def _setting_name(where: str) -> str:
+    """What to change for an endpoint found in ``where`` (see ``configured_endpoint``)."""
+    if where.startswith("environment: "):
+        return where.removeprefix("environment: ")
+    if where.startswith("AWS config: "):
+        return f"endpoint_url in the AWS config, {where.removeprefix('AWS config: ')}"
+    return "the endpoint argument"
 
 
 class S3Store:
@@ -84,6 +96,8 @@ class S3Store:
         where = "given"
         if not endpoint and (found := configured_endpoint(profile)) is not None:
             endpoint, where = found  # the environment, then the AWS config; None: AWS itself
+        #: where the endpoint was set, for advice to change it
+        self._endpoint_from = _setting_name(where) if endpoint else "AWS_ENDPOINT_URL"
         if endpoint:
             problem = endpoint_problem(endpoint, where)
             if problem is not None:
@@ -132,6 +146,10 @@ class S3Store:
                 self._profile, None if self.endpoint else self.bucket,
                 self._ca[0] if self._ca is not None else None)
         region = self._region = self._resolved
+        if not _REGION.fullmatch(region):
+            raise UsageError(f"the S3 region {region!r} is not a region name (letters, digits, "
+                             "'-', '_' or '.'): fix AWS_REGION, AWS_DEFAULT_REGION or the "
+                             "profile's region")
         client: ClientConfig = {**self._client}
         extra: dict[str, Any] = {}
         if self.endpoint:
@@ -143,7 +161,9 @@ class S3Store:
         # over plain http only, too): no SHA-256 of every byte uploaded, 0.7-0.9 s of CPU
         # per GiB here. AWS_UNSIGNED_PAYLOAD (obstore's own variable) decides if set.
         said = os.environ.get("AWS_UNSIGNED_PAYLOAD", "").strip().lower()
-        extra["unsigned_payload"] = (said in ("true", "1", "yes", "on") if said
+        if said and said not in ("true", "false"):
+            raise UsageError(f"AWS_UNSIGNED_PAYLOAD={said!r}: set true or false (or unset it)")
+        extra["unsigned_payload"] = (said == "true" if said
                                      else not client.get("allow_http"))
         retry: RetryConfig = {
             "max_retries": retries, "retry_timeout": timedelta(seconds=60),
@@ -158,7 +178,7 @@ class S3Store:
             self._answered = True  # an HTTP status is an answer
         return map_error(exc, key, self.uri, self.bucket, self.credentials,
                          endpoint=self.endpoint or f"s3.{self._region}.amazonaws.com",
-                         answered=self._answered)
+                         answered=self._answered, endpoint_from=self._endpoint_from)
 
     async def head(self, key: str) -> int | None:
         store = await self._ob()

@@ -39,12 +39,13 @@ def has_status(exc: BaseException) -> bool:
 
 def map_error(exc: BaseException, key: str, uri: str, bucket: str,
               creds: AiobotocoreCredentials | None = None, *, endpoint: str | None = None,
-              answered: bool = True) -> StoreError:
+              answered: bool = True, endpoint_from: str = "AWS_ENDPOINT_URL") -> StoreError:
     """Translate an obstore failure into the most specific ``StoreError``.
 
     ``answered``: whether the server has ever answered this store. A connection failure or
     timeout before it ever has is a wrong endpoint or a server that is down, not a passing
     fault: it is not retried (a black hole would otherwise take 5 x 60 s to give up).
+    ``endpoint_from``: where the endpoint was set, for the advice to change it.
     """
     if isinstance(exc, StoreError):
         return exc
@@ -78,7 +79,7 @@ def map_error(exc: BaseException, key: str, uri: str, bucket: str,
         return StoreError(f"bucket {bucket!r} is in another region{region} than "
                           f"{endpoint or 'the endpoint'} (for {where}): set AWS_REGION to "
                           "the bucket's region", key=key)
-    tls = _tls_problem(exc, text, endpoint or "the S3 endpoint")
+    tls = _tls_problem(exc, text, endpoint or "the S3 endpoint", endpoint_from)
     if tls is not None:
         err = StoreUnavailable(f"{tls} (for {where})", key=key)
         err.retryable = False  # a handshake fails the same way every time
@@ -92,7 +93,7 @@ def map_error(exc: BaseException, key: str, uri: str, bucket: str,
             why = (f"no answer in {secs:.0f} s" if secs >= 5
                    else "the connection failed")
             err = StoreUnavailable(
-                f"cannot reach {endpoint or 'S3'} for {where}: {why}; check AWS_ENDPOINT_URL "
+                f"cannot reach {endpoint or 'S3'} for {where}: {why}; check {endpoint_from} "
                 "(or the network) and that the server is up", key=key)
             err.retryable = False
             return err
@@ -101,23 +102,25 @@ def map_error(exc: BaseException, key: str, uri: str, bucket: str,
     hint = ""
     if status == 400 and code is None and (endpoint or "").startswith("http://"):
         # what a plain-http request to an https port gets (a HEAD has no body to say so)
-        hint = "; if that server speaks https, write its URL with https:// (AWS_ENDPOINT_URL)"
+        hint = ("; if that server speaks https, write its URL with https:// "
+                f"({endpoint_from}); if it expects another region, set AWS_REGION")
     return StoreError(f"{uri} refused the request for {key} ({detail}){hint}", key=key)
 
 
 #: rustls' (obstore's) and OpenSSL's words for a certificate that is not trusted
-_CERT_WHY = {"UnknownIssuer": "signed by a CA this machine does not trust",
-             "NotValidForName": "not issued for this host name",
+_UNTRUSTED = "signed by a CA this machine does not trust"
+_WRONG_NAME = "not issued for this host name"
+_CERT_WHY = {"UnknownIssuer": _UNTRUSTED, "NotValidForName": _WRONG_NAME,
              "Expired": "expired", "NotValidYet": "not valid yet",
-             "unable to get local issuer certificate": "signed by a CA this machine does not "
-                                                       "trust",
-             "self-signed certificate": "self-signed",
-             "Hostname mismatch": "not issued for this host name",
-             "certificate has expired": "expired"}
+             "unable to get local issuer certificate": _UNTRUSTED,
+             "self-signed certificate": "self-signed", "Hostname mismatch": _WRONG_NAME,
+             "certificate has expired": "expired", "certificate is not yet valid":
+             "not valid yet"}
 _RUSTLS_CERT = re.compile(r"InvalidCertificate\(\s*(\w+)")
 
 
-def _tls_problem(exc: BaseException, text: str, endpoint: str) -> str | None:
+def _tls_problem(exc: BaseException, text: str, endpoint: str,
+                 endpoint_from: str) -> str | None:
     """What went wrong setting up TLS with the endpoint, in words, or None."""
     import ssl
 
@@ -126,17 +129,30 @@ def _tls_problem(exc: BaseException, text: str, endpoint: str) -> str | None:
         said = m.group(1) if m is not None else str(getattr(exc, "verify_message", ""))
         why = next((v for k, v in _CERT_WHY.items() if said.startswith(k)),
                    said or "not trusted")
-        return (f"the TLS certificate of {endpoint} is {why}: if it is signed by your "
-                "own CA, set AWS_CA_BUNDLE (or ca_bundle in the AWS profile) to that CA's "
-                "PEM file")
+        return f"the TLS certificate of {endpoint} is {why}: {_cert_advice(why, endpoint_from)}"
     if ("InvalidMessage(" in text or "InvalidContentType" in text
             or (isinstance(exc, ssl.SSLError) and "WRONG_VERSION_NUMBER" in text)):
         return (f"{endpoint} does not speak TLS: if it is a plain-http server, write its "
-                "URL with http:// (AWS_ENDPOINT_URL)")
+                f"URL with http:// ({endpoint_from})")
     if "HTTP request to an HTTPS server" in text:
         return (f"{endpoint} is an https server: write its URL with https:// "
-                "(AWS_ENDPOINT_URL)")
+                f"({endpoint_from})")
     return None
+
+
+def _cert_advice(why: str, endpoint_from: str) -> str:
+    if why == _WRONG_NAME:
+        return f"use the host name it was issued for in {endpoint_from}"
+    if why in ("expired", "not valid yet"):
+        return "the server needs a valid certificate (or this machine's clock is wrong)"
+    from .awsconfig import ca_bundle
+
+    bundle = ca_bundle()
+    if bundle is not None:
+        return (f"the CA bundle {bundle[0]} ({bundle[1]}) does not hold the CA that signed "
+                "it; add that CA's PEM file to it")
+    return ("if it is signed by your own CA, set AWS_CA_BUNDLE (or ca_bundle in the AWS "
+            "profile) to that CA's PEM file")
 
 
 def unsatisfiable(exc: BaseException) -> bool:

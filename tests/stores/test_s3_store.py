@@ -269,7 +269,7 @@ async def test_nothing_listening_fails_at_once_naming_the_endpoint(s3_env: Seawe
         await st.head(KEY)
     assert info.value.retryable is False
     assert f"http://127.0.0.1:{port}" in str(info.value)
-    assert "AWS_ENDPOINT_URL" in str(info.value)
+    assert "check the endpoint argument" in str(info.value)  # S3Store(endpoint=...)
     # the same store, once it has answered, treats a connection failure as transient
     live = make(s3_env, "answered")
     assert await live.head(KEY) is None
@@ -396,3 +396,24 @@ def test_ranged_get_sockets_trust_the_bundle_from_the_first_connection(
         for t in threads:
             t.join()
         assert failed == []
+
+
+@pytest.mark.parametrize(("said", "bundle", "advice"), [
+    ("UnknownIssuer", None, ("signed by a CA this machine does not trust: if it is signed by "
+                            "your own CA, set AWS_CA_BUNDLE")),
+    ("UnknownIssuer", "/etc/corp.pem", ("signed by a CA this machine does not trust: the CA "
+                                       "bundle /etc/corp.pem (environment: AWS_CA_BUNDLE) "
+                                       "does not hold the CA that signed it")),
+    ("NotValidForNameContext { expected: ... }", None,
+     "not issued for this host name: use the host name it was issued for in AWS_ENDPOINT_URL"),
+    ("ExpiredContext { time: ... }", None, "expired: the server needs a valid certificate"),
+])
+def test_certificate_problems_get_their_own_advice(monkeypatch: pytest.MonkeyPatch, said: str,
+                                                   bundle: str | None, advice: str) -> None:
+    monkeypatch.delenv("AWS_CA_BUNDLE", raising=False)
+    if bundle:
+        monkeypatch.setenv("AWS_CA_BUNDLE", bundle)
+    text = f"HTTP error: error sending request ... error: InvalidCertificate(\n {said},\n )"
+    err = map_error(RuntimeError(text), KEY, "s3://b/p", "b", endpoint="https://s3.corp:9000")
+    assert str(err).startswith(f"the TLS certificate of https://s3.corp:9000 is {advice}")
+    assert not err.retryable

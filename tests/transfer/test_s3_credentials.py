@@ -89,3 +89,45 @@ def test_a_credential_source_that_fails_is_one_line(s3_cli: Cli, bucket: Bucket,
     assert "cannot load AWS credentials for s3://" in lines[0]
     assert says in lines[0]
     assert "secret-ish" not in r.err
+
+
+@pytest.mark.parametrize(("var", "value", "code", "says"), [
+    ("AWS_ACCESS_KEY_ID", "key\n", 1, "AWS_ACCESS_KEY_ID holds a newline or another control"),
+    ("AWS_SESSION_TOKEN", "token\n", 1, "AWS_SESSION_TOKEN holds a newline or another"),
+    ("AWS_REGION", "eu\x7fwest", 2, "the S3 region 'eu\\x7fwest' is not a region name"),
+    ("AWS_UNSIGNED_PAYLOAD", "maybe", 2, "AWS_UNSIGNED_PAYLOAD='maybe': set true or false"),
+])
+def test_a_malformed_aws_setting_is_named(s3_cli: Cli, bucket: Bucket, tmp_path: Path,
+                                          var: str, value: str, code: int, says: str) -> None:
+    """A secret made with `echo` ends in a newline: the S3 client used to panic on it
+    (a Rust backtrace) and the error then blamed the network."""
+    if var == "AWS_ACCESS_KEY_ID":
+        value = s3_cli.env[var] + "\n"
+    s3_cli.env[var] = value
+    src = make_tree(tmp_path / "src", {"a.txt": b"a\n"})
+    r = s3_cli("push", "-q", "--store", bucket.unique_uri("malformed"), str(src), check=False)
+    assert r.rc == code, r
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1, r.err
+    assert says in lines[0]
+    assert "panicked" not in r.err
+
+
+def test_aws_default_profile_comes_first_as_in_botocore(s3_cli: Cli, bucket: Bucket,
+                                                        tmp_path: Path) -> None:
+    """Credentials (botocore) and the endpoint (ours) come from the same profile:
+    AWS_DEFAULT_PROFILE before AWS_PROFILE, as aws-cli reads them."""
+    endpoint = s3_cli.env.pop("AWS_ENDPOINT_URL")
+    config = tmp_path / "aws-config"
+    config.write_text(f"[profile good]\nendpoint_url = {endpoint}\n"
+                      "[profile closed]\nendpoint_url = http://127.0.0.1:9\n")
+    s3_cli.env.update(AWS_CONFIG_FILE=str(config), AWS_DEFAULT_PROFILE="good",
+                      AWS_PROFILE="closed")
+    src = make_tree(tmp_path / "src", {"a.txt": b"profiles\n"})
+    uri = bucket.unique_uri("default-profile")
+    assert s3_cli("push", "-q", "--store", uri, str(src)).out.strip()
+    s3_cli.env.pop("AWS_DEFAULT_PROFILE")
+    r = s3_cli("push", "-q", "--store", uri, str(src), check=False)
+    assert r.rc == 1, r
+    # the advice names where the endpoint was set
+    assert "check endpoint_url in the AWS config, profile closed" in r.err

@@ -75,11 +75,17 @@ def test_an_untrusted_certificate_says_what_to_set(tls_cli: Cli, bucket: Bucket,
     assert not (tmp_path / "dest").exists() or not any((tmp_path / "dest").iterdir())
 
 
-@pytest.mark.parametrize("content", [None, b"not a certificate\n"])
+GARBAGE = b"-----BEGIN CERTIFICATE-----\nnotbase64!!!\n-----END CERTIFICATE-----\n"
+
+
+@pytest.mark.parametrize("content", [None, b"not a certificate\n", GARBAGE, "cut"])
 def test_a_bad_ca_bundle_is_a_usage_error(tls_cli: Cli, bucket: Bucket, tmp_path: Path,
-                                          content: bytes | None) -> None:
+                                          content: bytes | str | None) -> None:
     bundle = tmp_path / "ca.pem"
-    if content is not None:
+    if content == "cut":  # a good certificate, then one cut short
+        pem = Path(tls_cli.env["AWS_CA_BUNDLE"]).read_bytes()
+        bundle.write_bytes(pem + pem[:300] + b"\n-----END CERTIFICATE-----\n")
+    elif isinstance(content, bytes):
         bundle.write_bytes(content)
     tls_cli.env["AWS_CA_BUNDLE"] = str(bundle)
     src = make_tree(tmp_path / "src", {"a.txt": b"bad bundle\n"})
@@ -87,7 +93,9 @@ def test_a_bad_ca_bundle_is_a_usage_error(tls_cli: Cli, bucket: Bucket, tmp_path
     assert r.rc == 2, r
     line = one_line(r.err)
     assert f"the CA bundle {str(bundle)!r} (environment: AWS_CA_BUNDLE)" in line
-    assert ("cannot be read" if content is None else "holds no PEM certificate") in line
+    want = {None: "cannot be read", GARBAGE: "its certificate #1 is not valid PEM",
+            "cut": "its certificate #2 is not valid PEM"}.get(content, "holds no PEM certificate")
+    assert want in line
 
 
 def test_the_wrong_scheme_is_named(tls_cli: Cli, s3_env: object, bucket: Bucket,
