@@ -87,6 +87,7 @@ class AiobotocoreCredentials:
             if self._held is None or (self._renew_at is not None
                                       and datetime.now(UTC) >= self._renew_at):
                 self._held = self._resolve()
+                self.error = None  # a failure before, since mended, explains nothing now
                 expires = self._held["expires_at"]
                 if expires is not None:
                     left = expires - datetime.now(UTC)
