@@ -25,11 +25,12 @@ import socket
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, unquote, urlsplit
 
 from . import __version__, settings
@@ -120,18 +121,39 @@ def _name_prefix(name: str) -> str:
     return f"{PREFIX}/names/{quoted}/"
 
 
+_T = TypeVar("_T")
+
+
+async def _retried(request: Callable[[], Awaitable[_T]]) -> _T:
+    """``request`` retried as every transfer request is (``SNAPDIR_RETRIES`` attempts,
+    full-jitter backoff): the store's client makes each request once."""
+    from .transfer.config import TransferConfig
+    from .transfer.retry import retrying
+
+    return await retrying(request, TransferConfig())
+
+
+async def _keys(store: Store, prefix: str) -> list[str]:
+    async def listing() -> list[str]:
+        keys: list[str] = []
+        async for chunk in store.list(prefix):
+            keys.extend(chunk)
+        return keys
+
+    return await _retried(listing)
+
+
 async def record_in_store(store: Store, rev: Revision) -> None:
     stamp = f"{time.time_ns():020d}"
     body = json.dumps(rev.to_json(), sort_keys=True).encode()
-    await store.put_bytes(f"{PREFIX}/ids/{rev.id}/{stamp}-{secrets.token_hex(4)}.json", body)
-    await store.put_bytes(f"{_name_prefix(rev.name)}{stamp}-{rev.id}", b"")
+    record = f"{PREFIX}/ids/{rev.id}/{stamp}-{secrets.token_hex(4)}.json"
+    await _retried(partial(store.put_bytes, record, body))
+    await _retried(partial(store.put_bytes, f"{_name_prefix(rev.name)}{stamp}-{rev.id}", b""))
 
 
 async def revisions_in_store(store: Store, name: str) -> list[str]:
     """Ids pushed under ``name``, newest first, each once."""
-    keys: list[str] = []
-    async for chunk in store.list(_name_prefix(name)):
-        keys.extend(chunk)
+    keys = await _keys(store, _name_prefix(name))
     out: list[str] = []
     for key in sorted(keys, reverse=True):
         tail = key.rsplit("/", 1)[-1]
@@ -145,13 +167,11 @@ async def revisions_in_store(store: Store, name: str) -> list[str]:
 
 
 async def records_in_store(store: Store, snapshot_id: str) -> list[Revision]:
-    keys: list[str] = []
-    async for chunk in store.list(f"{PREFIX}/ids/{snapshot_id}/"):
-        keys.extend(chunk)
+    keys = await _keys(store, f"{PREFIX}/ids/{snapshot_id}/")
     out: list[Revision] = []
     for key in sorted(keys):
         try:
-            data = await store.get_bytes(key)
+            data = await _retried(partial(store.get_bytes, key))
             out.append(Revision.from_json(json.loads(data)))
         except (ValueError, UnicodeDecodeError) as exc:
             warn(f"skipping history record {key} in {store.uri}: {exc}")
@@ -236,7 +256,7 @@ async def ancestors(snapshot_id: str, store_uri: str,
                 recs = catalog().revisions_of(sid)
             if depth == 0 and not recs:
                 main = get_store(store_uri)
-                if await main.head(manifest_key(sid)) is None:
+                if await _retried(partial(main.head, manifest_key(sid))) is None:
                     raise ObjectNotFound(f"snapshot {sid} is not in {main.uri} (no "
                                          f"{manifest_key(sid)}); check the id and --store",
                                          manifest_key(sid))
