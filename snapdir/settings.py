@@ -146,6 +146,11 @@ def _checked(s: Setting) -> Setting:
     return s
 
 
+def _shown(value: str) -> str:
+    """``value`` on one line: escaped if it holds control characters."""
+    return value if value.isprintable() else repr(value)
+
+
 def describe(store_flag: str | None = None, jobs_flag: int | None = None) -> list[Setting]:
     """Every setting, its value and where it came from (with ``problem`` set where
     commands would refuse the value)."""
@@ -179,7 +184,10 @@ def describe(store_flag: str | None = None, jobs_flag: int | None = None) -> lis
         configured_endpoint,
         configured_region,
         endpoint_problem,
+        env_profile,
+        profile_exists,
         read_ca_bundle,
+        region_problem,
         shown_endpoint,
     )
 
@@ -188,8 +196,21 @@ def describe(store_flag: str | None = None, jobs_flag: int | None = None) -> lis
     out.append(Setting("s3 endpoint", *shown,
                        endpoint_problem(*endpoint) if endpoint else None))
     region = configured_region()
-    out.append(Setting("s3 region", *(region or (
-        "(the bucket's own on AWS, else us-east-1)", "default"))))
+    out.append(Setting("s3 region", *((_shown(region[0]), region[1]) if region else (
+        "(the bucket's own on AWS, else us-east-1)", "default")),
+        region_problem(*region) if region else None))
+    named = env_profile()
+    out.append(Setting("aws profile", *((named[0], f"environment: {named[1]}") if named
+                                        else ("default", "default")),
+                       None if named is None or profile_exists(named[0]) else
+                       f"{named[1]}={named[0]!r} names no profile in the AWS config or "
+                       f"credentials file: fix or unset {named[1]}"))
+    raw = os.environ.get("AWS_UNSIGNED_PAYLOAD", "").strip()
+    out.append(Setting("unsigned payload",
+                       *((raw, "environment: AWS_UNSIGNED_PAYLOAD") if raw else
+                         ("over https only", "default")),
+                       None if raw.lower() in ("", "true", "false") else
+                       f"AWS_UNSIGNED_PAYLOAD={raw!r}: set true or false (or unset it)"))
     problem = None
     if not (endpoint and endpoint[0].strip().lower().startswith("http://")):
         try:  # only a TLS endpoint uses it

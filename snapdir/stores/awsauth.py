@@ -73,8 +73,9 @@ class AiobotocoreCredentials:
                            (token_var, token)):
             if value is not None and not _header_safe(value):
                 self.error = AccessDenied(
-                    f"{var} holds a newline or another control character (for {self.uri}): "
-                    "set it again without it (a secret made with `echo` ends in a newline)")
+                    f"{var} holds a newline, a control or a non-ASCII character (for "
+                    f"{self.uri}): set it again without it (a secret made with `echo` ends "
+                    "in a newline)")
                 raise self.error
         return {"access_key_id": key, "secret_access_key": secret, "token": token,
                 "expires_at": None}
@@ -144,8 +145,8 @@ class AiobotocoreCredentials:
             if value is not None and not _header_safe(value):
                 self.error = AccessDenied(
                     f"the {what} that the AWS profile's credential source gave for {self.uri} "
-                    "holds a newline or another control character: fix the credentials file "
-                    "or credential_process")
+                    "holds a newline, a control or a non-ASCII character: fix the "
+                    "credentials file or credential_process")
                 raise self.error
         expires: datetime | None = None
         if getattr(creds, "refresh_needed", None) is not None:  # refreshable
@@ -176,8 +177,10 @@ def _credentials_failure(exc: BaseException) -> str:
         TokenRetrievalError,
     )
 
+    named = env_profile()
+    var = named[1] if named else "AWS_PROFILE"
     if isinstance(exc, ProfileNotFound):
-        return f"{exc}; check AWS_PROFILE and your AWS config"
+        return f"{exc}; check {var} and your AWS config"
     if isinstance(exc, ConfigParseError | PartialCredentialsError | InfiniteLoopConfigError):
         return f"{exc}"  # names a file, a missing field or a profile: nothing secret
     if isinstance(exc, FileNotFoundError):
@@ -190,13 +193,17 @@ def _credentials_failure(exc: BaseException) -> str:
         return "the SSO session has no valid token; run `aws sso login` (with that profile)"
     if isinstance(exc, CredentialRetrievalError):
         source = getattr(exc, "kwargs", {}).get("provider") or ""
-        if source == "custom-process":
+        said = str(getattr(exc, "kwargs", {}).get("error_msg") or "")
+        if source == "custom-process" and said.startswith(("Unsupported version",
+                                                           "Missing required key")):
+            return f"the profile's credential_process answered wrongly: {said}"
+        if source == "custom-process":  # its own stderr: not shown, it may hold a secret
             return "the profile's credential_process failed; run it by hand to see why"
-        return f"the {source or 'credential'} source failed; check AWS_PROFILE and your AWS config"
+        return f"the {source or 'credential'} source failed; check {var} and your AWS config"
     if isinstance(exc, ValueError) and type(exc).__name__ == "JSONDecodeError":
         return ("a credential source answered with something that is not JSON (the "
                 "profile's credential_process?); run it by hand to see what it prints")
-    return f"{type(exc).__name__}; check AWS_PROFILE and your AWS config"
+    return f"{type(exc).__name__}; check {var} and your AWS config"
 
 
 def _quiet_botocore() -> None:

@@ -82,6 +82,17 @@ def configured_region(profile: str | None = None) -> tuple[str, str] | None:
     return (value, f"AWS config: profile {name}") if value else None
 
 
+def region_problem(value: str, where: str) -> str | None:
+    """Why ``value`` (set in ``where``) cannot be a region name, or None: letters, digits,
+    '-', '_' and '.' (AWS's names and the free-form ones of MinIO, Ceph or R2)."""
+    import re
+
+    if re.fullmatch(r"[A-Za-z0-9._-]+", value):
+        return None
+    return (f"the S3 region {value!r} ({where}) is not a region name (letters, digits, '-', "
+            "'_' or '.'); fix it")
+
+
 def ca_bundle(profile: str | None = None) -> tuple[str, str] | None:
     """The CA bundle that TLS connections to S3 trust, and where it was set, as botocore
     finds it: ``AWS_CA_BUNDLE``, then the profile's ``ca_bundle``; None: the system's."""
@@ -127,11 +138,12 @@ def _broken_certificate(pem: str) -> int:
     and says so only as a client-builder failure."""
     import base64
     import binascii
-    import re
 
-    blocks = re.findall(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", pem,
-                        re.DOTALL)
-    for n, body in enumerate(blocks, 1):
+    end = "-----END CERTIFICATE-----"
+    for n, block in enumerate(pem.split("-----BEGIN CERTIFICATE-----")[1:], 1):
+        if end not in block:  # cut short before its end line
+            return n
+        body = block.split(end, 1)[0]
         try:
             der = base64.b64decode("".join(body.split()), validate=True)
         except (binascii.Error, ValueError):

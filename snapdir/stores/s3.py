@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -35,7 +34,13 @@ from obstore.store import S3Store as _ObStore
 
 from ..errors import StoreError, UsageError
 from .awsauth import DEFAULT_REGION, AiobotocoreCredentials, resolve_region
-from .awsconfig import configured_endpoint, endpoint_problem, read_ca_bundle
+from .awsconfig import (
+    configured_endpoint,
+    configured_region,
+    endpoint_problem,
+    read_ca_bundle,
+    region_problem,
+)
 from .base import Chunk
 from .s3errors import has_status, map_error, unsatisfiable
 
@@ -46,8 +51,6 @@ if TYPE_CHECKING:
     from .s3ranges import Connections, RangeWriter, Signer
 
 MiB = 1024 * 1024
-#: what a region name may hold (AWS's, and the free-form names of MinIO, Ceph or R2)
-_REGION = re.compile(r"[A-Za-z0-9._-]+")
 #: A bounded range up to this size comes back as one buffer, obstore's own (a zero-copy
 #: ``obstore.Bytes``); a stream instead hands over each MiB as a new Python ``bytes``,
 #: zero-filled and then copied into. 2 GiB pull in 8 MiB ranges: 0.3-0.5 s less CPU.
@@ -147,10 +150,11 @@ class S3Store:
                 self._profile, None if self.endpoint else self.bucket,
                 self._ca[0] if self._ca is not None else None)
         region = self._region = self._resolved
-        if not _REGION.fullmatch(region):
-            raise UsageError(f"the S3 region {region!r} is not a region name (letters, digits, "
-                             "'-', '_' or '.'): fix AWS_REGION, AWS_DEFAULT_REGION or the "
-                             "profile's region")
+        found = configured_region(self._profile)
+        where = (found[1] if found and found[0] == region else "AWS_REGION, "
+                 "AWS_DEFAULT_REGION or the profile's region")
+        if (problem := region_problem(region, where)) is not None:
+            raise UsageError(problem)
         client: ClientConfig = {**self._client}
         extra: dict[str, Any] = {}
         if self.endpoint:
@@ -170,9 +174,15 @@ class S3Store:
             "max_retries": retries, "retry_timeout": timedelta(seconds=60),
             "backoff": {"init_backoff": timedelta(milliseconds=100),
                         "max_backoff": timedelta(seconds=2)}}
-        return _ObStore(self.bucket, prefix=self.prefix or None, region=region,
-                        client_options=client, retry_config=retry,
-                        credential_provider=self.credentials, **extra)
+        try:
+            return _ObStore(self.bucket, prefix=self.prefix or None, region=region,
+                            client_options=client, retry_config=retry,
+                            credential_provider=self.credentials, **extra)
+        except Exception as exc:
+            if self._ca is None or "certificate" not in str(exc):
+                raise
+            raise UsageError(f"the CA bundle {self._ca[0]!r} was refused by the TLS library "
+                             "(a certificate in it is damaged); fix or remove it") from None
 
     def _error(self, exc: BaseException, key: str) -> StoreError:
         if isinstance(exc, FileNotFoundError) or has_status(exc):

@@ -192,3 +192,25 @@ def test_output_to_a_file_is_complete_when_the_process_ends(cli: Cli, tmp_path: 
     assert p.stderr.count("\n") == 1
     assert "none" in p.stderr
     assert out.read_text() == ""
+
+
+def test_defaults_flags_aws_settings_s3_commands_would_refuse(cli: Cli, tmp_path: Path
+                                                              ) -> None:
+    """The S3 settings a push would stop at are INVALID in ``defaults`` too, each shown on
+    one line."""
+    cut = tmp_path / "cut.pem"
+    cut.write_text("-----BEGIN CERTIFICATE-----\nMIIBxjCCAW2gAwIBAgIU\n")  # no end line
+    cli.env.update(AWS_REGION="us-east\n-1", AWS_DEFAULT_PROFILE="nosuch",
+                   AWS_UNSIGNED_PAYLOAD="maybe", AWS_CA_BUNDLE=str(cut),
+                   AWS_CONFIG_FILE=str(tmp_path / "none"))
+    cli.env.pop("AWS_ENDPOINT_URL", None)
+    r = cli("defaults", check=False)
+    assert r.rc == 2
+    lines = {ln.split("  ")[0]: ln for ln in r.out.splitlines()}
+    assert lines["s3 region"] == ("s3 region          'us-east\\n-1'  [environment: AWS_REGION]"
+                                  "  INVALID"), r.out
+    assert lines["aws profile"].endswith("[environment: AWS_DEFAULT_PROFILE]  INVALID")
+    assert lines["unsigned payload"].endswith("INVALID")
+    assert lines["s3 CA bundle"].endswith("INVALID")
+    assert "certificate #1 is not valid PEM" in r.err
+    assert "fix or unset AWS_DEFAULT_PROFILE" in r.err

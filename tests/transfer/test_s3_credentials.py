@@ -68,6 +68,8 @@ def test_push_and_pull_with_credentials_from_a_profile(s3_cli: Cli, bucket: Buck
 @pytest.mark.parametrize(("profile", "says"), [
     ("failing", "the profile's credential_process failed; run it by hand to see why"),
     ("chatty", "answered with something that is not JSON"),
+    ("partial", ("the profile's credential_process answered wrongly: Missing required key in "
+                "response: 'SecretAccessKey'")),
     ("sso", "the SSO session has no valid token; run `aws sso login`"),
     ("missing", "The config profile (missing) could not be found; check AWS_PROFILE"),
 ])
@@ -79,6 +81,8 @@ def test_a_credential_source_that_fails_is_one_line(s3_cli: Cli, bucket: Bucket,
     config.write_text(
         "[profile failing]\ncredential_process = /bin/sh -c 'echo secret-ish >&2; exit 3'\n"
         "[profile chatty]\ncredential_process = /bin/echo hello\n"
+        "[profile partial]\ncredential_process = /bin/echo '{\"Version\": 1, "
+        "\"AccessKeyId\": \"AKIA\"}'\n"
         "[profile sso]\nsso_start_url = https://example.invalid/start\nsso_region = us-east-1\n"
         "sso_account_id = 123456789012\nsso_role_name = Reader\n")
     src = make_tree(tmp_path / "src", {"a.txt": b"a\n"})
@@ -92,9 +96,11 @@ def test_a_credential_source_that_fails_is_one_line(s3_cli: Cli, bucket: Bucket,
 
 
 @pytest.mark.parametrize(("var", "value", "code", "says"), [
-    ("AWS_ACCESS_KEY_ID", "key\n", 1, "AWS_ACCESS_KEY_ID holds a newline or another control"),
-    ("AWS_SESSION_TOKEN", "token\n", 1, "AWS_SESSION_TOKEN holds a newline or another"),
-    ("AWS_REGION", "eu\x7fwest", 2, "the S3 region 'eu\\x7fwest' is not a region name"),
+    ("AWS_ACCESS_KEY_ID", "key\n", 1, "AWS_ACCESS_KEY_ID holds a newline, a control or a"),
+    ("AWS_SESSION_TOKEN", "token\n", 1, "AWS_SESSION_TOKEN holds a newline, a control or a"),
+    ("AWS_SECRET_ACCESS_KEY", "s\u00e9cret", 1, "AWS_SECRET_ACCESS_KEY holds a newline, a"),
+    ("AWS_REGION", "eu\x7fwest", 2,
+     "the S3 region 'eu\\x7fwest' (environment: AWS_REGION) is not a region name"),
     ("AWS_UNSIGNED_PAYLOAD", "maybe", 2, "AWS_UNSIGNED_PAYLOAD='maybe': set true or false"),
 ])
 def test_a_malformed_aws_setting_is_named(s3_cli: Cli, bucket: Bucket, tmp_path: Path,

@@ -78,13 +78,17 @@ def test_an_untrusted_certificate_says_what_to_set(tls_cli: Cli, bucket: Bucket,
 GARBAGE = b"-----BEGIN CERTIFICATE-----\nnotbase64!!!\n-----END CERTIFICATE-----\n"
 
 
-@pytest.mark.parametrize("content", [None, b"not a certificate\n", GARBAGE, "cut"])
+@pytest.mark.parametrize("content", [None, b"not a certificate\n", GARBAGE, "cut",
+                                     "cut, no end line"])
 def test_a_bad_ca_bundle_is_a_usage_error(tls_cli: Cli, bucket: Bucket, tmp_path: Path,
                                           content: bytes | str | None) -> None:
     bundle = tmp_path / "ca.pem"
     if content == "cut":  # a good certificate, then one cut short
         pem = Path(tls_cli.env["AWS_CA_BUNDLE"]).read_bytes()
         bundle.write_bytes(pem + pem[:300] + b"\n-----END CERTIFICATE-----\n")
+    elif content == "cut, no end line":  # as a copy that stopped half-way leaves it
+        pem = Path(tls_cli.env["AWS_CA_BUNDLE"]).read_bytes()
+        bundle.write_bytes(pem[:len(pem) // 2])
     elif isinstance(content, bytes):
         bundle.write_bytes(content)
     tls_cli.env["AWS_CA_BUNDLE"] = str(bundle)
@@ -94,7 +98,9 @@ def test_a_bad_ca_bundle_is_a_usage_error(tls_cli: Cli, bucket: Bucket, tmp_path
     line = one_line(r.err)
     assert f"the CA bundle {str(bundle)!r} (environment: AWS_CA_BUNDLE)" in line
     want = {None: "cannot be read", GARBAGE: "its certificate #1 is not valid PEM",
-            "cut": "its certificate #2 is not valid PEM"}.get(content, "holds no PEM certificate")
+            "cut": "its certificate #2 is not valid PEM",
+            "cut, no end line": "its certificate #1 is not valid PEM"}.get(
+                content, "holds no PEM certificate")
     assert want in line
 
 
