@@ -68,6 +68,15 @@ def _profile_name(profile: str | None) -> str:
     return profile or (named[0] if named else "default")
 
 
+def _profile_value(profile: str | None, key: str) -> tuple[str, str] | None:
+    """``key`` of the profile in use, in the AWS config file, and where it was found."""
+    name = _profile_name(profile)
+    parser = _read(_config_path())
+    sec = _section(parser, _profile_sections(name)) if parser is not None else None
+    value = parser.get(sec, key, fallback="").strip() if parser and sec else ""
+    return (value, f"AWS config: profile {name}") if value else None
+
+
 def configured_region(profile: str | None = None) -> tuple[str, str] | None:
     """The region and where it is set, as the S3 store reads it: ``AWS_REGION``,
     ``AWS_DEFAULT_REGION``, then the profile's ``region``; None: not set."""
@@ -75,11 +84,7 @@ def configured_region(profile: str | None = None) -> tuple[str, str] | None:
         value = os.environ.get(var, "").strip()
         if value:
             return value, f"environment: {var}"
-    name = _profile_name(profile)
-    parser = _read(_config_path())
-    sec = _section(parser, _profile_sections(name)) if parser is not None else None
-    value = parser.get(sec, "region", fallback="").strip() if parser and sec else ""
-    return (value, f"AWS config: profile {name}") if value else None
+    return _profile_value(profile, "region")
 
 
 def region_problem(value: str, where: str) -> str | None:
@@ -99,11 +104,8 @@ def ca_bundle(profile: str | None = None) -> tuple[str, str] | None:
     value = os.environ.get("AWS_CA_BUNDLE", "").strip()
     if value:
         return os.path.expanduser(value), "environment: AWS_CA_BUNDLE"
-    name = _profile_name(profile)
-    parser = _read(_config_path())
-    sec = _section(parser, _profile_sections(name)) if parser is not None else None
-    value = parser.get(sec, "ca_bundle", fallback="").strip() if parser and sec else ""
-    return (os.path.expanduser(value), f"AWS config: profile {name}") if value else None
+    found = _profile_value(profile, "ca_bundle")
+    return (os.path.expanduser(found[0]), found[1]) if found else None
 
 
 def read_ca_bundle(profile: str | None = None) -> tuple[str, str] | None:
