@@ -208,14 +208,15 @@ def _credentials_failure(exc: BaseException) -> str:
 
 def _quiet_botocore() -> None:
     """botocore logs failed refreshes with a traceback; with no logging set up, Python
-    prints that on stderr. The failure reaches the user as one line instead."""
+    prints that on stderr (its last-resort handler). A ``NullHandler`` keeps it quiet and
+    leaves an application's own logging (records still propagate) as it was; the failure
+    reaches the user as one line instead."""
     import logging
 
     for name in ("botocore", "aiobotocore"):
         log = logging.getLogger(name)
-        if not log.handlers:
+        if not any(isinstance(h, logging.NullHandler) for h in log.handlers):
             log.addHandler(logging.NullHandler())
-            log.propagate = False
 
 
 #: where a bucket's region is asked for when none is configured (AWS only)
