@@ -20,6 +20,7 @@ large downloads direct   SNAPDIR_DIRECT_IO=1 writes them O_DIRECT     off (page 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,6 +147,15 @@ def _checked(s: Setting) -> Setting:
     return s
 
 
+def _refused(read: Callable[[], object]) -> str | None:
+    """The usage error ``read`` stops with, as a setting's problem, or None."""
+    try:
+        read()
+    except UsageError as exc:
+        return str(exc)
+    return None
+
+
 def _shown(value: str) -> str:
     """``value`` on one line: escaped if it holds control characters."""
     return value if value.isprintable() else repr(value)
@@ -185,10 +195,11 @@ def describe(store_flag: str | None = None, jobs_flag: int | None = None) -> lis
         configured_region,
         endpoint_problem,
         env_profile,
-        profile_exists,
+        missing_profile,
         read_ca_bundle,
         region_problem,
         shown_endpoint,
+        unsigned_payload,
     )
 
     endpoint = configured_endpoint()  # as stores/s3.py finds it
@@ -201,24 +212,16 @@ def describe(store_flag: str | None = None, jobs_flag: int | None = None) -> lis
         region_problem(*region) if region else None))
     named = env_profile()
     out.append(Setting("aws profile", *((named[0], f"environment: {named[1]}") if named
-                                        else ("default", "default")),
-                       None if named is None or profile_exists(named[0]) else
-                       f"{named[1]}={named[0]!r} names no profile in the AWS config or "
-                       f"credentials file: fix or unset {named[1]}"))
+                                        else ("default", "default")), missing_profile()))
     raw = os.environ.get("AWS_UNSIGNED_PAYLOAD", "").strip()
     out.append(Setting("unsigned payload",
                        *((raw, "environment: AWS_UNSIGNED_PAYLOAD") if raw else
-                         ("over https only", "default")),
-                       None if raw.lower() in ("", "true", "false") else
-                       f"AWS_UNSIGNED_PAYLOAD={raw!r}: set true or false (or unset it)"))
-    problem = None
-    if not (endpoint and endpoint[0].strip().lower().startswith("http://")):
-        try:  # only a TLS endpoint uses it
-            read_ca_bundle()
-        except UsageError as exc:
-            problem = str(exc)
+                         ("over https only", "default")), _refused(unsigned_payload)))
+    # only a TLS endpoint uses the CA bundle
+    tls = not (endpoint and endpoint[0].strip().lower().startswith("http://"))
     bundle = ca_bundle()
-    out.append(Setting("s3 CA bundle", *(bundle or ("(the system's CAs)", "default")), problem))
+    out.append(Setting("s3 CA bundle", *(bundle or ("(the system's CAs)", "default")),
+                       _refused(read_ca_bundle) if tls else None))
     if jobs_flag is not None:
         out.insert(1, Setting("network jobs", str(jobs_flag), "flag: --jobs"))
     else:

@@ -15,7 +15,7 @@ import anyio
 import anyio.to_thread
 
 from ..errors import AccessDenied, StoreError
-from .awsconfig import env_profile, profile_exists
+from .awsconfig import env_profile, missing_profile
 
 if TYPE_CHECKING:
     from obstore.store import S3Credential
@@ -59,12 +59,8 @@ class AiobotocoreCredentials:
         secret = os.environ.get("AWS_SECRET_ACCESS_KEY")
         if not key or not secret:
             return None
-        named = env_profile()
-        if named and not profile_exists(named[0]):
-            # botocore (and so aws-cli) refuses it too, whatever keys the environment has
-            self.error = AccessDenied(
-                f"{named[1]}={named[0]!r} names no profile in the AWS config or credentials "
-                f"file (for {self.uri}): fix or unset {named[1]}")
+        if (problem := missing_profile()) is not None:
+            self.error = AccessDenied(f"{problem} (for {self.uri})")
             raise self.error
         token_var = next((v for v in ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
                           if os.environ.get(v)), None)

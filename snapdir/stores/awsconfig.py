@@ -63,6 +63,29 @@ def env_profile() -> tuple[str, str] | None:
     return None
 
 
+def missing_profile() -> str | None:
+    """Why the profile the environment names cannot be used (no file defines it), or None.
+    botocore (and so aws-cli) refuses such a profile whatever keys the environment has."""
+    named = env_profile()
+    if named is None or profile_exists(named[0]):
+        return None
+    return (f"{named[1]}={named[0]!r} names no profile in the AWS config or credentials "
+            f"file: fix or unset {named[1]}")
+
+
+def unsigned_payload() -> bool | None:
+    """``AWS_UNSIGNED_PAYLOAD`` (obstore's own variable): True or False, None if unset; a
+    ``UsageError`` for anything else."""
+    raw = os.environ.get("AWS_UNSIGNED_PAYLOAD", "").strip()
+    if not raw:
+        return None
+    if raw.lower() not in ("true", "false"):
+        from ..errors import UsageError
+
+        raise UsageError(f"AWS_UNSIGNED_PAYLOAD={raw!r}: set true or false (or unset it)")
+    return raw.lower() == "true"
+
+
 def _profile_name(profile: str | None) -> str:
     named = env_profile()
     return profile or (named[0] if named else "default")

@@ -21,7 +21,6 @@ makes each request once and every failure leaves here as one of our ``StoreError
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -40,6 +39,7 @@ from .awsconfig import (
     endpoint_problem,
     read_ca_bundle,
     region_problem,
+    unsigned_payload,
 )
 from .base import Chunk
 from .s3errors import has_status, map_error, unsatisfiable
@@ -146,15 +146,16 @@ class S3Store:
 
     async def _build(self, retries: int) -> _ObStore:
         if self._resolved is None:  # once per store, whichever client is built first
-            self._resolved = self.region or await resolve_region(
+            region = self.region or await resolve_region(
                 self._profile, None if self.endpoint else self.bucket,
                 self._ca[0] if self._ca is not None else None)
+            found = configured_region(self._profile)
+            where = (found[1] if found and found[0] == region else "AWS_REGION, "
+                     "AWS_DEFAULT_REGION or the profile's region")
+            if (problem := region_problem(region, where)) is not None:
+                raise UsageError(problem)
+            self._resolved = region
         region = self._region = self._resolved
-        found = configured_region(self._profile)
-        where = (found[1] if found and found[0] == region else "AWS_REGION, "
-                 "AWS_DEFAULT_REGION or the profile's region")
-        if (problem := region_problem(region, where)) is not None:
-            raise UsageError(problem)
         client: ClientConfig = {**self._client}
         extra: dict[str, Any] = {}
         if self.endpoint:
@@ -165,11 +166,8 @@ class S3Store:
         # Over https, TLS already protects each body in transit (botocore signs payloads
         # over plain http only, too): no SHA-256 of every byte uploaded, 0.7-0.9 s of CPU
         # per GiB here. AWS_UNSIGNED_PAYLOAD (obstore's own variable) decides if set.
-        said = os.environ.get("AWS_UNSIGNED_PAYLOAD", "").strip().lower()
-        if said and said not in ("true", "false"):
-            raise UsageError(f"AWS_UNSIGNED_PAYLOAD={said!r}: set true or false (or unset it)")
-        extra["unsigned_payload"] = (said == "true" if said
-                                     else not client.get("allow_http"))
+        said = unsigned_payload()
+        extra["unsigned_payload"] = not client.get("allow_http") if said is None else said
         retry: RetryConfig = {
             "max_retries": retries, "retry_timeout": timedelta(seconds=60),
             "backoff": {"init_backoff": timedelta(milliseconds=100),
