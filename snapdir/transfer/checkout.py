@@ -406,9 +406,20 @@ def checkout_manifest(
             progress(1, size)
     if delete:
         result.deleted = _mirror(dest, manifest)
-    for path, mode in reversed(dirs):
-        os.chmod(path, mode)
+    apply_dir_modes(dirs)
     return result
+
+
+def apply_dir_modes(dirs: list[tuple[Path, int]], *, best_effort: bool = False) -> None:
+    """Give ``dirs`` (made by ``prepare_dirs``) their modes, deepest first (a directory's
+    own mode may forbid writing into it). ``best_effort``: skip those that fail (putting
+    modes back after a failed or stopped transfer, whose error is the one to report)."""
+    for path, mode in reversed(dirs):
+        try:
+            os.chmod(path, mode)
+        except OSError:
+            if not best_effort:
+                raise
 
 
 def _mirror(dest: Path, manifest: Manifest) -> int:

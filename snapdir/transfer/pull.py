@@ -23,6 +23,7 @@ from ..stores.base import Store
 from .cache import LocalCache, open_cache
 from .checkout import (
     CheckoutResult,
+    apply_dir_modes,
     cached_object_ok,
     check_destination,
     checkout_manifest,
@@ -37,15 +38,6 @@ from .threads import run_sync
 
 #: Objects checked against the destination per worker-thread hop while planning a pull.
 PLAN_BATCH = 256
-
-
-def _restore_modes(dirs: list[tuple[Path, int]]) -> None:
-    """Give ``dirs`` (made by ``prepare_dirs``) their modes, deepest first; best effort."""
-    for path, mode in reversed(dirs):
-        try:
-            os.chmod(path, mode)
-        except OSError:
-            continue
 
 
 @dataclass(slots=True)
@@ -189,7 +181,7 @@ async def pull(snapshot_id: str, store: Store, dest: str | Path, *,
             # the directories were made private (0700) to be filled: a failed or stopped
             # pull leaves them with the snapshot's modes, as a finished one would
             with anyio.CancelScope(shield=True):
-                await run_sync(_restore_modes, dirs)
+                await run_sync(partial(apply_dir_modes, dirs, best_effort=True))
             raise
 
     def object_path(digest: str) -> Path:
