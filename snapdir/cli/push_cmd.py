@@ -24,8 +24,8 @@ from .options import (
 @click.command("push")
 @store_option
 @manifest_options
-@click.option("--name", default=None, type=REVISION_NAME, help="Revision name (default: the directory's base "
-              "name).")
+@click.option("--name", default=None, type=REVISION_NAME,
+              help="Revision name (default: the directory's base name).")
 @click.option("--parent", "parents", multiple=True, metavar="ID", type=SNAPSHOT_ID,
               help="A snapshot this one was derived from, e.g. the dataset a model was "
               "trained on (repeatable).")
