@@ -9,6 +9,7 @@ changed while it was read is an error, never a silently wrong checksum.
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 from collections.abc import Callable
@@ -29,6 +30,8 @@ _FLAGS = os.O_RDONLY | os.O_CLOEXEC
 # nowait path is never taken (see snapshot.py).
 _NOWAIT: int = getattr(os, "RWF_NOWAIT", 0)
 HAS_NOWAIT = bool(_NOWAIT) and hasattr(os, "preadv")
+#: what filesystems that cannot honour RWF_NOWAIT answer (tmpfs and procfs: EOPNOTSUPP)
+_NOWAIT_REFUSED = frozenset({errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS})
 
 
 def _changed(path: str) -> FileChanged:
@@ -134,6 +137,10 @@ def hash_file(path: str, size: int, mtime_ns: int, hasher: Hasher, *,
                     got = os.preadv(fd, (buf,), 0, _NOWAIT)
                 except BlockingIOError:
                     return None
+                except OSError as exc:
+                    if exc.errno in _NOWAIT_REFUSED:  # tmpfs, procfs, some FUSE mounts
+                        return None  # cannot tell without blocking: the blocking path reads it
+                    raise
                 if got < size:
                     return None  # partly cached (or shrunk): let the blocking path decide
                 data: bytes | memoryview = memoryview(buf)[:got]

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -79,6 +81,41 @@ def test_rich_tree(tmp_path: Path) -> None:
     root = tmp_path / "t"
     build_tree(root, files, RICH_DIRS)
     assert ours(root) == model_manifest(files, RICH_DIRS)
+
+
+def _tmpfs_dir() -> Path | None:
+    """A writable directory on tmpfs (``/dev/shm`` on Linux), if there is one."""
+    try:
+        with open("/proc/mounts") as f:
+            mounts = [line.split()[1:3] for line in f]
+    except OSError:
+        return None
+    for where, kind in mounts:
+        if kind == "tmpfs" and where == "/dev/shm" and os.access(where, os.W_OK):
+            return Path(where)
+    return None
+
+
+def test_tree_on_tmpfs(tmp_path: Path) -> None:
+    """tmpfs answers RWF_NOWAIT reads with EOPNOTSUPP: its files are still read and hashed
+    (they used to fail with "cannot read it (Operation not supported)")."""
+    shm = _tmpfs_dir()
+    if shm is None:
+        pytest.skip("no tmpfs at /dev/shm on this machine")
+    files = {k: v for k, v in RICH_FILES.items() if v.mode & 0o400 or os.geteuid() == 0}
+    files.update({f"many/{i:03}": F(0o644, os.urandom(i * 97)) for i in range(40)})
+    files["mid.bin"] = F(0o644, os.urandom(3 * 1024 * 1024))
+    dirs = {**RICH_DIRS, "many": 0o755}
+    root = Path(tempfile.mkdtemp(dir=shm, prefix="snapdir-test-"))
+    try:
+        build_tree(root / "t", files, dirs)
+        on_disk = tmp_path / "t"
+        build_tree(on_disk, files, dirs)
+        assert ours(root / "t") == ours(on_disk) == model_manifest(files, dirs)
+    finally:
+        for d, _, _ in os.walk(root):
+            os.chmod(d, 0o700)
+        shutil.rmtree(root)
 
 
 def test_root_spelled_differently(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
