@@ -12,6 +12,7 @@ import os
 import secrets
 import shutil
 import stat
+from collections.abc import Container
 from pathlib import Path
 
 from ..core.manifest import Manifest, digest_hex, parse
@@ -26,14 +27,17 @@ def temp_name(final: Path) -> Path:
     return final.with_name(f"{TMP_PREFIX}{final.name[:16]}-{os.getpid()}-{secrets.token_hex(4)}")
 
 
-def remove_stale_temps(directory: Path) -> None:
+def remove_stale_temps(directory: Path, keep: Container[str] = ()) -> None:
     """Remove ``.snapdir-tmp-*`` files left in ``directory`` by a process that died (a
-    crash or kill -9); those of live processes (a concurrent checkout) are left alone."""
+    crash or kill -9); those of live processes (a concurrent checkout) are left alone, and
+    so are the names in ``keep`` (a snapshot's own files may be named like that)."""
     try:
         names = [n for n in os.listdir(directory) if n.startswith(TMP_PREFIX)]
     except OSError:
         return
     for name in names:
+        if name in keep:
+            continue
         try:
             pid = int(name.rsplit("-", 2)[-2])
         except (ValueError, IndexError):

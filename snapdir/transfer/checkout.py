@@ -264,12 +264,18 @@ def prepare_dirs(manifest: Manifest, dest: Path, delete: bool,
     if delete and guard:
         guard_stores(manifest, dest)
     dest.mkdir(parents=True, exist_ok=True)
+    # a snapshot's own files named like our temps (rare) are not a dead process's leftovers
+    own_temps: dict[str, set[str]] = {}
+    for e in manifest.files():
+        parent, _, name = e.path[2:].rpartition("/")
+        if name.startswith(TMP_PREFIX):
+            own_temps.setdefault(parent, set()).add(name)
     dirs = []
     for e in manifest.dirs():
         rel = e.path[2:]
         target = dest / rel if rel else dest
         _ensure_dir(target, delete)
-        remove_stale_temps(target)
+        remove_stale_temps(target, own_temps.get(rel.rstrip("/"), ()))
         dirs.append((target, e.mode))
     return dirs
 
@@ -440,7 +446,7 @@ def _mirror(dest: Path, manifest: Manifest) -> int:
                 removed += 1
         for name in filenames:
             rel = rel_dir + name
-            if rel not in keep or name.startswith(TMP_PREFIX):
+            if rel not in keep:
                 os.unlink(os.path.join(dirpath, name))
                 removed += 1
     return removed

@@ -755,3 +755,35 @@ def test_a_push_leaves_the_temp_files_of_live_writers(cli: Cli, tmp_path: Path) 
     obj.unlink()  # the next push writes it again, and takes the file the writer left
     cli("push", "-q", "--force", "--store", str(store), str(src))
     assert not live.exists()
+
+
+def test_files_named_like_our_temps_are_pulled_and_kept(cli: Cli, tmp_path: Path) -> None:
+    """A snapshot's own files named ``.snapdir-tmp-*`` (even with a dead process's pid in
+    them) are data, not leftovers of a killed pull: pull, checkout and --delete keep them,
+    while a real leftover beside them is cleared."""
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    files = {f".snapdir-tmp-x-{dead}-abcd1234": b"looks like a temp\n",
+             ".snapdir-tmp-notes": b"notes\n",
+             f"sub/.snapdir-tmp-part-{dead}-0123abcd": b"nested\n",
+             "normal": b"b\n"}
+    src = make_tree(tmp_path / "src", files)
+    store = tmp_path / "store"
+    sid = cli("push", "--store", str(store), str(src)).out.strip()
+    cli("fetch", "--store", str(store), "--id", sid)  # for checkout
+    for args in (["pull", "--store", str(store), "--id", sid],
+                 ["pull", "--delete", "--store", str(store), "--id", sid],
+                 ["pull", "--no-cache", "--store", str(store), "--id", sid],
+                 ["checkout", "--id", sid],
+                 ["checkout", "--delete", "--id", sid]):
+        dest = tmp_path / "dest"
+        dest.mkdir(exist_ok=True)
+        leftover = dest / f".snapdir-tmp-normal-{dead}-0badf00d"
+        leftover.write_bytes(b"partial")
+        cli(*args, str(dest))
+        assert tree_bytes(dest) == tree_bytes(src), args
+        assert cli("id", str(dest)).out.strip() == sid
+        assert cli("status", "--exit-code", "--id", sid, str(dest)).rc == 0
