@@ -7,6 +7,9 @@ machines pushing at once lose nothing (no shared index is rewritten)::
     .snapdir-history/v1/ids/<id>/<time_ns>-<rand>.json     the record
     .snapdir-history/v1/names/<quoted name>/<time_ns>-<id>  an empty marker, for `revisions`
 
+(a quoted name longer than 255 bytes is cut to its start, ``~`` and 32 hex digits of its
+BLAKE3, so that a file store can make it a directory).
+
 A record: ``{"format": 1, "id", "name", "parents": [{"id", "store"}], "store", "source":
 {"host", "path"}, "user", "time", "tool", "files", "bytes"}``. Records of a newer format
 or that do not parse are skipped with a warning.
@@ -114,10 +117,27 @@ def new_revision(snapshot_id: str, name: str, store: str, parents: list[Parent],
 # --- in the store -------------------------------------------------------------------------
 
 
+#: longest quoted name kept whole as one key segment: a file store makes it a directory,
+#: and filesystems take names of at most 255 bytes (ext4, XFS, btrfs, APFS, NTFS)
+NAME_SEGMENT_MAX = 255
+#: hex digits of the name's BLAKE3 that end a shortened segment
+_NAME_DIGEST = 32
+
+
 def _name_prefix(name: str) -> str:
     quoted = quote(name, safe="")
     if quoted in (".", ".."):  # not a key segment S3 clients accept (nor a directory)
         quoted = quoted.replace(".", "%2E")
+    if len(quoted) > NAME_SEGMENT_MAX:
+        # (29 CJK characters quote to 261 bytes) keep the start readable, and tell long
+        # names apart by their hash
+        from .hashing import hash_bytes
+
+        head = quoted[:NAME_SEGMENT_MAX - 1 - _NAME_DIGEST]
+        cut = head.rfind("%", len(head) - 2)  # never split a %XX escape
+        if cut >= 0:
+            head = head[:cut]
+        quoted = f"{head}~{hash_bytes(name.encode())[:_NAME_DIGEST]}"
     return f"{PREFIX}/names/{quoted}/"
 
 
