@@ -25,12 +25,14 @@ class PathChange:
         return {"change": self.change.name.lower(), "path": self.path, "type": self.kind}
 
 
-def diff(old: Manifest, new: Manifest, *, dirs: bool = False) -> Iterator[PathChange]:
+def diff(old: Manifest, new: Manifest) -> Iterator[PathChange]:
     """Changes from ``old`` to ``new`` in path order. A file is modified when its content
-    or mode differs; directories are reported only with ``dirs`` (their checksums change
-    whenever anything below them does)."""
-    a = {e.path: e for e in old.entries if dirs or not e.is_dir}
-    b = {e.path: e for e in new.entries if dirs or not e.is_dir}
+    or mode differs. A directory is reported when it is added or deleted (an empty one
+    changes the snapshot as much as a file) or its own mode differs, never for its
+    checksum alone (that changes whenever anything below it does): no changes means
+    the same id."""
+    a = {e.path: e for e in old.entries}
+    b = {e.path: e for e in new.entries}
     for path in sorted(a.keys() | b.keys()):
         ea, eb = a.get(path), b.get(path)
         if ea is None and eb is not None:
@@ -38,5 +40,6 @@ def diff(old: Manifest, new: Manifest, *, dirs: bool = False) -> Iterator[PathCh
         elif eb is None and ea is not None:
             yield PathChange(Change.DELETED, path, ea.kind)
         elif ea is not None and eb is not None and (
-                ea.kind != eb.kind or ea.checksum != eb.checksum or ea.mode != eb.mode):
+                ea.kind != eb.kind or ea.mode != eb.mode
+                or (ea.checksum != eb.checksum and not ea.is_dir)):
             yield PathChange(Change.MODIFIED, path, eb.kind)

@@ -51,3 +51,33 @@ def test_diff_and_status(s3_env: SeaweedFS, cli: Cli, tmp_path: Path) -> None:
     assert json_lines(other("status", "--json", "--store", uri, "--id", b_id,
                             str(root)).out) == []
     assert not objects.exists() or not any(p.is_file() for p in objects.rglob("*"))
+
+
+def test_directories_count_when_added_deleted_or_their_mode_changes(cli: Cli,
+                                                                    tmp_path: Path) -> None:
+    """Two different ids never diff as equal: an empty directory added or removed, or a
+    directory's own mode, is a change; a directory whose contents changed is not listed
+    for that alone."""
+    root = make_tree(tmp_path / "ds", {"a/x": b"x", "b/y": b"y"})
+    store = str(tmp_path / "store")
+    a = cli("push", "--store", store, str(root)).out.strip()
+    (root / "empty").mkdir()
+    os.chmod(root / "b", 0o700)
+    (root / "a" / "x").write_bytes(b"changed")
+    b_id = cli("push", "--store", store, str(root)).out.strip()
+    assert b_id != a
+    want = ["M ./a/x", "A ./empty/", "M ./b/"]
+    assert sorted(cli("diff", "--store", store, a, b_id).out.splitlines()) == sorted(want)
+    back = cli("diff", "--store", store, b_id, a).out.splitlines()
+    assert sorted(back) == sorted(["M ./a/x", "D ./empty/", "M ./b/"])
+    js = json_lines(cli("diff", "--json", "--store", store, a, b_id).out)
+    assert {(j["path"], j["type"]) for j in js} == {("./a/x", "F"), ("./empty/", "D"),
+                                                   ("./b/", "D")}
+    # only an empty directory apart: status says so, and --exit-code fails
+    (root / "a" / "x").write_bytes(b"x")
+    os.chmod(root / "b", 0o755)
+    r = cli("status", "--store", store, "--id", a, "--exit-code", str(root), check=False)
+    assert (r.rc, r.out.splitlines()) == (1, ["A ./empty/"])
+    (root / "empty").rmdir()
+    r = cli("status", "--store", store, "--id", a, "--exit-code", str(root), check=False)
+    assert (r.rc, r.out) == (0, "")
