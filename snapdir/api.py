@@ -323,7 +323,9 @@ def ensure(snapshot_id_: str, *, dest: PathLike, store: str | None = None,
     """Make ``dest`` hold exactly ``snapshot_id_`` and return it, for training scripts.
 
     Returns at once when ``dest`` already matches (the stat cache makes that check cheap);
-    pulls otherwise. Safe when several ranks on one node call it at once: one pulls while
+    pulls otherwise, as ``pull --delete`` does: files of another version that this one
+    lacks are removed (and ``dest`` is refused where ``--delete`` would be: ``$HOME``,
+    ``/``, a store or the cache). Safe when several ranks on one node call it at once: one pulls while
     the others wait on an OS file lock (released by the kernel if the holder dies), then
     find the tree in place.
     """
@@ -343,7 +345,8 @@ def ensure(snapshot_id_: str, *, dest: PathLike, store: str | None = None,
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         try:
             if _dest_id(target) != sid:
-                pull(sid, target, store, config=config)
+                # exactly: what an older version left that this one lacks goes
+                pull(sid, target, store, config=config, delete=True)
                 if _dest_id(target) != sid:
                     from .errors import IntegrityError
 

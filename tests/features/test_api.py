@@ -97,6 +97,31 @@ def test_ensure_returns_at_once_when_dest_matches(s3_env: SeaweedFS, tmp_path: P
     assert len(pulls_of(sid)) == 2
 
 
+def test_ensure_moves_dest_to_another_version(tmp_path: Path) -> None:
+    """A node moving from v1 to v2 of a dataset: dest ends up exactly v2 (files only v1
+    had, or that were added by hand, are gone); it used to fail with IntegrityError and
+    leave both versions mixed."""
+    store = str(tmp_path / "store")
+    v1 = sample_tree(tmp_path / "v1", shards=1)
+    v2 = {**v1, "shard-00/part-0.bin": b"v2 bytes\n", "v2-only.txt": b"new\n"}
+    del v2["meta.json"]
+    (tmp_path / "v2").mkdir()
+    for rel, data in v2.items():
+        (tmp_path / "v2" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "v2" / rel).write_bytes(data)
+    id1 = snapdir.push(tmp_path / "v1", store, name="ds").id
+    id2 = snapdir.push(tmp_path / "v2", store, name="ds").id
+    dest = tmp_path / "train"
+    snapdir.ensure(id1, store=store, dest=dest)
+    assert tree_bytes(dest) == v1
+    (dest / "stray.log").write_bytes(b"left by hand\n")
+    snapdir.ensure(id2, store=store, dest=dest)
+    assert tree_bytes(dest) == v2
+    assert snapdir.id(dest) == id2
+    snapdir.ensure(id1, store=store, dest=dest)  # and back
+    assert tree_bytes(dest) == v1
+
+
 RANK = textwrap.dedent("""
     import os, sys, time
     import snapdir
