@@ -97,6 +97,23 @@ def _kernel_copy(fi: object, fo: object) -> None:
             write_all(dst, block)
 
 
+def resolve_destination(dest: Path) -> Path:
+    """``dest`` itself when it is a symbolic link to a directory (a user's
+    ``train -> /mnt/nvme/train``: the snapshot goes where the link points, the link stays);
+    links further down are replaced, never followed. A link to nothing or to a file is
+    refused."""
+    if not os.path.islink(dest):
+        return dest
+    real = Path(os.path.realpath(dest))
+    if not real.exists():
+        raise DestinationError(f"{dest}: is a symbolic link to {real}, which does not exist; "
+                               "create that directory or remove the link")
+    if not real.is_dir():
+        raise DestinationError(f"{dest}: is a symbolic link to {real}, which is not a "
+                               "directory; choose a directory")
+    return real
+
+
 def check_destination(dest: Path, delete: bool, stores: Sequence[Path] = (),
                       own: Collection[str] | None = ()) -> Path:
     """Refuse destinations that are files, or (with --delete) too dangerous to mirror:

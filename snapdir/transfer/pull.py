@@ -30,6 +30,7 @@ from .checkout import (
     matches,
     prepare_dirs,
     reflink_into,
+    resolve_destination,
 )
 from .config import TransferConfig
 from .fetch import FetchResult, Item, check_id, download_all, get_manifest, object_sizes
@@ -58,7 +59,8 @@ async def checkout(snapshot_id: str, dest: str | Path, *, delete: bool = False,
                          "use one or the other")
 
     sid = check_id(snapshot_id)
-    check_destination(Path(nonempty_path(dest, "the destination")), delete, own=None)
+    dest = resolve_destination(Path(nonempty_path(dest, "the destination")))
+    check_destination(dest, delete, own=None)
     cache = open_cache()
     manifest = cache.load_manifest(sid)
     if manifest is None:
@@ -102,7 +104,7 @@ async def pull(snapshot_id: str, store: Store, dest: str | Path, *,
     if include and delete:
         raise UsageError("--delete with --include would remove every path not included; "
                          "use one or the other")
-    target = Path(nonempty_path(dest, "the destination"))
+    target = resolve_destination(Path(nonempty_path(dest, "the destination")))
     from ..stores.file import FileStore
 
     local = [store.root] if isinstance(store, FileStore) else []

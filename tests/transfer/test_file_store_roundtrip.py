@@ -287,6 +287,40 @@ def test_destination_symlink_is_not_followed(cli: Cli, tmp_path: Path) -> None:
     assert (dest / "sub/f.txt").read_bytes() == b"inside"
 
 
+def test_a_destination_that_is_a_link_is_followed(cli: Cli, tmp_path: Path) -> None:
+    """``train -> /mnt/nvme/train``: the snapshot lands where the link points and the link
+    stays (it was replaced by a new, real directory on the link's disk); a link to
+    nothing, or to a file, is one clear error."""
+    src = make_tree(tmp_path / "src", {"sub/f.txt": b"inside", "g": b"g"})
+    store = str(tmp_path / "st")
+    sid = cli("push", "--store", store, str(src)).out.strip()
+    cli("fetch", "--store", store, "--id", sid)
+    for verb in (["pull", "--store", store], ["pull", "--delete", "--store", store],
+                 ["checkout"], ["checkout", "--delete"]):
+        real = tmp_path / "nvme" / "train"
+        real.mkdir(parents=True, exist_ok=True)
+        (real / "extra").write_bytes(b"extra")
+        link = tmp_path / "train"
+        link.unlink(missing_ok=True)
+        link.symlink_to(real, target_is_directory=True)
+        cli(*verb, "--id", sid, str(link))
+        assert link.is_symlink(), verb
+        want = tree_bytes(src) | ({} if "--delete" in verb else {"extra": b"extra"})
+        assert tree_bytes(real) == want, verb
+    dangling = tmp_path / "dangling"
+    dangling.symlink_to(tmp_path / "nowhere")
+    (tmp_path / "afile").write_bytes(b"")
+    tofile = tmp_path / "tofile"
+    tofile.symlink_to(tmp_path / "afile")
+    for bad, says in ((dangling, "does not exist"), (tofile, "not a directory")):
+        r = cli("pull", "--store", store, "--id", sid, str(bad), check=False)
+        assert r.rc != 0
+        assert says in r.err, r.err
+        assert len(r.err.strip().splitlines()) == 1, r.err
+    assert not (tmp_path / "nowhere").exists()
+    assert (tmp_path / "afile").read_bytes() == b""
+
+
 def test_delete_refuses_home(cli: Cli, tmp_path: Path) -> None:
     src = make_tree(tmp_path / "src", {"f.txt": b"x"})
     sid = cli("push", "--store", str(tmp_path / "st"), str(src)).out.strip()
