@@ -273,5 +273,19 @@ def assemble(root: DirNode, hasher: Hasher) -> Manifest:
     return Manifest(tuple(out))
 
 
+def root_adds_up(manifest: Manifest, hasher: Hasher) -> bool:
+    """Whether the root directory's checksum is ``hasher``'s hash of its direct children's
+    (FORMAT.md): a manifest made with another algorithm or BLAKE3 context does not add
+    up. (A hint for messages, never a check: hand-written manifests need not add up.)"""
+    root: Entry | None = None
+    sums: set[str] = set()
+    for e in manifest.entries:
+        if e.path == "./":
+            root = e
+        elif "/" not in e.path[2:].rstrip("/"):
+            sums.add(e.checksum)
+    return root is None or root.checksum == hasher.hex("".join(sorted(sums)).encode())
+
+
 def from_entries(entries: Iterable[Entry]) -> Manifest:
     return Manifest(tuple(sorted(entries, key=_path_key)))

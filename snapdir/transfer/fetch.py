@@ -13,7 +13,7 @@ from pathlib import Path
 import anyio
 
 from .. import settings
-from ..core.manifest import Hasher, Manifest, digest_hex, parse
+from ..core.manifest import Hasher, Manifest, digest_hex, parse, root_adds_up
 from ..core.plan import plan_fetch, select
 from ..errors import (
     DestinationError,
@@ -123,6 +123,23 @@ def object_sizes(manifest: Manifest) -> dict[str, int | None]:
     return out
 
 
+def context_mismatch(manifest: Manifest, hasher: Hasher, sid: str,
+                     exc: IntegrityError) -> IntegrityError | None:
+    """After object ``exc`` failed its hash: when the snapshot's directory checksums do not
+    add up under ``hasher`` either, the likelier story is that it was pushed with another
+    ``SNAPDIR_MANIFEST_CONTEXT`` (or none): an error saying so first, else None."""
+    if root_adds_up(manifest, hasher):
+        return None
+    now = ("plain BLAKE3 (SNAPDIR_MANIFEST_CONTEXT is not set)" if hasher.context is None
+           else f"BLAKE3 with SNAPDIR_MANIFEST_CONTEXT={hasher.context!r}")
+    return IntegrityError(
+        f"snapshot {sid}: object {exc.expected or exc.key} does not hash to its name, and "
+        f"the snapshot's directory checksums do not add up as {now} either: it was most "
+        "likely pushed with another SNAPDIR_MANIFEST_CONTEXT (set that one and run the "
+        "command again); if not, the store is corrupt (repair it from a good copy with "
+        "`snapdir push --force`)", key=exc.key, expected=exc.expected, actual=exc.actual)
+
+
 #: (digest, final path, label for messages, size hint, mode or None)
 Item = tuple[str, "str | Path", str, int, "int | None"]
 
@@ -188,7 +205,7 @@ async def fetch(snapshot_id: str, store: Store, *, config: TransferConfig | None
     cfg = config or TransferConfig()
     sid = check_id(snapshot_id)
     cache = open_cache()
-    manifest = await get_manifest(store, sid, cfg, cache)
+    manifest = full = await get_manifest(store, sid, cfg, cache)
     if include:
         manifest = select(manifest, include)
     labels = object_labels(manifest)
@@ -201,8 +218,14 @@ async def fetch(snapshot_id: str, store: Store, *, config: TransferConfig | None
         (d, cache.object_path(d), labels[d][0], labels[d][1], None) for d in todo]
     async with Progress("fetch", progress, files_total=len(items),
                         bytes_total=sum(labels[d][1] for d in todo)) as prog:
-        result.objects_fetched, result.bytes_fetched = await download_all(store, items, cfg,
-                                                                          prog)
+        try:
+            result.objects_fetched, result.bytes_fetched = await download_all(store, items,
+                                                                              cfg, prog)
+        except IntegrityError as exc:
+            hasher = Hasher("b3sum", settings.manifest_context())
+            if (better := context_mismatch(full, hasher, sid, exc)) is not None:
+                raise better from None
+            raise
     from . import known
     known.remember(settings.cache_dir(), store.uri, sid)
     result.seconds = time.monotonic() - started

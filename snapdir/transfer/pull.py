@@ -18,7 +18,7 @@ import anyio
 from .. import settings
 from ..core.manifest import Entry, Hasher
 from ..core.plan import select
-from ..errors import DestinationError, nonempty_path
+from ..errors import DestinationError, IntegrityError, nonempty_path
 from ..stores.base import Store
 from .cache import LocalCache, open_cache
 from .checkout import (
@@ -33,7 +33,15 @@ from .checkout import (
     resolve_destination,
 )
 from .config import TransferConfig
-from .fetch import FetchResult, Item, check_id, download_all, get_manifest, object_sizes
+from .fetch import (
+    FetchResult,
+    Item,
+    check_id,
+    context_mismatch,
+    download_all,
+    get_manifest,
+    object_sizes,
+)
 from .progress import Progress
 from .threads import run_sync
 
@@ -111,7 +119,7 @@ async def pull(snapshot_id: str, store: Store, dest: str | Path, *,
     check_destination(target, delete, local, own=None)  # before any request
     cache = LocalCache(settings.object_cache_dir()) if no_cache else open_cache()
     # --no-cache: the manifest comes from the store too (a damaged cache cannot stop it)
-    manifest = await get_manifest(store, sid, cfg, None if no_cache else cache)
+    manifest = full = await get_manifest(store, sid, cfg, None if no_cache else cache)
     if include:
         manifest = select(manifest, include)
     hasher = Hasher("b3sum", settings.manifest_context())
@@ -177,8 +185,13 @@ async def pull(snapshot_id: str, store: Store, dest: str | Path, *,
                     yield item
 
         try:
-            res.objects_fetched, res.bytes_fetched = await download_all(
-                store, items(), cfg, prog, after=shared)
+            try:
+                res.objects_fetched, res.bytes_fetched = await download_all(
+                    store, items(), cfg, prog, after=shared)
+            except IntegrityError as exc:
+                if (better := context_mismatch(full, hasher, sid, exc)) is not None:
+                    raise better from None
+                raise
         except BaseException:
             # the directories were made private (0700) to be filled: a failed or stopped
             # pull leaves them with the snapshot's modes, as a finished one would

@@ -18,7 +18,7 @@ from ..errors import IntegrityError, StoreUnavailable
 from ..stores.base import Chunk, Store, manifest_key, object_key
 from .cache import LocalCache
 from .config import TransferConfig
-from .fetch import check_id, get_manifest, object_labels
+from .fetch import check_id, context_mismatch, get_manifest, object_labels
 from .pool import for_each
 from .progress import Progress
 from .push import plan_push
@@ -127,7 +127,12 @@ async def sync(snapshot_id: str, src: Store, dst: Store, *,
             result.bytes_sent += n
             prog.add(1, n - shown[0])
 
-        await for_each(todo, one, cfg.jobs)
+        try:
+            await for_each(todo, one, cfg.jobs)
+        except IntegrityError as exc:
+            if (better := context_mismatch(manifest, hasher, sid, exc)) is not None:
+                raise better from None
+            raise
     await retrying(partial(dst.put_bytes, mkey, data), cfg)
     result.seconds = time.monotonic() - started
     return result

@@ -10,7 +10,7 @@ from ..core.manifest import Hasher
 from ..errors import IntegrityError, ObjectNotFound, StoreError, VerifyFailed
 from ..stores.base import Store, object_key
 from .config import TransferConfig
-from .fetch import check_id, get_manifest, object_labels
+from .fetch import check_id, context_mismatch, get_manifest, object_labels
 from .pool import for_each
 from .progress import Progress
 from .retry import retrying
@@ -72,6 +72,11 @@ async def verify(snapshot_id: str, store: Store, *, config: TransferConfig | Non
 
         await for_each(labels, one, cfg.jobs)
     if failures:
+        if len(result.bad) == len(labels) and isinstance(failures[0], IntegrityError) and all(
+                isinstance(f, IntegrityError) for f in failures):
+            better = context_mismatch(manifest, hasher, sid, failures[0])
+            if better is not None:
+                raise VerifyFailed(str(better), [better], result)
         first = failures[0]
         raise VerifyFailed(f"snapshot {sid} in {store.uri}: {len(failures)} of "
                            f"{len(labels)} objects failed verification; first: {first}; "

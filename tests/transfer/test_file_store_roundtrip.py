@@ -821,3 +821,45 @@ def test_files_named_like_our_temps_are_pulled_and_kept(cli: Cli, tmp_path: Path
         assert tree_bytes(dest) == tree_bytes(src), args
         assert cli("id", str(dest)).out.strip() == sid
         assert cli("status", "--exit-code", "--id", sid, str(dest)).rc == 0
+
+
+def test_a_snapshot_of_another_context_is_not_called_corrupt(cli: Cli, tmp_path: Path) -> None:
+    """Pushed with SNAPDIR_MANIFEST_CONTEXT, pulled without it (or with another): every
+    object fails its hash. That used to be reported as a corrupt store only, with advice to
+    delete objects; it now says first to set the context it was pushed with."""
+    from conftest import Cli as CliT
+
+    src = make_tree(tmp_path / "src", {f"d/f{i}": os.urandom(100 + i) for i in range(5)})
+    keyed = CliT({**cli.env, "SNAPDIR_MANIFEST_CONTEXT": "team-x 2026"}, cli.home)
+    other = CliT({**cli.env, "SNAPDIR_MANIFEST_CONTEXT": "another"}, cli.home)
+    store = str(tmp_path / "store")
+    sid = keyed("push", "--store", store, str(src)).out.strip()
+    for run in (cli, other):
+        for args in (["pull", "--store", store, "--id", sid, str(tmp_path / "d1")],
+                     ["pull", "--no-cache", "--store", store, "--id", sid,
+                      str(tmp_path / "d2")],
+                     ["fetch", "--store", store, "--id", sid],
+                     ["verify", "--store", store, "--id", sid],
+                     ["sync", "--id", sid, "--from", store, "--to", str(tmp_path / "st2")]):
+            r = run(*args, check=False)
+            assert r.rc == 1, (args, r.err)
+            assert "most likely pushed with another SNAPDIR_MANIFEST_CONTEXT" in r.err, (
+                args, r.err)
+            assert "delete" not in r.err, (args, r.err)
+            assert len(r.err.strip().splitlines()) == 1, (args, r.err)
+    keyed("pull", "--store", store, "--id", sid, str(tmp_path / "ok"))
+    assert tree_bytes(tmp_path / "ok") == tree_bytes(src)
+    # a store that is really damaged is still called so, with or without a context
+    obj = next(iter(object_files(Path(store))))
+    obj.write_bytes(b"garbage")
+    for run in (cli, keyed):
+        plain = run("push", "--store", str(tmp_path / "plain"), str(src)).out.strip()
+        obj2 = next(p for p in object_files(tmp_path / "plain"))
+        obj2.write_bytes(b"garbage")
+        r = run("pull", "--no-cache", "--store", str(tmp_path / "plain"), "--id", plain,
+                str(tmp_path / f"bad-{id(run)}"), check=False)
+        assert r.rc == 1
+        assert "corrupt" in r.err, r.err
+        assert "SNAPDIR_MANIFEST_CONTEXT" not in r.err, r.err
+        import shutil
+        shutil.rmtree(tmp_path / "plain")
