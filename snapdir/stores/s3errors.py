@@ -97,14 +97,36 @@ def map_error(exc: BaseException, key: str, uri: str, bucket: str,
                 "(or the network) and that the server is up", key=key)
             err.retryable = False
             return err
-        first = text.strip().splitlines()[0][:300] if text.strip() else type(exc).__name__
-        return StoreUnavailable(f"cannot reach {uri} for {key}: {first}", key=key)
+        return StoreUnavailable(f"cannot reach {endpoint or uri} for {where}: "
+                                f"{_cause(exc, text)}", key=key)
     hint = ""
     if status == 400 and code is None and (endpoint or "").startswith("http://"):
         # what a plain-http request to an https port gets (a HEAD has no body to say so)
         hint = ("; if that server speaks https, write its URL with https:// "
                 f"({endpoint_from}); if it expects another region, set AWS_REGION")
     return StoreError(f"{uri} refused the request for {key} ({detail}){hint}", key=key)
+
+
+#: what obstore's (reqwest's, hyper's) words for a failure without an HTTP status mean
+_CAUSES = (("error sending request", "the connection failed (is the server still up?)"),
+           ("connection reset", "the connection was reset"),
+           ("connection closed", "the server closed the connection"),
+           ("broken pipe", "the server closed the connection"),
+           ("timed out", "no answer in time"),
+           ("error decoding response body", "the reply was cut short"),
+           ("unexpected eof", "the reply was cut short"),
+           ("incomplete", "the reply was cut short"))
+
+
+def _cause(exc: BaseException, text: str) -> str:
+    """A failure without an HTTP status, in words (obstore's own text says which request,
+    how long, how many retries: noise on a user's screen)."""
+    low = text.lower()
+    for words, meaning in _CAUSES:
+        if words in low:
+            return meaning
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return first.rsplit(" - ", 1)[-1][:300]
 
 
 #: rustls' (obstore's) and OpenSSL's words for a certificate that is not trusted

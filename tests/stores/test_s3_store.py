@@ -258,6 +258,27 @@ def test_map_error_before_the_server_ever_answered() -> None:
     assert later.retryable is True  # once it has answered, a timeout is a passing fault
 
 
+@pytest.mark.parametrize(("text", "says"), [
+    (("Generic S3 error: Error performing POST http://127.0.0.1:8333/b/k?uploads= in 219ms, "
+     "after 2 retries, max_retries: 2, retry_timeout: 60s - HTTP error: error sending "
+     "request"), "the connection failed"),
+    (("Generic S3 error: Error performing GET http://127.0.0.1:8333/b/k in 365\u00b5s - HTTP "
+     "error: connection reset by peer"), "the connection was reset"),
+    ("Generic S3 error: error decoding response body", "the reply was cut short"),
+    ("Generic S3 error: something new - the last words", "the last words"),
+])
+def test_a_server_gone_mid_transfer_is_said_in_words(text: str, says: str) -> None:
+    """The server answered before, then went away: one line naming the endpoint and the
+    object, in words, not obstore's request dump (it was quoted whole)."""
+    err = map_error(RuntimeError(text), "k", "s3://b/p", "b",
+                    endpoint="http://127.0.0.1:8333", answered=True)
+    assert str(err) == f"cannot reach http://127.0.0.1:8333 for k in s3://b/p: {says}" + (
+        " (is the server still up?)" if says == "the connection failed" else "")
+    assert err.retryable is True
+    assert "Generic" not in str(err)
+    assert "retries" not in str(err)
+
+
 async def test_nothing_listening_fails_at_once_naming_the_endpoint(s3_env: SeaweedFS) -> None:
     import socket
 
