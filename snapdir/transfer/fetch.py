@@ -19,6 +19,7 @@ from ..errors import (
     DestinationError,
     IntegrityError,
     ObjectNotFound,
+    SnapdirError,
     StoreError,
     StoreMissing,
     with_path,
@@ -140,6 +141,28 @@ def context_mismatch(manifest: Manifest, hasher: Hasher, sid: str,
         "`snapdir push --force`)", key=exc.key, expected=exc.expected, actual=exc.actual)
 
 
+async def explain_failure(exc: BaseException, store: Store, manifest: Manifest, sid: str,
+                          config: TransferConfig) -> SnapdirError | None:
+    """A truer account of a download that failed with ``exc``, or None. An object the
+    store lacks, when the store lacks the snapshot's manifest too (the manifest came from
+    the cache): the wrong store, not one to repair. Objects that fail their hash while
+    the directory checksums do not add up either: another ``SNAPDIR_MANIFEST_CONTEXT``."""
+    if isinstance(exc, IntegrityError):
+        return context_mismatch(manifest, Hasher("b3sum", settings.manifest_context()), sid,
+                                exc)
+    if isinstance(exc, ObjectNotFound) and not isinstance(exc, StoreMissing):
+        key = manifest_key(sid)
+        try:
+            if await retrying(partial(store.head, key), config) is not None:
+                return None
+        except StoreError:
+            return None
+        return ObjectNotFound(f"snapshot {sid} is not in {store.uri} (no {key}, nor "
+                              f"{exc.key or 'its objects'}); check the id and --store",
+                              exc.key)
+    return None
+
+
 #: (digest, final path, label for messages, size hint, mode or None)
 Item = tuple[str, "str | Path", str, int, "int | None"]
 
@@ -221,9 +244,8 @@ async def fetch(snapshot_id: str, store: Store, *, config: TransferConfig | None
         try:
             result.objects_fetched, result.bytes_fetched = await download_all(store, items,
                                                                               cfg, prog)
-        except IntegrityError as exc:
-            hasher = Hasher("b3sum", settings.manifest_context())
-            if (better := context_mismatch(full, hasher, sid, exc)) is not None:
+        except (IntegrityError, ObjectNotFound) as exc:
+            if (better := await explain_failure(exc, store, full, sid, cfg)) is not None:
                 raise better from None
             raise
     from . import known

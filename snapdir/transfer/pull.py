@@ -18,7 +18,7 @@ import anyio
 from .. import settings
 from ..core.manifest import Entry, Hasher
 from ..core.plan import select
-from ..errors import DestinationError, IntegrityError, nonempty_path
+from ..errors import DestinationError, IntegrityError, ObjectNotFound, nonempty_path
 from ..stores.base import Store
 from .cache import LocalCache, open_cache
 from .checkout import (
@@ -37,8 +37,8 @@ from .fetch import (
     FetchResult,
     Item,
     check_id,
-    context_mismatch,
     download_all,
+    explain_failure,
     get_manifest,
     object_sizes,
 )
@@ -188,8 +188,8 @@ async def pull(snapshot_id: str, store: Store, dest: str | Path, *,
             try:
                 res.objects_fetched, res.bytes_fetched = await download_all(
                     store, items(), cfg, prog, after=shared)
-            except IntegrityError as exc:
-                if (better := context_mismatch(full, hasher, sid, exc)) is not None:
+            except (IntegrityError, ObjectNotFound) as exc:
+                if (better := await explain_failure(exc, store, full, sid, cfg)) is not None:
                     raise better from None
                 raise
         except BaseException:

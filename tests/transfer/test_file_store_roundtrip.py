@@ -863,3 +863,29 @@ def test_a_snapshot_of_another_context_is_not_called_corrupt(cli: Cli, tmp_path:
         assert "SNAPDIR_MANIFEST_CONTEXT" not in r.err, r.err
         import shutil
         shutil.rmtree(tmp_path / "plain")
+
+
+def test_the_wrong_store_is_called_so_not_damaged(cli: Cli, tmp_path: Path) -> None:
+    """The manifest is in the local cache (an earlier pull), the store named now is another
+    one: pulling from it used to say the store lacks an object and to repair it with
+    `push --force`; it says the snapshot is not in that store."""
+    src = make_tree(tmp_path / "src", {"a": b"a" * 100, "b": b"b" * 200})
+    store = tmp_path / "store"
+    sid = cli("push", "--store", str(store), str(src)).out.strip()
+    cli("pull", "--store", str(store), "--id", sid, str(tmp_path / "first"))
+    wrong = tmp_path / "wrong"
+    other = make_tree(tmp_path / "other", {"x": b"x"})
+    cli("push", "--store", str(wrong), str(other))  # a real store, without this snapshot
+    for verb in (["pull", "--store", str(wrong), "--id", sid, str(tmp_path / "d")],
+                 ["fetch", "--store", str(wrong), "--id", sid]):
+        r = cli(*verb, check=False)
+        assert r.rc == 1, r.err
+        assert f"snapshot {sid} is not in file://{wrong}" in r.err, r.err
+        assert "check the id and --store" in r.err
+        assert "push --force" not in r.err
+        assert len(r.err.strip().splitlines()) == 1
+    # a store that really lost an object still says so
+    next(iter(object_files(store))).unlink()
+    r = cli("pull", "--store", str(store), "--id", sid, str(tmp_path / "d2"), check=False)
+    assert r.rc == 1
+    assert "push --force" in r.err, r.err
