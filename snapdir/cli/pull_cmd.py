@@ -28,8 +28,9 @@ from .options import (
 @click.option("--delete", is_flag=True, help="Make DIR an exact mirror: remove what the "
               "snapshot does not have.")
 @click.option("--include", "include", multiple=True, metavar="GLOB", type=NonEmpty("a glob"),
-              help="Pull only paths matching this glob (relative to the snapshot root; a "
-              "directory name selects its subtree; repeatable).")
+              help="Pull only paths matching this glob (relative to the snapshot root, * "
+              "also matches '/'; a directory's path selects its subtree; repeatable; an "
+              "error if no file matches).")
 @transfer_options
 @directory_argument
 def pull_command(store: str | None, snapshot_id: str, no_cache: bool, delete: bool,

@@ -50,7 +50,8 @@ def select(manifest: Manifest, patterns: Sequence[str]) -> Manifest:
     A pattern matches a file's path relative to the snapshot root (``shard-0[0-3]/*``,
     ``*.json``), or names a directory whose whole subtree is selected (``shard-01``).
     The directories above selected files are kept (with their manifest lines) so the
-    checkout has the same shape; nothing else is.
+    checkout has the same shape; nothing else is. Patterns that select no file of a
+    snapshot that has some are refused (UsageError): a typo must not pass for a pull.
     """
     pats = [p.removeprefix("./") for p in patterns]
     keep_files = []
@@ -65,4 +66,11 @@ def select(manifest: Manifest, patterns: Sequence[str]) -> Manifest:
         for i in range(1, len(parts) + 1):
             parents.add("./" + "/".join(parts[:i]) + "/")
     kept = [e for e in manifest.entries if e.is_dir and e.path in parents]
+    if not keep_files and any(True for _ in manifest.files()):
+        from ..errors import UsageError
+
+        shown = " ".join(f"--include {p!r}" for p in patterns)
+        raise UsageError(f"{shown} matches no file of the snapshot; a pattern is a glob on "
+                         "paths relative to its root, where * also matches '/' "
+                         "('shard-0[0-3]/*', '*.json'), or a directory's path")
     return from_entries([*kept, *keep_files])

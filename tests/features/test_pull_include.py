@@ -69,3 +69,25 @@ def test_include_verifies_what_it_selects(s3_env: SeaweedFS, cli: Cli, tmp_path:
     assert json.loads(r.out)["objects_fetched"] == 3
     assert tree_bytes(tmp_path / "dest-c2") == {p: d for p, d in files.items()
                                            if p.startswith("shard-00/")}
+
+
+def test_include_that_matches_nothing_is_refused(cli: Cli, tmp_path: Path) -> None:
+    """A typo in --include used to pull nothing and exit 0 (an empty directory, no
+    word on stderr): it is a usage error naming the pattern, before anything is written."""
+    sample_tree(tmp_path / "ds", shards=2)
+    store = str(tmp_path / "store")
+    sid = cli("push", "--store", store, str(tmp_path / "ds")).out.strip()
+    for verb in (["pull", "--store", store, "--id", sid, "--include", "shard-9*",
+                  str(tmp_path / "dest")],
+                 ["pull", "--no-cache", "--store", store, "--id", sid, "--include",
+                  "shard-9*", "--include", "nomatch", str(tmp_path / "dest")]):
+        r = cli(*verb, check=False)
+        assert r.rc == 2, r.err
+        assert "--include 'shard-9*'" in r.err
+        assert "matches no file" in r.err
+        assert len(r.err.strip().splitlines()) == 1
+        assert not (tmp_path / "dest").exists()
+    # '*' crosses '/': '*.bin' selects every shard's parts
+    cli("pull", "--store", store, "--id", sid, "--include", "*.bin", str(tmp_path / "bins"))
+    assert sorted(p.name for p in (tmp_path / "bins").rglob("*.bin")) == sorted(
+        p.name for p in (tmp_path / "ds").rglob("*.bin"))
