@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -179,15 +180,17 @@ async def download_all(store: Store, items: Iterable[Item] | AsyncIterable[Item]
     writer: Batcher[str] = Batcher(write_small)
     large = anyio.CapacityLimiter(config.large_jobs)  # ranged downloads at once
     buffers = RangeBuffers.for_config(config)
+    counting = threading.Lock()
 
     async def one(item: Item) -> None:
         digest, final_s, label, hint, mode = item
         final = Path(final_s)
         shown = [0]  # bytes of a large object already shown while it came in
 
-        def part(n: int) -> None:
-            shown[0] += n
-            prog.add(0, n)
+        def part(n: int) -> None:  # in the threads receiving a large object's ranges
+            with counting:
+                shown[0] += n
+                prog.add(0, n)
 
         try:
             size = await retrying(partial(download_object, store, digest, final, hasher,
@@ -211,7 +214,8 @@ async def download_all(store: Store, items: Iterable[Item] | AsyncIterable[Item]
             await after(digest, final)
         totals[0] += 1
         totals[1] += size
-        prog.add(1, size - shown[0])
+        with counting:
+            prog.add(1, size - shown[0])
 
     try:
         await for_each(items, one, config.jobs)
