@@ -217,10 +217,16 @@ class Interrupted(BaseException):
     that with a blank line on stderr)."""
 
 
+#: commands whose finished work a second run does not redo
+_RESUMABLE = frozenset({"push", "pull", "fetch", "checkout", "stage", "sync"})
+
+
 def _stopped() -> NoReturn:
     import signal
 
-    again = "run the same command again to resume"
+    keeps = _command_path().removeprefix("snapdir ") in _RESUMABLE
+    again = ("run the same command again to resume" if keeps
+             else "run the same command again")
     if signal.SIGTERM in _signalled:
         click.echo(f"snapdir: terminated; {again}", err=True)
         sys.exit(143)

@@ -62,7 +62,14 @@ async def get_manifest(store: Store, snapshot_id: str, config: TransferConfig,
                        cache: LocalCache | None = None) -> Manifest:
     """The manifest of ``snapshot_id``: from the cache, else from the store (verified).
 
-    A cached copy that no longer hashes to its id is dropped and fetched again."""
+    A cached copy that no longer hashes to its id is dropped and fetched again. A file
+    store that is not there is refused even when the cache could answer (a typo in
+    --store must not pass, nor be recorded as where the snapshot came from)."""
+    from ..stores.file import FileStore
+
+    if isinstance(store, FileStore) and (gone := store.missing(
+            manifest_key(snapshot_id))) is not None:
+        raise gone
     if cache is not None:
         try:
             m = cache.load_manifest(snapshot_id)

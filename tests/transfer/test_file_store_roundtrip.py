@@ -889,3 +889,22 @@ def test_the_wrong_store_is_called_so_not_damaged(cli: Cli, tmp_path: Path) -> N
     r = cli("pull", "--store", str(store), "--id", sid, str(tmp_path / "d2"), check=False)
     assert r.rc == 1
     assert "push --force" in r.err, r.err
+
+
+def test_a_store_path_that_is_not_there_is_refused_even_with_a_warm_cache(
+        cli: Cli, tmp_path: Path) -> None:
+    """With the snapshot whole in the local cache, a typo in --store passed (exit 0) and
+    was recorded as where the snapshot was pulled from."""
+    src = make_tree(tmp_path / "src", {"a": b"a"})
+    store = tmp_path / "store"
+    sid = cli("push", "--store", str(store), str(src)).out.strip()
+    cli("fetch", "--store", str(store), "--id", sid)
+    typo = tmp_path / "stroe"
+    for verb in (["pull", "--store", str(typo), "--id", sid, str(tmp_path / "d")],
+                 ["fetch", "--store", str(typo), "--id", sid]):
+        r = cli(*verb, check=False)
+        assert r.rc == 1, (verb, r.err)
+        assert f"there is no store at {typo}" in r.err
+        assert len(r.err.strip().splitlines()) == 1
+    assert "stroe" not in cli("locations", sid).out
+    assert not (tmp_path / "d").exists()
