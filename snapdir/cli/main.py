@@ -81,7 +81,11 @@ def fail(exc: BaseException) -> NoReturn:
             fail(os_error)
     if isinstance(exc, OSError) and exc.strerror and not isinstance(exc, BrokenPipeError):
         # a local file operation nothing more specific caught: still one line, named
-        where = f"{exc.filename}: " if exc.filename else ""
+        name = exc.filename
+        if name is not None and exc.filename2 is not None and os.path.basename(
+                os.fsdecode(name)).startswith(".snapdir-tmp-"):
+            name = exc.filename2  # renaming our temp file into place: name the real file
+        where = f"{name}: " if name else ""
         click.echo(f"snapdir: error: {where}{exc.strerror}; check the path, free space and "
                    "permissions", err=True)
         sys.exit(1)

@@ -214,7 +214,9 @@ async def download_all(store: Store, items: Iterable[Item] | AsyncIterable[Item]
         except StoreError as exc:
             raise with_path(exc, label) from exc
         except OSError as exc:  # writing locally: a full disk, permissions, a directory
-            raise DestinationError(f"{exc.filename or final}: cannot write {label} there "
+            # (renaming our temp file into place: the file in the way is the one to name)
+            where = exc.filename2 if exc.filename2 is not None else exc.filename or final
+            raise DestinationError(f"{where}: cannot write {label} there "
                                    f"({exc.strerror or exc}); check free space and "
                                    "permissions") from None
         if after is not None:

@@ -8,6 +8,7 @@ import stat
 from pathlib import Path
 
 import blake3
+import pytest
 from conftest import Cli, make_tree, object_files, tree_bytes
 
 ID_LEN = 64
@@ -908,3 +909,32 @@ def test_a_store_path_that_is_not_there_is_refused_even_with_a_warm_cache(
         assert len(r.err.strip().splitlines()) == 1
     assert "stroe" not in cli("locations", sid).out
     assert not (tmp_path / "d").exists()
+
+
+def test_a_file_that_cannot_be_replaced_is_named_not_our_temp(cli: Cli,
+                                                               tmp_path: Path) -> None:
+    """An immutable file in the way (chattr +i): the error names it, not the temp file
+    the new bytes were waiting in (which is removed)."""
+    import shutil
+    import subprocess
+
+    src = make_tree(tmp_path / "src", {"top": b"new bytes\n"})
+    store = str(tmp_path / "store")
+    sid = cli("push", "--store", store, str(src)).out.strip()
+    dest = make_tree(tmp_path / "dest", {"top": b"old\n"})
+    if shutil.which("chattr") is None or subprocess.run(
+            ["chattr", "+i", str(dest / "top")], capture_output=True,
+            check=False).returncode != 0:
+        pytest.skip("chattr +i is not available here (needs root and ext4/xfs/btrfs)")
+    try:
+        runs = [cli("pull", "--store", store, "--id", sid, str(dest), check=False)]
+        cli("fetch", "--store", store, "--id", sid)  # into the cache: checkout copies it
+        runs.append(cli("checkout", "--id", sid, str(dest), check=False))
+    finally:
+        subprocess.run(["chattr", "-i", str(dest / "top")], check=True)
+    for r in runs:
+        assert r.rc == 1
+        assert f": {dest / 'top'}: " in r.err, r.err
+        assert ".snapdir-tmp" not in r.err
+        assert len(r.err.strip().splitlines()) == 1
+    assert [p.name for p in dest.iterdir()] == ["top"]
