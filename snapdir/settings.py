@@ -161,18 +161,21 @@ def _shown(value: str) -> str:
     return value if value.isprintable() else repr(value)
 
 
-def describe(store_flag: str | None = None, jobs_flag: int | None = None) -> list[Setting]:
+def describe(store_flag: str | None = None, jobs_flag: int | None = None,
+             jobs_problem: str | None = None) -> list[Setting]:
     """Every setting, its value and where it came from (with ``problem`` set where
-    commands would refuse the value)."""
+    commands would refuse the value). ``jobs_problem``: why commands would refuse
+    ``jobs_flag`` (the CLI's option type decides that)."""
     out: list[Setting] = []
-    from .stores import refuse_credentials, shown_uri
+    from .errors import SnapdirError
+    from .stores import check_store, shown_uri
 
     s = (Setting("store", store_flag, "flag: --store") if store_flag is not None
          else _env_or("SNAPDIR_STORE", str(data_dir() / "store")))
     try:
-        refuse_credentials(s.value)
-    except UsageError as exc:
-        s = Setting(s.name, s.value, s.source, str(exc))
+        check_store(s.value)  # what open_store refuses, without opening it
+    except SnapdirError as exc:
+        s = Setting(s.name, s.value, s.source, exc.format_message())
     out.append(Setting("store", shown_uri(s.value), s.source, s.problem))
     for label, var, fallback in (
         ("cache directory", "SNAPDIR_CACHE_DIR", str(_xdg("XDG_CACHE_HOME", ".cache") /
@@ -223,7 +226,7 @@ def describe(store_flag: str | None = None, jobs_flag: int | None = None) -> lis
     out.append(Setting("s3 CA bundle", *(bundle or ("(the system's CAs)", "default")),
                        _refused(read_ca_bundle) if tls else None))
     if jobs_flag is not None:
-        out.insert(1, Setting("network jobs", str(jobs_flag), "flag: --jobs"))
+        out.insert(1, Setting("network jobs", str(jobs_flag), "flag: --jobs", jobs_problem))
     else:
         s = _checked(_env_or("SNAPDIR_JOBS", "32"))
         out.insert(1, Setting("network jobs", s.value, s.source, s.problem))

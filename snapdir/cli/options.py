@@ -64,6 +64,8 @@ STORE_URI = NonEmpty("s3://bucket/prefix, file:///path or a directory")
 SNAPSHOT_ID = NonEmpty("a snapshot id")
 #: the type of every revision name (``--name``, NAME)
 REVISION_NAME = NonEmpty("a revision name")
+#: the type of ``-j/--jobs`` (``snapdir defaults`` asks it too)
+JOBS = click.IntRange(1, MAX_JOBS)
 
 
 def manifest_options(fn: F) -> F:
@@ -95,7 +97,7 @@ def id_option(fn: F) -> F:
 
 
 def transfer_options(fn: F) -> F:
-    fn = click.option("-j", "--jobs", type=click.IntRange(1, MAX_JOBS), default=None,
+    fn = click.option("-j", "--jobs", type=JOBS, default=None,
                       help="Network requests in flight (env SNAPDIR_JOBS, default 32).")(fn)
     fn = click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")(fn)
     fn = click.option("--progress", "progress", is_flag=True,

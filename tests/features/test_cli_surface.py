@@ -47,10 +47,10 @@ def test_defaults_names_every_setting_and_its_source(cli: Cli) -> None:
         cli.env[var] = f"http://{var.lower()}:9000"
         assert settings(cli)["s3 endpoint"]["source"] == f"environment: {var}"
 
-    flags = settings(cli, "--jobs", "3", "--store", "s3://b/p")
+    flags = settings(cli, "--jobs", "3", "--store", "s3://bkt/p")
     assert (flags["network jobs"]["value"], flags["network jobs"]["source"]) == (
         "3", "flag: --jobs")
-    assert (flags["store"]["value"], flags["store"]["source"]) == ("s3://b/p", "flag: --store")
+    assert (flags["store"]["value"], flags["store"]["source"]) == ("s3://bkt/p", "flag: --store")
 
 
 def test_stage_progress_says_stage(cli: Cli, tmp_path: Path) -> None:
@@ -98,6 +98,56 @@ def test_defaults_flags_a_value_commands_would_refuse(cli: Cli, tmp_path: Path) 
     by_name = {s["name"]: s for s in json_lines(cli("defaults", "--json", check=False).out)}
     assert "1 to 1024" in by_name["network jobs"]["problem"]
     assert "problem" not in by_name["retry attempts"]
+
+
+def _store_cases(tmp_path: Path) -> list[str]:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a store\n")
+    return ["foo://x", "s3:/x", "s3://ab", str(a_file), str(a_file / "under")]
+
+
+def test_defaults_flags_a_store_commands_would_refuse(cli: Cli, tmp_path: Path) -> None:
+    """The store ``push`` stops at, from the environment or ``--store``, is INVALID in
+    ``defaults``, with the words ``push`` stops with."""
+    src = make_tree(tmp_path / "src", {"a.txt": b"a"})
+    for store in _store_cases(tmp_path):
+        pushed = cli("push", "--store", store, str(src), check=False)
+        assert pushed.rc != 0, store
+        want = pushed.err.strip().splitlines()[-1]
+        for how in ("env", "flag"):
+            env = dict(cli.env, SNAPDIR_STORE=store) if how == "env" else cli.env
+            args = () if how == "env" else ("--store", store)
+            r = Cli(env, cli.home)("defaults", *args, check=False)
+            assert r.rc == 2, (store, how, r.out)
+            lines = {ln.split("  ")[0]: ln for ln in r.out.splitlines()}
+            assert lines["store"].endswith("INVALID"), (store, how, r.out)
+            err = r.err.strip()
+            assert "\n" not in err, r.err
+            # the same message (the store error's kind aside: defaults says usage error)
+            assert err.split(": ", 2)[2] == want.split(": ", 2)[2], (store, how, r.err)
+            by_name = {s["name"]: s for s in json_lines(
+                Cli(env, cli.home)("defaults", "--json", *args, check=False).out)}
+            assert by_name["store"]["problem"] == err.split(": ", 2)[2]
+    # a good one is not flagged
+    for store in ("s3://a-good-bucket/p", str(tmp_path / "new-store")):
+        assert "problem" not in settings(cli, "--store", store)["store"]
+
+
+@pytest.mark.parametrize("jobs", ["0", "5000", "-3"])
+def test_defaults_jobs_flag_is_checked_as_push_checks_it(cli: Cli, tmp_path: Path,
+                                                         jobs: str) -> None:
+    src = make_tree(tmp_path / "src", {"a.txt": b"a"})
+    pushed = cli("push", "-j", jobs, "--store", str(tmp_path / "st"), str(src), check=False)
+    assert pushed.rc == 2
+    r = cli("defaults", "-j", jobs, check=False)
+    assert r.rc == 2, r.out
+    lines = {ln.split("  ")[0]: ln for ln in r.out.splitlines()}
+    assert lines["network jobs"].endswith("[flag: --jobs]  INVALID"), r.out
+    err = r.err.strip()
+    assert "\n" not in err, r.err
+    assert err in pushed.err, (err, pushed.err)  # push's words (plus its --help hint)
+    for good in ("1", "1024"):
+        assert "problem" not in settings(cli, "-j", good)["network jobs"]
 
 
 @pytest.mark.parametrize(("shell", "marker"), [("bash", "complete -o nosort -F"),
