@@ -19,6 +19,7 @@ large downloads direct   SNAPDIR_DIRECT_IO=1 writes them O_DIRECT     off (page 
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -63,8 +64,15 @@ def object_cache_dir() -> Path:
     return cache_dir() / "store"
 
 
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+def env_bool(name: str, usage: str) -> bool:
+    """``$name`` as a yes/no: 1/true/yes/on or 0/false/no/off (any case; unset or empty
+    is no); anything else is a usage error ending with ``usage``."""
+    raw = os.environ.get(name, "").strip().lower()
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    raise UsageError(f"{name}={raw!r}: {usage}")
 
 
 def env_int(name: str, default: int, minimum: int = 1, maximum: int | None = None) -> int:
@@ -100,12 +108,7 @@ def hash_threads() -> int:
 
 def direct_io() -> bool:
     """Whether large downloads are written past the page cache (see fileio.py)."""
-    raw = os.environ.get("SNAPDIR_DIRECT_IO", "").strip().lower()
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("", "0", "false", "no", "off"):
-        return False
-    raise UsageError(f"SNAPDIR_DIRECT_IO={raw!r}: set 0 (the default) or 1")
+    return env_bool("SNAPDIR_DIRECT_IO", "set 0 (the default) or 1")
 
 
 def io_threads() -> int:
@@ -114,7 +117,29 @@ def io_threads() -> int:
 
 
 def stat_cache_enabled() -> bool:
-    return not env_flag("SNAPDIR_NO_STAT_CACHE")
+    return not env_bool("SNAPDIR_NO_STAT_CACHE",
+                        "set 1 to hash every file, or 0 (the default) to use the stat cache")
+
+
+#: the longest SNAPDIR_PROGRESS_INTERVAL, in seconds (a day)
+MAX_PROGRESS_INTERVAL = 86400
+
+
+def progress_interval(default: float) -> float:
+    """Seconds between progress updates: ``$SNAPDIR_PROGRESS_INTERVAL``, else ``default``
+    (unset or empty). Anything but a number of seconds above 0 and at most a day is a
+    usage error (nan, inf, 0 and negative numbers too)."""
+    raw = os.environ.get("SNAPDIR_PROGRESS_INTERVAL", "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= MAX_PROGRESS_INTERVAL:  # nan compares false
+        raise UsageError(f"SNAPDIR_PROGRESS_INTERVAL={raw!r}: set a number of seconds above "
+                         f"0, at most {MAX_PROGRESS_INTERVAL} (e.g. 0.5), or unset it")
+    return value
 
 
 def manifest_context() -> str | None:
@@ -130,9 +155,11 @@ def _env_or(name: str, default: str) -> Setting:
 
 
 #: how commands read each setting they can refuse (see ``describe``)
-_CHECKS = {"SNAPDIR_JOBS": jobs, "SNAPDIR_RETRIES": retries,
-           "SNAPDIR_HASH_THREADS": hash_threads, "SNAPDIR_IO_THREADS": io_threads,
-           "SNAPDIR_DIRECT_IO": direct_io}
+_CHECKS: dict[str, Callable[[], object]] = {
+    "SNAPDIR_JOBS": jobs, "SNAPDIR_RETRIES": retries, "SNAPDIR_HASH_THREADS": hash_threads,
+    "SNAPDIR_IO_THREADS": io_threads, "SNAPDIR_DIRECT_IO": direct_io,
+    "SNAPDIR_NO_STAT_CACHE": stat_cache_enabled,
+    "SNAPDIR_PROGRESS_INTERVAL": lambda: progress_interval(5.0)}
 
 
 def _checked(s: Setting) -> Setting:

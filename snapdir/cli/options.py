@@ -108,8 +108,14 @@ def transfer_options(fn: F) -> F:
 
 
 def progress_mode(quiet: bool, progress: bool) -> str:
+    """The progress mode of ``-q`` / ``--progress``. Unless ``-q``, a bad
+    SNAPDIR_PROGRESS_INTERVAL stops the command here, before any work, whether or not
+    stderr is a terminal (the same command line gives the same answer in a script)."""
     if quiet:
         return "off"
+    from ..settings import progress_interval
+
+    progress_interval(5.0)
     return "plain" if progress else "auto"
 
 

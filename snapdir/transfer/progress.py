@@ -4,7 +4,6 @@ lines when asked). stdout is never touched: it carries only ids."""
 from __future__ import annotations
 
 import math
-import os
 import sys
 import threading
 import time
@@ -40,13 +39,11 @@ def _human(n: float) -> str:
 
 
 def _interval(default: float) -> float:
-    """Seconds between progress updates: env SNAPDIR_PROGRESS_INTERVAL, else ``default``."""
-    raw = os.environ.get("SNAPDIR_PROGRESS_INTERVAL", "")
-    try:
-        value = float(raw) if raw else default
-    except ValueError:
-        return default
-    return value if value > 0 else default
+    """Seconds between progress updates: env SNAPDIR_PROGRESS_INTERVAL (a bad value is a
+    usage error), else ``default``."""
+    from ..settings import progress_interval
+
+    return progress_interval(default)
 
 
 #: seconds of work before an ETA is shown
@@ -99,11 +96,10 @@ class Progress:
             parts.append(f"ETA {_duration((total - self.bytes_done) / rate)}")
         return ", ".join(parts)
 
-    async def _render(self) -> None:
+    async def _render(self, interval: float) -> None:
         from anyio import sleep
 
         tty = self.mode != "plain"
-        interval = _interval(0.2 if tty else 5.0)
         while True:
             await sleep(interval)
             if tty:
@@ -146,9 +142,10 @@ class Progress:
         if self.enabled:
             from anyio import create_task_group
 
+            interval = _interval(0.2 if self.mode != "plain" else 5.0)  # refused here, not in the task
             self._tg = create_task_group()
             await self._tg.__aenter__()
-            self._tg.start_soon(self._render)
+            self._tg.start_soon(self._render, interval)
         return self
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,

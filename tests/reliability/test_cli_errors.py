@@ -426,6 +426,54 @@ def test_bad_direct_io_setting(cli: Cli, tmp_path: Path) -> None:
     assert not (tmp_path / "d").exists()
 
 
+@pytest.mark.parametrize("value", ["abc", "-1", "0", "nan", "inf", "-inf", "1e400"])
+def test_bad_progress_interval_setting(cli: Cli, tmp_path: Path, value: str) -> None:
+    """A progress interval that is not a number of seconds above 0 is refused, like the
+    other numeric settings, not silently replaced by the default (or taken: inf)."""
+    src = make_tree(tmp_path / "src", {"a.txt": b"a"})
+    store = tmp_path / "store"
+    bad = Cli(dict(cli.env, SNAPDIR_PROGRESS_INTERVAL=value), cli.home)
+    for flags in (["--progress"], []):  # on a terminal or not: the same answer
+        r = bad("push", *flags, "--store", str(store), str(src), check=False)
+        one_line_error(r, code=2, needle="SNAPDIR_PROGRESS_INTERVAL")
+        assert "seconds" in r.err
+    assert not store.exists()
+    one_line_error(bad("pull", "--progress", "--id", GOOD_ID, str(tmp_path / "d"),
+                       check=False), code=2, needle="SNAPDIR_PROGRESS_INTERVAL")
+    assert not (tmp_path / "d").exists()
+    # -q shows no progress: the interval is not read
+    assert bad("push", "-q", "--store", str(store), str(src)).rc == 0
+    d = {s["name"]: s for s in map(json.loads, bad("defaults", "--json",
+                                                   check=False).out.splitlines())}
+    assert "SNAPDIR_PROGRESS_INTERVAL" in d["progress interval"]["problem"]
+    for good in ("0.5", "3", " 2 "):
+        ok = Cli(dict(cli.env, SNAPDIR_PROGRESS_INTERVAL=good), cli.home)
+        assert ok("push", "--progress", "--store", str(store), str(src)).rc == 0
+
+
+@pytest.mark.parametrize("value", ["maybe", "2", "-1", "disabled"])
+def test_bad_no_stat_cache_setting(cli: Cli, tmp_path: Path, value: str) -> None:
+    """SNAPDIR_NO_STAT_CACHE takes the values SNAPDIR_DIRECT_IO takes; anything else is
+    refused instead of meaning "off"."""
+    src = make_tree(tmp_path / "src", {"a.txt": b"a"})
+    store = tmp_path / "store"
+    bad = Cli(dict(cli.env, SNAPDIR_NO_STAT_CACHE=value), cli.home)
+    for args in (["push", "--store", str(store)], ["id"], ["manifest"], ["stage"]):
+        one_line_error(bad(*args, str(src), check=False), code=2,
+                       needle="SNAPDIR_NO_STAT_CACHE")
+    assert not store.exists()
+    # --no-stat-cache decides without the variable
+    assert bad("push", "-q", "--no-stat-cache", "--store", str(store), str(src)).rc == 0
+    r = bad("defaults", check=False)
+    assert r.rc == 2
+    assert [ln for ln in r.out.splitlines() if "INVALID" in ln] == [
+        f"stat cache off     {value}  [environment: SNAPDIR_NO_STAT_CACHE]  INVALID"]
+    for good in ("1", "0", "true", "off", "YES", ""):
+        ok = Cli(dict(cli.env, SNAPDIR_NO_STAT_CACHE=good), cli.home)
+        assert ok("id", str(src)).rc == 0
+        assert "INVALID" not in ok("defaults").out
+
+
 @pytest.mark.parametrize("direct", ["1", "0"])
 def test_a_write_failing_mid_download_is_one_line_naming_the_file(
         cli: Cli, tmp_path: Path, direct: str) -> None:
