@@ -213,6 +213,35 @@ def test_progress_lines_quiet_and_clean_stdout(s3_env: SeaweedFS, cli: Cli,
         assert (r.out, r.err) == (sid + "\n", "")
 
 
+@pytest.mark.parametrize("command", ["push", "stage"])
+def test_a_closed_stderr_stops_progress_not_the_command(cli: Cli, tmp_path: Path,
+                                                        command: str) -> None:
+    """``snapdir push --progress DIR 2>&1 >/dev/null | head -1``: once the reader of
+    stderr has gone, a progress line cannot be written (EPIPE). Progress is best effort:
+    it stops, and the push goes on to its end (exit 0, the manifest in the store)."""
+    src = make_tree(tmp_path / "ds", {f"d{i % 10}/f{i}.bin": os.urandom(4000)
+                                      for i in range(1500)})
+    store = tmp_path / "store"
+    env = dict(cli.env, SNAPDIR_PROGRESS_INTERVAL="0.001")
+    args = [command, "--progress", "--no-stat-cache"]
+    if command == "push":
+        args += ["--store", str(store)]
+    with subprocess.Popen([sys.executable, "-m", "snapdir", *args, str(src)], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as p:
+        assert p.stderr is not None
+        assert p.stdout is not None
+        first = p.stderr.readline()  # like `head -1`: one line, then the reader is gone
+        p.stderr.close()
+        out = p.stdout.read()
+        rc = p.wait(timeout=300)
+    assert rc == 0, first
+    assert first.startswith(b"hash: "), first
+    sid = out.decode().strip()
+    assert cli("id", str(src)).out.strip() == sid
+    where = store if command == "push" else cli.home / "cache" / "store"
+    assert (where / ".manifests" / sid[:3] / sid[3:6] / sid[6:9] / sid[9:]).is_file()
+
+
 def test_output_to_a_file_is_complete_when_the_process_ends(cli: Cli, tmp_path: Path) -> None:
     """The CLI leaves with os._exit (no interpreter teardown): what it printed must still
     be flushed, to a file (block-buffered) as to a pipe, and its exit code kept."""
