@@ -32,8 +32,9 @@ def _s3_location(uri: str, rest: str) -> tuple[str, str]:
     if not bucket:
         raise UsageError(f"no bucket in store URI {uri!r}: use s3://bucket/prefix")
     if not _BUCKET.fullmatch(bucket):
-        raise UsageError(f"store URI {uri!r}: {bucket!r} is not a valid bucket name (3-63 "
-                         "letters, digits, '.', '-'); use s3://bucket/prefix")
+        raise UsageError(f"store URI {uri!r}: {bucket!r} is not a valid bucket name (3-255 "
+                         "letters, digits, '.', '-' or '_', starting and ending with a letter "
+                         "or digit); use s3://bucket/prefix")
     prefix = prefix.strip("/")
     for seg in prefix.split("/") if prefix else ():
         if seg in ("", ".", ".."):

@@ -168,6 +168,22 @@ def test_bad_store_uris(cli: Cli, tmp_path: Path, store: str, needle: str,
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "home") == ["src"]
 
 
+@pytest.mark.parametrize("bucket", ["ab", "-abc", "abc.", "a" * 256, "my%bucket"])
+def test_a_bad_bucket_name_message_says_what_is_accepted(cli: Cli, tmp_path: Path,
+                                                         bucket: str) -> None:
+    """The message states the rule the check applies (3-255 characters, either case,
+    '_' too: S3's legacy names), not S3's current 3-63 lower-case one."""
+    src = make_tree(tmp_path / "src", {"a.txt": b"a"})
+    r = cli("push", "--store", f"s3://{bucket}/p", str(src), check=False)
+    one_line_error(r, code=2, needle="not a valid bucket name")
+    assert "3-63" not in r.err
+    assert "3-255" in r.err
+    assert "'_'" in r.err
+    for good in ("abc", "a" * 255, "My_Legacy.Bucket-1", "a" * 64):  # what it says it takes
+        assert "problem" not in json.loads(
+            cli("defaults", "--json", "--store", f"s3://{good}/p").out.splitlines()[0])
+
+
 SECRET = "SuperSecret123"
 KEY_ID = "AKIAQAQATEST"
 
