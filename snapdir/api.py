@@ -94,7 +94,7 @@ def store_uri(store: str | None) -> str:
     from . import settings
 
     # "" is not None: open_store refuses it, instead of it meaning the default store
-    return settings.default_store() if store is None else store
+    return settings.store_to_use(store)
 
 
 def _open(uri: str, config: TransferConfig | None = None) -> Store:
@@ -309,10 +309,12 @@ def revisions(name: str, store: str | None = None) -> list[str]:
 def locations(snapshot_id: str) -> list[Location]:
     """Where this machine pushed, pulled, fetched, staged or checked out ``snapshot_id``
     (64 hex characters, any case)."""
-    from . import history
+    from . import history, settings
     from .transfer.fetch import check_id
 
-    return history.catalog().locations(check_id(snapshot_id))
+    sid = check_id(snapshot_id)
+    settings.checked_data_dir()  # the catalog's home: a file there is a bad setting
+    return history.catalog().locations(sid)
 
 
 def _dest_id(dest: str) -> str | None:

@@ -55,8 +55,45 @@ def data_dir() -> Path:
     return Path(env) if env else _xdg("XDG_DATA_HOME", ".local/share") / "snapdir"
 
 
+def data_dir_problem() -> str | None:
+    """Why the data directory cannot be one (it is, or lies under, a file), naming the
+    variable to fix; None when it can be (whether or not it exists yet)."""
+    from .stores.file import blocking_file
+
+    root = Path(os.path.abspath(data_dir()))
+    blocker = blocking_file(root)
+    if blocker is None:
+        return None
+    if os.environ.get("SNAPDIR_DATA_DIR"):
+        fix = "SNAPDIR_DATA_DIR"
+    else:
+        xdg = os.environ.get("XDG_DATA_HOME")
+        fix = ("SNAPDIR_DATA_DIR (or XDG_DATA_HOME)" if xdg and os.path.isabs(xdg)
+               else "SNAPDIR_DATA_DIR")
+    return (f"the snapdir data directory {root} cannot be used: {blocker} is a file, not a "
+            f"directory; set {fix} to a directory (or a path that does not exist yet)")
+
+
+def checked_data_dir() -> Path:
+    """The data directory, refused (a usage error naming the variable) if it cannot be one."""
+    if (problem := data_dir_problem()) is not None:
+        raise UsageError(problem)
+    return data_dir()
+
+
 def default_store() -> str:
     return os.environ.get("SNAPDIR_STORE") or str(data_dir() / "store")
+
+
+def store_to_use(store: str | None) -> str:
+    """``store``, else ``$SNAPDIR_STORE``, else the embedded store in the data directory,
+    which is refused, naming the variable, if the data directory cannot be one. ``""``
+    is not None: ``open_store`` refuses it, instead of it meaning the default store."""
+    if store is not None:
+        return store
+    if not os.environ.get("SNAPDIR_STORE"):  # empty is unset, as environment variables go
+        checked_data_dir()
+    return default_store()
 
 
 def object_cache_dir() -> Path:
@@ -200,6 +237,7 @@ def describe(store_flag: str | None = None, jobs_flag: int | None = None,
     s = (Setting("store", store_flag, "flag: --store") if store_flag is not None
          else _env_or("SNAPDIR_STORE", str(data_dir() / "store")))
     try:
+        store_to_use(store_flag)  # the embedded store needs a data directory
         check_store(s.value)  # what open_store refuses, without opening it
     except SnapdirError as exc:
         s = Setting(s.name, s.value, s.source, exc.format_message())
@@ -218,6 +256,8 @@ def describe(store_flag: str | None = None, jobs_flag: int | None = None,
         ("direct I/O", "SNAPDIR_DIRECT_IO", "0 (large downloads buffered)"),
     ):
         s = _checked(_env_or(var, fallback))
+        if var == "SNAPDIR_DATA_DIR":  # from the environment or not
+            s = Setting(s.name, s.value, s.source, data_dir_problem())
         out.append(Setting(label, s.value, s.source, s.problem))
     from .stores.awsconfig import (
         ca_bundle,

@@ -40,6 +40,7 @@ def defaults_command(store: str | None, jobs: int | None, as_json: bool) -> None
             click.echo(f"{s.name:<18} {s.value}  [{s.source}]{flag}")
         if s.problem:
             problems.append(s.problem)
+    problems = list(dict.fromkeys(problems))  # the store's may be the data directory's
     if problems:
         for p in problems[:-1]:
             click.echo(f"snapdir: usage error: {p}", err=True)

@@ -130,7 +130,7 @@ def resolve_store_uri(store: str | None) -> str:
 
     # an empty SNAPDIR_STORE is unset, as environment variables go; an empty --store
     # never gets here (STORE_URI)
-    return store if store is not None else settings.default_store()
+    return settings.store_to_use(store)
 
 
 def emit_json(obj: dict[str, Any]) -> None:

@@ -541,6 +541,47 @@ def test_cache_directory_that_is_a_file(cli: Cli, tmp_path: Path) -> None:
     assert blocker.read_bytes() == b"not a directory"
 
 
+@pytest.mark.parametrize("under", [False, True], ids=["is-a-file", "under-a-file"])
+def test_data_directory_that_is_a_file(cli: Cli, tmp_path: Path, under: bool) -> None:
+    """SNAPDIR_DATA_DIR naming a regular file: the commands that need the data directory
+    (the default store, the catalog) say which setting to fix, on one line."""
+    src, store, sid = pushed_tree(cli, tmp_path)
+    blocker = tmp_path / "data-file"
+    blocker.write_bytes(b"not a directory")
+    m = cli.machine("m")
+    m.env["SNAPDIR_DATA_DIR"] = str(blocker / "sub" if under else blocker)
+    for args in (["push", str(src)], ["locations", sid], ["revisions", "src"],
+                 ["ancestors", sid], ["pull", "--id", sid, str(tmp_path / "d")],
+                 ["fetch", "--id", sid], ["verify", "--id", sid]):
+        r = m(*args, check=False)
+        one_line_error(r, code=2, needle="SNAPDIR_DATA_DIR")
+        assert f"{blocker} is a file, not a directory" in r.err, r.err
+        assert "--store" not in r.err  # not the store's message: no --store was given
+    assert not (tmp_path / "d").exists()
+    # a store of its own works: only the local catalog is not updated, and it says why
+    r = m("push", "--store", store, str(src))
+    assert r.out.strip() == sid
+    assert "SNAPDIR_DATA_DIR" in r.err
+    assert r.err.count("\n") == 1
+    other = make_tree(tmp_path / "other", {"c.txt": b"c"})
+    r = m("push", "--store", store, "--parent", sid, str(other))  # parents: no catalog
+    assert r.err.count("\n") == 1
+    assert m("ancestors", "--store", store, r.out.strip()).out.split() == [sid]
+    d = m("defaults", check=False)
+    assert d.rc == 2
+    assert [ln.split("  ")[0] for ln in d.out.splitlines() if ln.endswith("INVALID")] == [
+        "store", "data directory"], d.out
+    assert d.err.count("\n") == 1, d.err  # the same problem is said once
+    assert "SNAPDIR_DATA_DIR" in d.err
+    assert blocker.read_bytes() == b"not a directory"
+    # from XDG_DATA_HOME: both variables are named
+    del m.env["SNAPDIR_DATA_DIR"]
+    m.env["XDG_DATA_HOME"] = str(blocker)
+    r = m("locations", sid, check=False)
+    one_line_error(r, code=2, needle="XDG_DATA_HOME")
+    assert "SNAPDIR_DATA_DIR" in r.err
+
+
 def test_corrupt_manifest_in_the_cache(cli: Cli, tmp_path: Path) -> None:
     _, store, sid = pushed_tree(cli, tmp_path)
     m = cli.machine("m")
