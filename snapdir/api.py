@@ -94,7 +94,7 @@ def store_uri(store: str | None) -> str:
     from . import settings
 
     # "" is not None: open_store refuses it, instead of it meaning the default store
-    return settings.default_store() if store is None else store
+    return settings.store_to_use(store)
 
 
 def _open(uri: str, config: TransferConfig | None = None) -> Store:
@@ -111,12 +111,14 @@ async def apush(path: PathLike, store: str | None = None, *, name: str | None = 
                 config: TransferConfig | None = None, progress: str = "off",
                 record: bool = True, force: bool = False) -> PushResult:
     """Push directory ``path``; record a revision named ``name`` (default: the directory's
-    base name) whose parents are the previous revision of that name plus ``parents``."""
+    base name) whose parents are the previous revision of that name plus ``parents`` (ids;
+    one id may be given as a str)."""
     from . import history
     from .transfer.fetch import check_id
     from .transfer.push import push as _push
 
-    parent_ids = [check_id(p) for p in parents]
+    # one id given as a str is one parent (a str is a Sequence of 1-character strings)
+    parent_ids = [check_id(p) for p in ([parents] if isinstance(parents, str) else parents)]
     uri = store_uri(store)
     if name == "":
         raise UsageError("the revision name is empty: give a name, or None for the "
@@ -207,10 +209,12 @@ def fetch(snapshot_id: str, store: str | None = None, *,
 async def acheckout(snapshot_id: str, dest: PathLike, *, delete: bool = False
                     ) -> CheckoutResult:
     from . import history
+    from .transfer.fetch import check_id
     from .transfer.pull import checkout as _checkout
 
-    r = await _checkout(snapshot_id, os.fspath(dest), delete=delete)
-    history.safe_event(snapshot_id, "checkout", os.path.abspath(os.fspath(dest)), None)
+    sid = check_id(snapshot_id)  # recorded as the id, whatever case it was given in
+    r = await _checkout(sid, os.fspath(dest), delete=delete)
+    history.safe_event(sid, "checkout", os.path.abspath(os.fspath(dest)), None)
     return r
 
 
@@ -288,6 +292,8 @@ async def arevisions(name: str, store: str | None = None) -> list[str]:
     """Ids pushed under ``name`` to ``store``, newest first."""
     from . import history
 
+    if name == "":
+        raise UsageError("the revision name is empty: give the name it was pushed under")
     st = _open(store_uri(store))
     try:
         _require_store(st, f"the revisions named {name!r}")
@@ -301,10 +307,14 @@ def revisions(name: str, store: str | None = None) -> list[str]:
 
 
 def locations(snapshot_id: str) -> list[Location]:
-    """Where this machine pushed, pulled, fetched, staged or checked out ``snapshot_id``."""
-    from . import history
+    """Where this machine pushed, pulled, fetched, staged or checked out ``snapshot_id``
+    (64 hex characters, any case)."""
+    from . import history, settings
+    from .transfer.fetch import check_id
 
-    return history.catalog().locations(snapshot_id)
+    sid = check_id(snapshot_id)
+    settings.checked_data_dir()  # the catalog's home: a file there is a bad setting
+    return history.catalog().locations(sid)
 
 
 def _dest_id(dest: str) -> str | None:

@@ -213,7 +213,7 @@ async def record_push(store: Store, snapshot_id: str, name: str, previous: list[
             continue
         try:
             known = cat.stores_of(pid)
-        except sqlite3.Error:
+        except (sqlite3.Error, OSError):  # no catalog to ask (the data directory is a file)
             known = []
         parents.append(Parent(pid, known[0] if known else None))
     rev = new_revision(snapshot_id, name, store.uri, parents, source, files, nbytes)
@@ -223,7 +223,7 @@ async def record_push(store: Store, snapshot_id: str, name: str, previous: list[
         cat.add_revision(rev)
         cat.add_event(snapshot_id, "push", os.path.abspath(source), store.uri)
     except (sqlite3.Error, OSError) as exc:
-        warn(f"local catalog not updated ({exc})")
+        catalog_not_updated(exc)
     return rev
 
 
@@ -359,7 +359,7 @@ class Catalog:
             with self._db() as db:
                 rows = db.execute("SELECT record FROM revisions WHERE id=? ORDER BY time",
                                   (snapshot_id,)).fetchall()
-        except sqlite3.Error:
+        except (sqlite3.Error, OSError):
             return []
         out = []
         for (rec,) in rows:
@@ -425,9 +425,15 @@ def local_store_roots() -> list[Path]:
     return out
 
 
+def catalog_not_updated(exc: BaseException) -> None:
+    """Warn that the catalog could not be written (naming the setting to fix if the data
+    directory cannot be one)."""
+    warn(f"local catalog not updated ({settings.data_dir_problem() or exc})")
+
+
 def safe_event(snapshot_id: str, kind: str, location: str, store: str | None) -> None:
     """Record an event; the catalog never makes a transfer fail."""
     try:
         catalog().add_event(snapshot_id, kind, location, store)
     except (sqlite3.Error, OSError) as exc:
-        warn(f"local catalog not updated ({exc})")
+        catalog_not_updated(exc)

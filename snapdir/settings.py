@@ -19,6 +19,7 @@ large downloads direct   SNAPDIR_DIRECT_IO=1 writes them O_DIRECT     off (page 
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,8 +55,45 @@ def data_dir() -> Path:
     return Path(env) if env else _xdg("XDG_DATA_HOME", ".local/share") / "snapdir"
 
 
+def data_dir_problem() -> str | None:
+    """Why the data directory cannot be one (it is, or lies under, a file), naming the
+    variable to fix; None when it can be (whether or not it exists yet)."""
+    from .stores.file import blocking_file
+
+    root = Path(os.path.abspath(data_dir()))
+    blocker = blocking_file(root)
+    if blocker is None:
+        return None
+    if os.environ.get("SNAPDIR_DATA_DIR"):
+        fix = "SNAPDIR_DATA_DIR"
+    else:
+        xdg = os.environ.get("XDG_DATA_HOME")
+        fix = ("SNAPDIR_DATA_DIR (or XDG_DATA_HOME)" if xdg and os.path.isabs(xdg)
+               else "SNAPDIR_DATA_DIR")
+    return (f"the snapdir data directory {root} cannot be used: {blocker} is a file, not a "
+            f"directory; set {fix} to a directory (or a path that does not exist yet)")
+
+
+def checked_data_dir() -> Path:
+    """The data directory, refused (a usage error naming the variable) if it cannot be one."""
+    if (problem := data_dir_problem()) is not None:
+        raise UsageError(problem)
+    return data_dir()
+
+
 def default_store() -> str:
     return os.environ.get("SNAPDIR_STORE") or str(data_dir() / "store")
+
+
+def store_to_use(store: str | None) -> str:
+    """``store``, else ``$SNAPDIR_STORE``, else the embedded store in the data directory,
+    which is refused, naming the variable, if the data directory cannot be one. ``""``
+    is not None: ``open_store`` refuses it, instead of it meaning the default store."""
+    if store is not None:
+        return store
+    if not os.environ.get("SNAPDIR_STORE"):  # empty is unset, as environment variables go
+        checked_data_dir()
+    return default_store()
 
 
 def object_cache_dir() -> Path:
@@ -63,8 +101,15 @@ def object_cache_dir() -> Path:
     return cache_dir() / "store"
 
 
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+def env_bool(name: str, usage: str) -> bool:
+    """``$name`` as a yes/no: 1/true/yes/on or 0/false/no/off (any case; unset or empty
+    is no); anything else is a usage error ending with ``usage``."""
+    raw = os.environ.get(name, "").strip().lower()
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    raise UsageError(f"{name}={raw!r}: {usage}")
 
 
 def env_int(name: str, default: int, minimum: int = 1, maximum: int | None = None) -> int:
@@ -100,12 +145,7 @@ def hash_threads() -> int:
 
 def direct_io() -> bool:
     """Whether large downloads are written past the page cache (see fileio.py)."""
-    raw = os.environ.get("SNAPDIR_DIRECT_IO", "").strip().lower()
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("", "0", "false", "no", "off"):
-        return False
-    raise UsageError(f"SNAPDIR_DIRECT_IO={raw!r}: set 0 (the default) or 1")
+    return env_bool("SNAPDIR_DIRECT_IO", "set 0 (the default) or 1")
 
 
 def io_threads() -> int:
@@ -114,7 +154,29 @@ def io_threads() -> int:
 
 
 def stat_cache_enabled() -> bool:
-    return not env_flag("SNAPDIR_NO_STAT_CACHE")
+    return not env_bool("SNAPDIR_NO_STAT_CACHE",
+                        "set 1 to hash every file, or 0 (the default) to use the stat cache")
+
+
+#: the longest SNAPDIR_PROGRESS_INTERVAL, in seconds (a day)
+MAX_PROGRESS_INTERVAL = 86400
+
+
+def progress_interval(default: float) -> float:
+    """Seconds between progress updates: ``$SNAPDIR_PROGRESS_INTERVAL``, else ``default``
+    (unset or empty). Anything but a number of seconds above 0 and at most a day is a
+    usage error (nan, inf, 0 and negative numbers too)."""
+    raw = os.environ.get("SNAPDIR_PROGRESS_INTERVAL", "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= MAX_PROGRESS_INTERVAL:  # nan compares false
+        raise UsageError(f"SNAPDIR_PROGRESS_INTERVAL={raw!r}: set a number of seconds above "
+                         f"0, at most {MAX_PROGRESS_INTERVAL} (e.g. 0.5), or unset it")
+    return value
 
 
 def manifest_context() -> str | None:
@@ -130,9 +192,11 @@ def _env_or(name: str, default: str) -> Setting:
 
 
 #: how commands read each setting they can refuse (see ``describe``)
-_CHECKS = {"SNAPDIR_JOBS": jobs, "SNAPDIR_RETRIES": retries,
-           "SNAPDIR_HASH_THREADS": hash_threads, "SNAPDIR_IO_THREADS": io_threads,
-           "SNAPDIR_DIRECT_IO": direct_io}
+_CHECKS: dict[str, Callable[[], object]] = {
+    "SNAPDIR_JOBS": jobs, "SNAPDIR_RETRIES": retries, "SNAPDIR_HASH_THREADS": hash_threads,
+    "SNAPDIR_IO_THREADS": io_threads, "SNAPDIR_DIRECT_IO": direct_io,
+    "SNAPDIR_NO_STAT_CACHE": stat_cache_enabled,
+    "SNAPDIR_PROGRESS_INTERVAL": lambda: progress_interval(5.0)}
 
 
 def _checked(s: Setting) -> Setting:
@@ -161,18 +225,22 @@ def _shown(value: str) -> str:
     return value if value.isprintable() else repr(value)
 
 
-def describe(store_flag: str | None = None, jobs_flag: int | None = None) -> list[Setting]:
+def describe(store_flag: str | None = None, jobs_flag: int | None = None,
+             jobs_problem: str | None = None) -> list[Setting]:
     """Every setting, its value and where it came from (with ``problem`` set where
-    commands would refuse the value)."""
+    commands would refuse the value). ``jobs_problem``: why commands would refuse
+    ``jobs_flag`` (the CLI's option type decides that)."""
     out: list[Setting] = []
-    from .stores import refuse_credentials, shown_uri
+    from .errors import SnapdirError
+    from .stores import check_store, shown_uri
 
     s = (Setting("store", store_flag, "flag: --store") if store_flag is not None
          else _env_or("SNAPDIR_STORE", str(data_dir() / "store")))
     try:
-        refuse_credentials(s.value)
-    except UsageError as exc:
-        s = Setting(s.name, s.value, s.source, str(exc))
+        store_to_use(store_flag)  # the embedded store needs a data directory
+        check_store(s.value)  # what open_store refuses, without opening it
+    except SnapdirError as exc:
+        s = Setting(s.name, s.value, s.source, exc.format_message())
     out.append(Setting("store", shown_uri(s.value), s.source, s.problem))
     for label, var, fallback in (
         ("cache directory", "SNAPDIR_CACHE_DIR", str(_xdg("XDG_CACHE_HOME", ".cache") /
@@ -188,6 +256,8 @@ def describe(store_flag: str | None = None, jobs_flag: int | None = None) -> lis
         ("direct I/O", "SNAPDIR_DIRECT_IO", "0 (large downloads buffered)"),
     ):
         s = _checked(_env_or(var, fallback))
+        if var == "SNAPDIR_DATA_DIR":  # from the environment or not
+            s = Setting(s.name, s.value, s.source, data_dir_problem())
         out.append(Setting(label, s.value, s.source, s.problem))
     from .stores.awsconfig import (
         ca_bundle,
@@ -223,7 +293,7 @@ def describe(store_flag: str | None = None, jobs_flag: int | None = None) -> lis
     out.append(Setting("s3 CA bundle", *(bundle or ("(the system's CAs)", "default")),
                        _refused(read_ca_bundle) if tls else None))
     if jobs_flag is not None:
-        out.insert(1, Setting("network jobs", str(jobs_flag), "flag: --jobs"))
+        out.insert(1, Setting("network jobs", str(jobs_flag), "flag: --jobs", jobs_problem))
     else:
         s = _checked(_env_or("SNAPDIR_JOBS", "32"))
         out.insert(1, Setting("network jobs", s.value, s.source, s.problem))

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import settings
-from .core.manifest import FILE, DirNode, Entry, Hasher, Manifest, assemble
+from .core.manifest import FILE, DirNode, Entry, Hasher, Manifest, assemble, check_checksum_bin
 from .errors import nonempty_path
 from .hashing import HAS_NOWAIT, LARGE_FILE, hash_file
 from .scan import PendingFile, absolute, compile_excludes, walk
@@ -116,6 +116,9 @@ class ManifestOptions:
     stat_cache: bool = field(default_factory=settings.stat_cache_enabled)
     context: str | None = field(default_factory=settings.manifest_context)
     threads: int = field(default_factory=settings.hash_threads)
+
+    def __post_init__(self) -> None:
+        check_checksum_bin(self.checksum_bin)  # refused here, before any walking
 
     def hasher(self) -> Hasher:
         return Hasher(self.checksum_bin, self.context)

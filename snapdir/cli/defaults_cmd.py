@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import emit_json, store_option
+from .options import JOBS, emit_json, store_option
 
 
 @click.command("defaults")
@@ -20,8 +20,16 @@ def defaults_command(store: str | None, jobs: int | None, as_json: bool) -> None
     from ..errors import UsageError
     from ..settings import describe
 
+    jobs_problem = None
+    if jobs is not None:  # what -j of the transfer commands would say about it
+        ctx = click.get_current_context()
+        param = next(p for p in ctx.command.params if p.name == "jobs")
+        try:
+            JOBS.convert(jobs, param, ctx)
+        except click.BadParameter as exc:
+            jobs_problem = " ".join(exc.format_message().split())
     problems: list[str] = []
-    for s in describe(store, jobs):
+    for s in describe(store, jobs, jobs_problem):
         if as_json:
             out = {"name": s.name, "value": s.value, "source": s.source}
             if s.problem:
@@ -32,6 +40,7 @@ def defaults_command(store: str | None, jobs: int | None, as_json: bool) -> None
             click.echo(f"{s.name:<18} {s.value}  [{s.source}]{flag}")
         if s.problem:
             problems.append(s.problem)
+    problems = list(dict.fromkeys(problems))  # the store's may be the data directory's
     if problems:
         for p in problems[:-1]:
             click.echo(f"snapdir: usage error: {p}", err=True)

@@ -66,9 +66,8 @@ def revisions_command(store: str | None, as_json: bool, name: str) -> None:
 def locations_command(as_json: bool, snapshot_id: str) -> None:
     """Print where this machine pushed, pulled, fetched, staged or checked out ID."""
     from ..api import locations
-    from ..transfer.fetch import check_id
 
-    for loc in locations(check_id(snapshot_id)):
+    for loc in locations(snapshot_id):  # checked (and lower-cased) there
         if as_json:
             emit_json({"id": loc.id, "kind": loc.kind, "location": loc.location,
                        "store": loc.store, "time": _when(loc.time)})

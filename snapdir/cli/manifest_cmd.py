@@ -6,12 +6,13 @@ import sys
 
 import click
 
+from ..core.manifest import CHECKSUM_PROGRAMS
 from .options import directory_argument, manifest_options
 
 
 @click.command("manifest")
 @manifest_options
-@click.option("--checksum-bin", type=click.Choice(["b3sum", "md5sum", "sha256sum"]),
+@click.option("--checksum-bin", type=click.Choice(CHECKSUM_PROGRAMS),
               default="b3sum", show_default=True, help="Checksum for files and directories.")
 @click.option("--absolute", is_flag=True, help="Write absolute paths instead of './'.")
 @directory_argument

@@ -64,6 +64,8 @@ STORE_URI = NonEmpty("s3://bucket/prefix, file:///path or a directory")
 SNAPSHOT_ID = NonEmpty("a snapshot id")
 #: the type of every revision name (``--name``, NAME)
 REVISION_NAME = NonEmpty("a revision name")
+#: the type of ``-j/--jobs`` (``snapdir defaults`` asks it too)
+JOBS = click.IntRange(1, MAX_JOBS)
 
 
 def manifest_options(fn: F) -> F:
@@ -95,7 +97,7 @@ def id_option(fn: F) -> F:
 
 
 def transfer_options(fn: F) -> F:
-    fn = click.option("-j", "--jobs", type=click.IntRange(1, MAX_JOBS), default=None,
+    fn = click.option("-j", "--jobs", type=JOBS, default=None,
                       help="Network requests in flight (env SNAPDIR_JOBS, default 32).")(fn)
     fn = click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")(fn)
     fn = click.option("--progress", "progress", is_flag=True,
@@ -106,8 +108,14 @@ def transfer_options(fn: F) -> F:
 
 
 def progress_mode(quiet: bool, progress: bool) -> str:
+    """The progress mode of ``-q`` / ``--progress``. Unless ``-q``, a bad
+    SNAPDIR_PROGRESS_INTERVAL stops the command here, before any work, whether or not
+    stderr is a terminal (the same command line gives the same answer in a script)."""
     if quiet:
         return "off"
+    from ..settings import progress_interval
+
+    progress_interval(5.0)
     return "plain" if progress else "auto"
 
 
@@ -122,7 +130,7 @@ def resolve_store_uri(store: str | None) -> str:
 
     # an empty SNAPDIR_STORE is unset, as environment variables go; an empty --store
     # never gets here (STORE_URI)
-    return store if store is not None else settings.default_store()
+    return settings.store_to_use(store)
 
 
 def emit_json(obj: dict[str, Any]) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 import blake3
 
-from ..errors import ManifestError
+from ..errors import ManifestError, UsageError
 
 FILE = "F"
 DIR = "D"
@@ -202,12 +202,22 @@ def validate_tree(entries: Sequence[Entry]) -> None:
 # --- building ---------------------------------------------------------------------------
 
 
+#: the checksum programs a manifest can be written with (``--checksum-bin``)
+CHECKSUM_PROGRAMS = ("b3sum", "md5sum", "sha256sum")
+
+
+def check_checksum_bin(algo: str) -> str:
+    """``algo`` if it is one of ``CHECKSUM_PROGRAMS``, else a usage error."""
+    if algo not in CHECKSUM_PROGRAMS:
+        raise UsageError(f"unknown checksum program {algo!r}: use b3sum, md5sum or sha256sum")
+    return algo
+
+
 class Hasher:
     """Checksum algorithm for file and directory checksums (not for the id)."""
 
     def __init__(self, algo: str = "b3sum", context: str | None = None) -> None:
-        if algo not in ("b3sum", "md5sum", "sha256sum"):
-            raise ValueError(f"unknown checksum program {algo!r}")
+        check_checksum_bin(algo)
         self.algo = algo
         self.context = context if algo == "b3sum" else None
 

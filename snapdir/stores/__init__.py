@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from ..errors import UsageError, redact_userinfo
 from .base import Store
 
-__all__ = ["Store", "open_store"]
+__all__ = ["Store", "check_store", "open_store"]
 
 #: URI schemes a store argument missing its ``//`` most likely meant (``s3:/bucket``).
 _SCHEMES = {"s3", "file", "gs", "gcs", "az", "abfs", "abfss", "azure", "r2", "http",
@@ -31,8 +32,9 @@ def _s3_location(uri: str, rest: str) -> tuple[str, str]:
     if not bucket:
         raise UsageError(f"no bucket in store URI {uri!r}: use s3://bucket/prefix")
     if not _BUCKET.fullmatch(bucket):
-        raise UsageError(f"store URI {uri!r}: {bucket!r} is not a valid bucket name (3-63 "
-                         "letters, digits, '.', '-'); use s3://bucket/prefix")
+        raise UsageError(f"store URI {uri!r}: {bucket!r} is not a valid bucket name (3-255 "
+                         "letters, digits, '.', '-' or '_', starting and ending with a letter "
+                         "or digit); use s3://bucket/prefix")
     prefix = prefix.strip("/")
     for seg in prefix.split("/") if prefix else ():
         if seg in ("", ".", ".."):
@@ -44,16 +46,23 @@ def _s3_location(uri: str, rest: str) -> tuple[str, str]:
     return bucket, prefix
 
 
+def _refuse_blocked(path: str, uri: str | None = None) -> None:
+    """Refuse a file store whose path is or lies under a file (before any hashing)."""
+    from ..errors import StoreError
+    from .file import blocking_file, not_a_directory
+
+    root = Path(os.path.abspath(path))  # as FileStore takes it
+    if (blocker := blocking_file(root)) is not None:
+        raise StoreError(not_a_directory(uri or root.as_uri(), blocker))
+
+
 def _file_store(path: str, uri: str | None = None) -> Store:
     """A file store, refused at once (before any hashing) if its path is or lies under
     a file."""
-    from ..errors import StoreError
-    from .file import FileStore, blocking_file, not_a_directory
+    from .file import FileStore
 
-    st = FileStore(path, uri=uri)
-    if (blocker := blocking_file(st.root)) is not None:
-        raise StoreError(not_a_directory(st.uri, blocker))
-    return st
+    _refuse_blocked(path, uri)
+    return FileStore(path, uri=uri)
 
 
 def shown_uri(uri: str) -> str:
@@ -77,12 +86,10 @@ def refuse_credentials(uri: str) -> None:
                          f"out{how}")
 
 
-def open_store(uri: str, *, multipart_threshold: int | None = None,
-               part_size: int | None = None, part_concurrency: int | None = None) -> Store:
-    """``s3://bucket/prefix``, ``file:///abs/path`` or a plain (possibly relative) path.
-
-    The multipart settings apply to S3 (the transfer layer passes its TransferConfig's).
-    """
+def _locate(uri: str) -> tuple[str, str, str | None]:
+    """Where ``uri`` points: ``("s3", bucket, prefix)`` or ``("file", path, uri)`` (the
+    URI a file store is shown by, None for a plain path), refusing what no store can be.
+    The rules every command stops at, and ``snapdir defaults`` asks (``check_store``)."""
     if not uri.strip():  # "" or blanks: an unset or mistyped variable, not a directory
         raise UsageError("empty store URI: use s3://bucket/prefix or file:///path")
     refuse_credentials(uri)
@@ -94,20 +101,10 @@ def open_store(uri: str, *, multipart_threshold: int | None = None,
             local = f" (or ./{uri} for a local directory)" if shown == uri else ""
             raise UsageError(f"store URI {shown!r} lacks '//' after {head + ':'!r}: write "
                              f"{head.lower()}://...{local}")
-        return _file_store(os.path.abspath(os.path.expanduser(uri)))
+        return "file", os.path.abspath(os.path.expanduser(uri)), None
     scheme = scheme.lower()
     if scheme == "s3":
-        bucket, prefix = _s3_location(uri, rest)
-        from .s3 import S3Store
-
-        st = S3Store(bucket, prefix)
-        if multipart_threshold is not None:
-            st.multipart_threshold = multipart_threshold
-        if part_size is not None:
-            st.part_size = part_size
-        if part_concurrency is not None:
-            st.max_concurrency = part_concurrency
-        return st
+        return ("s3", *_s3_location(uri, rest))
     if scheme == "file":
         parts = urlsplit(uri)
         if parts.netloc not in ("", "localhost"):
@@ -116,6 +113,35 @@ def open_store(uri: str, *, multipart_threshold: int | None = None,
         path = unquote(parts.path)
         if not path.startswith("/"):
             raise UsageError(f"file store URI {uri!r} is not absolute: use file:///absolute/path")
-        return _file_store(path, uri.rstrip("/") if path != "/" else uri)
+        return "file", path, uri.rstrip("/") if path != "/" else uri
     raise UsageError(f"unknown store scheme {scheme!r} in {uri!r}: "
                      f"use s3://bucket/prefix or file:///path")
+
+
+def check_store(uri: str) -> None:
+    """Refuse ``uri`` as ``open_store`` would (a ``UsageError``, or a ``StoreError`` for a
+    file store whose path is a file), without opening it: no S3 client, nothing created."""
+    kind, where, shown = _locate(uri)
+    if kind == "file":
+        _refuse_blocked(where, shown)
+
+
+def open_store(uri: str, *, multipart_threshold: int | None = None,
+               part_size: int | None = None, part_concurrency: int | None = None) -> Store:
+    """``s3://bucket/prefix``, ``file:///abs/path`` or a plain (possibly relative) path.
+
+    The multipart settings apply to S3 (the transfer layer passes its TransferConfig's).
+    """
+    kind, where, shown = _locate(uri)
+    if kind == "file":
+        return _file_store(where, shown)
+    from .s3 import S3Store
+
+    st = S3Store(where, shown or "")
+    if multipart_threshold is not None:
+        st.multipart_threshold = multipart_threshold
+    if part_size is not None:
+        st.part_size = part_size
+    if part_concurrency is not None:
+        st.max_concurrency = part_concurrency
+    return st

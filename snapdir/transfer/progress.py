@@ -1,10 +1,10 @@
 """Progress on stderr: a live line on a terminal, nothing otherwise (or periodic plain
-lines when asked). stdout is never touched: it carries only ids."""
+lines when asked). stdout is never touched: it carries only ids. Best effort: a progress
+line that cannot be written (stderr's reader gone) ends progress, never the command."""
 
 from __future__ import annotations
 
 import math
-import os
 import sys
 import threading
 import time
@@ -40,17 +40,37 @@ def _human(n: float) -> str:
 
 
 def _interval(default: float) -> float:
-    """Seconds between progress updates: env SNAPDIR_PROGRESS_INTERVAL, else ``default``."""
-    raw = os.environ.get("SNAPDIR_PROGRESS_INTERVAL", "")
-    try:
-        value = float(raw) if raw else default
-    except ValueError:
-        return default
-    return value if value > 0 else default
+    """Seconds between progress updates: env SNAPDIR_PROGRESS_INTERVAL (a bad value is a
+    usage error), else ``default``."""
+    from ..settings import progress_interval
+
+    return progress_interval(default)
 
 
 #: seconds of work before an ETA is shown
 ETA_AFTER = 1.0
+
+#: the stderr a progress write failed on (its reader gone: EPIPE; a full disk): no more
+#: progress goes to it, from this stage or a later one
+_failed_on: list[object] = []
+
+
+def _show(text: str) -> None:
+    """Write ``text`` to stderr, best effort: progress never fails the work it shows. The
+    first write that fails stops progress output for that stream."""
+    err = sys.stderr
+    if any(err is failed for failed in _failed_on):
+        return
+    try:
+        err.write(text)
+        err.flush()
+    except (OSError, ValueError):  # ValueError: stderr was closed in this process
+        _failed_on.append(err)
+
+
+def _stopped() -> bool:
+    """Whether progress output to the current stderr has stopped (``_show``)."""
+    return any(sys.stderr is failed for failed in _failed_on)
 
 
 @dataclass(slots=True)
@@ -99,18 +119,13 @@ class Progress:
             parts.append(f"ETA {_duration((total - self.bytes_done) / rate)}")
         return ", ".join(parts)
 
-    async def _render(self) -> None:
+    async def _render(self, interval: float) -> None:
         from anyio import sleep
 
         tty = self.mode != "plain"
-        interval = _interval(0.2 if tty else 5.0)
-        while True:
+        while not _stopped():
             await sleep(interval)
-            if tty:
-                sys.stderr.write("\r\x1b[2K" + self.line())
-            else:
-                sys.stderr.write(self.line() + "\n")
-            sys.stderr.flush()
+            _show("\r\x1b[2K" + self.line() if tty else self.line() + "\n")
 
     @contextmanager
     def in_thread(self) -> Iterator[Self]:
@@ -125,10 +140,8 @@ class Progress:
         shown = [False]
 
         def render() -> None:
-            while not stop.wait(interval):
-                sys.stderr.write(("\r\x1b[2K" if tty else "") + self.line()
-                                 + ("" if tty else "\n"))
-                sys.stderr.flush()
+            while not stop.wait(interval) and not _stopped():
+                _show(("\r\x1b[2K" if tty else "") + self.line() + ("" if tty else "\n"))
                 shown[0] = True
 
         t = threading.Thread(target=render, name="snapdir-progress", daemon=True)
@@ -139,16 +152,16 @@ class Progress:
             stop.set()
             t.join()
             if shown[0]:
-                sys.stderr.write(("\r\x1b[2K" if tty else "") + self.line() + "\n")
-                sys.stderr.flush()
+                _show(("\r\x1b[2K" if tty else "") + self.line() + "\n")
 
     async def __aenter__(self) -> Self:
         if self.enabled:
             from anyio import create_task_group
 
+            interval = _interval(0.2 if self.mode != "plain" else 5.0)  # refused here, not in the task
             self._tg = create_task_group()
             await self._tg.__aenter__()
-            self._tg.start_soon(self._render)
+            self._tg.start_soon(self._render, interval)
         return self
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
@@ -156,10 +169,7 @@ class Progress:
         if self._tg is not None:
             self._tg.cancel_scope.cancel()
             await self._tg.__aexit__(et, e, tb)
-            if self.mode != "plain":
-                sys.stderr.write("\r\x1b[2K")
-            sys.stderr.write(self.line() + "\n")
-            sys.stderr.flush()
+            _show(("\r\x1b[2K" if self.mode != "plain" else "") + self.line() + "\n")
         return None
 
 

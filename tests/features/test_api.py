@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import pytest
 from featkit import object_key, s3_delete, s3_put, sample_tree, tree_bytes
 
@@ -225,6 +226,44 @@ def test_an_empty_store_or_name_is_refused_not_the_default(
     assert not (tmp_path / "out").exists()
     assert snapdir.push(tmp_path / "data").id == snapdir.id(tmp_path / "data")
     assert (tmp_path / "env-store").is_dir()  # None: $SNAPDIR_STORE
+
+
+def test_the_api_refuses_what_the_cli_refuses(tmp_path: Path) -> None:
+    """Arguments the CLI refuses with a usage error are the same typed error in the API
+    (not a ValueError, an empty answer, or a string taken as a list of ids)."""
+    sample_tree(tmp_path / "data", shards=1, per_shard=1)
+    store = str(tmp_path / "store")
+    with pytest.raises(snapdir.UsageError, match="'xx'.*b3sum, md5sum or sha256sum"):
+        snapdir.manifest(tmp_path / "data", checksum_bin="xx")
+    with pytest.raises(snapdir.UsageError, match="sha1sum"):
+        snapdir.ManifestOptions(checksum_bin="sha1sum")
+    with pytest.raises(snapdir.UsageError, match="xx"):
+        anyio.run(lambda: snapdir.amanifest(tmp_path / "data", checksum_bin="xx"))
+    for bad in ("abc", "", "g" * 64):
+        with pytest.raises(snapdir.UsageError, match="not a snapshot id"):
+            snapdir.locations(bad)
+    with pytest.raises(snapdir.UsageError, match="revision name is empty"):
+        snapdir.revisions("", store)
+    with pytest.raises(snapdir.UsageError, match="revision name is empty"):
+        anyio.run(lambda: snapdir.arevisions("", store))
+    assert not (tmp_path / "store").exists()
+
+
+def test_the_api_normalises_ids_and_takes_one_parent_as_a_string(tmp_path: Path) -> None:
+    sample_tree(tmp_path / "data", shards=1, per_shard=2)
+    sample_tree(tmp_path / "model", shards=1, per_shard=1)
+    store = str(tmp_path / "store")
+    sid = snapdir.push(tmp_path / "data", store, name="ds").id
+    assert [loc.kind for loc in snapdir.locations(sid.upper())] == ["push"]
+    assert snapdir.locations(f" {sid.upper()}\n") == snapdir.locations(sid)
+    # an id in capitals is recorded under the id itself, as the CLI's checkout records it
+    snapdir.fetch(sid, store)
+    snapdir.checkout(sid.upper(), tmp_path / "co")
+    assert {loc.kind for loc in snapdir.locations(sid)} == {"push", "fetch", "checkout"}
+    # one parent given as a str is that parent, not 64 one-character ids
+    r = snapdir.push(tmp_path / "model", store, name="model", parents=sid.upper())
+    assert [a.id for a in snapdir.ancestors(r.id, store)] == [sid]
+    assert snapdir.push(tmp_path / "model", store, name="model2", parents=[sid]).id == r.id
 
 
 def test_py_typed_is_shipped() -> None:

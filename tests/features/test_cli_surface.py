@@ -47,10 +47,10 @@ def test_defaults_names_every_setting_and_its_source(cli: Cli) -> None:
         cli.env[var] = f"http://{var.lower()}:9000"
         assert settings(cli)["s3 endpoint"]["source"] == f"environment: {var}"
 
-    flags = settings(cli, "--jobs", "3", "--store", "s3://b/p")
+    flags = settings(cli, "--jobs", "3", "--store", "s3://bkt/p")
     assert (flags["network jobs"]["value"], flags["network jobs"]["source"]) == (
         "3", "flag: --jobs")
-    assert (flags["store"]["value"], flags["store"]["source"]) == ("s3://b/p", "flag: --store")
+    assert (flags["store"]["value"], flags["store"]["source"]) == ("s3://bkt/p", "flag: --store")
 
 
 def test_stage_progress_says_stage(cli: Cli, tmp_path: Path) -> None:
@@ -98,6 +98,56 @@ def test_defaults_flags_a_value_commands_would_refuse(cli: Cli, tmp_path: Path) 
     by_name = {s["name"]: s for s in json_lines(cli("defaults", "--json", check=False).out)}
     assert "1 to 1024" in by_name["network jobs"]["problem"]
     assert "problem" not in by_name["retry attempts"]
+
+
+def _store_cases(tmp_path: Path) -> list[str]:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a store\n")
+    return ["foo://x", "s3:/x", "s3://ab", str(a_file), str(a_file / "under")]
+
+
+def test_defaults_flags_a_store_commands_would_refuse(cli: Cli, tmp_path: Path) -> None:
+    """The store ``push`` stops at, from the environment or ``--store``, is INVALID in
+    ``defaults``, with the words ``push`` stops with."""
+    src = make_tree(tmp_path / "src", {"a.txt": b"a"})
+    for store in _store_cases(tmp_path):
+        pushed = cli("push", "--store", store, str(src), check=False)
+        assert pushed.rc != 0, store
+        want = pushed.err.strip().splitlines()[-1]
+        for how in ("env", "flag"):
+            env = dict(cli.env, SNAPDIR_STORE=store) if how == "env" else cli.env
+            args = () if how == "env" else ("--store", store)
+            r = Cli(env, cli.home)("defaults", *args, check=False)
+            assert r.rc == 2, (store, how, r.out)
+            lines = {ln.split("  ")[0]: ln for ln in r.out.splitlines()}
+            assert lines["store"].endswith("INVALID"), (store, how, r.out)
+            err = r.err.strip()
+            assert "\n" not in err, r.err
+            # the same message (the store error's kind aside: defaults says usage error)
+            assert err.split(": ", 2)[2] == want.split(": ", 2)[2], (store, how, r.err)
+            by_name = {s["name"]: s for s in json_lines(
+                Cli(env, cli.home)("defaults", "--json", *args, check=False).out)}
+            assert by_name["store"]["problem"] == err.split(": ", 2)[2]
+    # a good one is not flagged
+    for store in ("s3://a-good-bucket/p", str(tmp_path / "new-store")):
+        assert "problem" not in settings(cli, "--store", store)["store"]
+
+
+@pytest.mark.parametrize("jobs", ["0", "5000", "-3"])
+def test_defaults_jobs_flag_is_checked_as_push_checks_it(cli: Cli, tmp_path: Path,
+                                                         jobs: str) -> None:
+    src = make_tree(tmp_path / "src", {"a.txt": b"a"})
+    pushed = cli("push", "-j", jobs, "--store", str(tmp_path / "st"), str(src), check=False)
+    assert pushed.rc == 2
+    r = cli("defaults", "-j", jobs, check=False)
+    assert r.rc == 2, r.out
+    lines = {ln.split("  ")[0]: ln for ln in r.out.splitlines()}
+    assert lines["network jobs"].endswith("[flag: --jobs]  INVALID"), r.out
+    err = r.err.strip()
+    assert "\n" not in err, r.err
+    assert err in pushed.err, (err, pushed.err)  # push's words (plus its --help hint)
+    for good in ("1", "1024"):
+        assert "problem" not in settings(cli, "-j", good)["network jobs"]
 
 
 @pytest.mark.parametrize(("shell", "marker"), [("bash", "complete -o nosort -F"),
@@ -161,6 +211,35 @@ def test_progress_lines_quiet_and_clean_stdout(s3_env: SeaweedFS, cli: Cli,
         assert (r.out, r.err) == ("", "")
         r = cli("push", *flags, "--store", uri, str(tmp_path / "ds"))
         assert (r.out, r.err) == (sid + "\n", "")
+
+
+@pytest.mark.parametrize("command", ["push", "stage"])
+def test_a_closed_stderr_stops_progress_not_the_command(cli: Cli, tmp_path: Path,
+                                                        command: str) -> None:
+    """``snapdir push --progress DIR 2>&1 >/dev/null | head -1``: once the reader of
+    stderr has gone, a progress line cannot be written (EPIPE). Progress is best effort:
+    it stops, and the push goes on to its end (exit 0, the manifest in the store)."""
+    src = make_tree(tmp_path / "ds", {f"d{i % 10}/f{i}.bin": os.urandom(4000)
+                                      for i in range(1500)})
+    store = tmp_path / "store"
+    env = dict(cli.env, SNAPDIR_PROGRESS_INTERVAL="0.001")
+    args = [command, "--progress", "--no-stat-cache"]
+    if command == "push":
+        args += ["--store", str(store)]
+    with subprocess.Popen([sys.executable, "-m", "snapdir", *args, str(src)], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as p:
+        assert p.stderr is not None
+        assert p.stdout is not None
+        first = p.stderr.readline()  # like `head -1`: one line, then the reader is gone
+        p.stderr.close()
+        out = p.stdout.read()
+        rc = p.wait(timeout=300)
+    assert rc == 0, first
+    assert first.startswith(b"hash: "), first
+    sid = out.decode().strip()
+    assert cli("id", str(src)).out.strip() == sid
+    where = store if command == "push" else cli.home / "cache" / "store"
+    assert (where / ".manifests" / sid[:3] / sid[3:6] / sid[6:9] / sid[9:]).is_file()
 
 
 def test_output_to_a_file_is_complete_when_the_process_ends(cli: Cli, tmp_path: Path) -> None:

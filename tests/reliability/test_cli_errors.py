@@ -168,6 +168,22 @@ def test_bad_store_uris(cli: Cli, tmp_path: Path, store: str, needle: str,
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "home") == ["src"]
 
 
+@pytest.mark.parametrize("bucket", ["ab", "-abc", "abc.", "a" * 256, "my%bucket"])
+def test_a_bad_bucket_name_message_says_what_is_accepted(cli: Cli, tmp_path: Path,
+                                                         bucket: str) -> None:
+    """The message states the rule the check applies (3-255 characters, either case,
+    '_' too: S3's legacy names), not S3's current 3-63 lower-case one."""
+    src = make_tree(tmp_path / "src", {"a.txt": b"a"})
+    r = cli("push", "--store", f"s3://{bucket}/p", str(src), check=False)
+    one_line_error(r, code=2, needle="not a valid bucket name")
+    assert "3-63" not in r.err
+    assert "3-255" in r.err
+    assert "'_'" in r.err
+    for good in ("abc", "a" * 255, "My_Legacy.Bucket-1", "a" * 64):  # what it says it takes
+        assert "problem" not in json.loads(
+            cli("defaults", "--json", "--store", f"s3://{good}/p").out.splitlines()[0])
+
+
 SECRET = "SuperSecret123"
 KEY_ID = "AKIAQAQATEST"
 
@@ -426,6 +442,54 @@ def test_bad_direct_io_setting(cli: Cli, tmp_path: Path) -> None:
     assert not (tmp_path / "d").exists()
 
 
+@pytest.mark.parametrize("value", ["abc", "-1", "0", "nan", "inf", "-inf", "1e400"])
+def test_bad_progress_interval_setting(cli: Cli, tmp_path: Path, value: str) -> None:
+    """A progress interval that is not a number of seconds above 0 is refused, like the
+    other numeric settings, not silently replaced by the default (or taken: inf)."""
+    src = make_tree(tmp_path / "src", {"a.txt": b"a"})
+    store = tmp_path / "store"
+    bad = Cli(dict(cli.env, SNAPDIR_PROGRESS_INTERVAL=value), cli.home)
+    for flags in (["--progress"], []):  # on a terminal or not: the same answer
+        r = bad("push", *flags, "--store", str(store), str(src), check=False)
+        one_line_error(r, code=2, needle="SNAPDIR_PROGRESS_INTERVAL")
+        assert "seconds" in r.err
+    assert not store.exists()
+    one_line_error(bad("pull", "--progress", "--id", GOOD_ID, str(tmp_path / "d"),
+                       check=False), code=2, needle="SNAPDIR_PROGRESS_INTERVAL")
+    assert not (tmp_path / "d").exists()
+    # -q shows no progress: the interval is not read
+    assert bad("push", "-q", "--store", str(store), str(src)).rc == 0
+    d = {s["name"]: s for s in map(json.loads, bad("defaults", "--json",
+                                                   check=False).out.splitlines())}
+    assert "SNAPDIR_PROGRESS_INTERVAL" in d["progress interval"]["problem"]
+    for good in ("0.5", "3", " 2 "):
+        ok = Cli(dict(cli.env, SNAPDIR_PROGRESS_INTERVAL=good), cli.home)
+        assert ok("push", "--progress", "--store", str(store), str(src)).rc == 0
+
+
+@pytest.mark.parametrize("value", ["maybe", "2", "-1", "disabled"])
+def test_bad_no_stat_cache_setting(cli: Cli, tmp_path: Path, value: str) -> None:
+    """SNAPDIR_NO_STAT_CACHE takes the values SNAPDIR_DIRECT_IO takes; anything else is
+    refused instead of meaning "off"."""
+    src = make_tree(tmp_path / "src", {"a.txt": b"a"})
+    store = tmp_path / "store"
+    bad = Cli(dict(cli.env, SNAPDIR_NO_STAT_CACHE=value), cli.home)
+    for args in (["push", "--store", str(store)], ["id"], ["manifest"], ["stage"]):
+        one_line_error(bad(*args, str(src), check=False), code=2,
+                       needle="SNAPDIR_NO_STAT_CACHE")
+    assert not store.exists()
+    # --no-stat-cache decides without the variable
+    assert bad("push", "-q", "--no-stat-cache", "--store", str(store), str(src)).rc == 0
+    r = bad("defaults", check=False)
+    assert r.rc == 2
+    assert [ln for ln in r.out.splitlines() if "INVALID" in ln] == [
+        f"stat cache off     {value}  [environment: SNAPDIR_NO_STAT_CACHE]  INVALID"]
+    for good in ("1", "0", "true", "off", "YES", ""):
+        ok = Cli(dict(cli.env, SNAPDIR_NO_STAT_CACHE=good), cli.home)
+        assert ok("id", str(src)).rc == 0
+        assert "INVALID" not in ok("defaults").out
+
+
 @pytest.mark.parametrize("direct", ["1", "0"])
 def test_a_write_failing_mid_download_is_one_line_naming_the_file(
         cli: Cli, tmp_path: Path, direct: str) -> None:
@@ -475,6 +539,47 @@ def test_cache_directory_that_is_a_file(cli: Cli, tmp_path: Path) -> None:
     # diff reads manifests only: it works without a cache
     assert m("diff", "--store", store, sid, sid).rc == 0
     assert blocker.read_bytes() == b"not a directory"
+
+
+@pytest.mark.parametrize("under", [False, True], ids=["is-a-file", "under-a-file"])
+def test_data_directory_that_is_a_file(cli: Cli, tmp_path: Path, under: bool) -> None:
+    """SNAPDIR_DATA_DIR naming a regular file: the commands that need the data directory
+    (the default store, the catalog) say which setting to fix, on one line."""
+    src, store, sid = pushed_tree(cli, tmp_path)
+    blocker = tmp_path / "data-file"
+    blocker.write_bytes(b"not a directory")
+    m = cli.machine("m")
+    m.env["SNAPDIR_DATA_DIR"] = str(blocker / "sub" if under else blocker)
+    for args in (["push", str(src)], ["locations", sid], ["revisions", "src"],
+                 ["ancestors", sid], ["pull", "--id", sid, str(tmp_path / "d")],
+                 ["fetch", "--id", sid], ["verify", "--id", sid]):
+        r = m(*args, check=False)
+        one_line_error(r, code=2, needle="SNAPDIR_DATA_DIR")
+        assert f"{blocker} is a file, not a directory" in r.err, r.err
+        assert "--store" not in r.err  # not the store's message: no --store was given
+    assert not (tmp_path / "d").exists()
+    # a store of its own works: only the local catalog is not updated, and it says why
+    r = m("push", "--store", store, str(src))
+    assert r.out.strip() == sid
+    assert "SNAPDIR_DATA_DIR" in r.err
+    assert r.err.count("\n") == 1
+    other = make_tree(tmp_path / "other", {"c.txt": b"c"})
+    r = m("push", "--store", store, "--parent", sid, str(other))  # parents: no catalog
+    assert r.err.count("\n") == 1
+    assert m("ancestors", "--store", store, r.out.strip()).out.split() == [sid]
+    d = m("defaults", check=False)
+    assert d.rc == 2
+    assert [ln.split("  ")[0] for ln in d.out.splitlines() if ln.endswith("INVALID")] == [
+        "store", "data directory"], d.out
+    assert d.err.count("\n") == 1, d.err  # the same problem is said once
+    assert "SNAPDIR_DATA_DIR" in d.err
+    assert blocker.read_bytes() == b"not a directory"
+    # from XDG_DATA_HOME: both variables are named
+    del m.env["SNAPDIR_DATA_DIR"]
+    m.env["XDG_DATA_HOME"] = str(blocker)
+    r = m("locations", sid, check=False)
+    one_line_error(r, code=2, needle="XDG_DATA_HOME")
+    assert "SNAPDIR_DATA_DIR" in r.err
 
 
 def test_corrupt_manifest_in_the_cache(cli: Cli, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ go, and a count whose total is not known yet shows no total and no ETA."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -172,3 +173,48 @@ def test_id_shows_hashing_on_a_terminal_and_only_the_id_on_stdout(tmp_path: Path
     q = subprocess.run([sys.executable, "-m", "snapdir", "id", str(src)], env=env,
                        capture_output=True, timeout=120, check=True)
     assert (q.stdout.decode().strip(), q.stderr) == (sid, b"")
+
+
+class _GoneStderr:
+    """A stderr whose reader has gone: every write fails with EPIPE."""
+
+    def __init__(self) -> None:
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def isatty(self) -> bool:
+        return False
+
+
+@pytest.mark.anyio
+async def test_a_failed_progress_write_stops_progress_not_the_work(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import anyio
+
+    gone = _GoneStderr()
+    monkeypatch.setattr("sys.stderr", gone)
+    monkeypatch.setenv("SNAPDIR_PROGRESS_INTERVAL", "0.001")
+    async with Progress("push", "plain", files_total=3) as p:
+        await anyio.sleep(0.05)  # many intervals
+        p.add(3, 30)
+    assert gone.writes == 1  # the first failed write ends progress: no retries
+    async with Progress("pull", "plain", files_total=1):  # nor from the next stage
+        await anyio.sleep(0.01)
+    assert gone.writes == 1
+
+
+def test_a_failed_progress_write_stops_the_rendering_thread(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``snapdir id`` on a terminal renders from a thread: the same."""
+    gone = _GoneStderr()
+    monkeypatch.setattr("sys.stderr", gone)
+    monkeypatch.setenv("SNAPDIR_PROGRESS_INTERVAL", "0.001")
+    with Progress("hash", "plain", poll=lambda: (1, 1, 1)).in_thread():
+        time.sleep(0.05)
+    assert gone.writes == 1
