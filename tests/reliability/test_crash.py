@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ from pathlib import Path
 import anyio
 import pytest
 from relutil import (
+    TMP,
     Cli,
     FaultProxy,
     big_file,
@@ -375,3 +377,68 @@ def test_ctrl_c_before_the_event_loop_is_one_line(cli: Cli, tmp_path: Path) -> N
                        env=cli.env, capture_output=True, text=True, timeout=60, check=False)
     assert r.returncode == 130, r.stderr
     assert r.stderr == "snapdir: interrupted; run the same command again to resume\n"
+
+
+SAME_FILES = 6000  # in same_files(): enough for a checkout to take seconds
+
+
+@pytest.fixture
+def same_files(cli: Cli, tmp_path: Path) -> tuple[Path, str, bytes]:
+    """(file store, id, manifest bytes) of ``SAME_FILES`` files holding the same bytes in
+    directories of mode 0751: one object to push and fetch, a copy per file to check out."""
+    src = tmp_path / "same"
+    for i in range(SAME_FILES):
+        p = src / f"d{i % 30:02d}" / f"f{i:05d}"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"the same bytes\n")
+    for d in [src, *src.iterdir()]:
+        d.chmod(0o751)
+    store = tmp_path / "store"
+    sid = cli("push", "-q", "--store", str(store), str(src)).out.strip()
+    return store, sid, (store / manifest_key(sid)).read_bytes()
+
+
+@pytest.mark.parametrize(("verb", "sig", "code", "said"), [
+    ("checkout", signal.SIGINT, 130, "interrupted"),
+    ("checkout", signal.SIGTERM, 143, "terminated"),
+    ("pull", signal.SIGINT, 130, "interrupted")])  # objects in the cache: pull's checkout
+def test_a_signal_stops_a_checkout_between_files(cli: Cli, tmp_path: Path, same_files,
+                                                 verb: str, sig: int, code: int,
+                                                 said: str) -> None:
+    """Ctrl-C or SIGTERM while a checkout places many files: it stops after the file in
+    hand, not once every file is placed; what it placed is right, no temp file is left,
+    the directories have their snapshot modes (not the 0700 they are filled with), and a
+    re-run finishes the job."""
+    store, sid, data = same_files
+    m = cli.machine("m")
+    m("fetch", "-q", "--store", str(store), "--id", sid)
+    dest = tmp_path / "dest"
+    args = (["checkout", "--id", sid] if verb == "checkout" else
+            ["pull", "-q", "--store", str(store), "--id", sid]) + [str(dest)]
+    p = subprocess.Popen(_sigint_default([sys.executable, "-m", "snapdir", *args]),
+                         env=m.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while count_files(dest) < 100 and p.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        assert p.poll() is None, "finished before the signal: make the data larger"
+        sent = time.monotonic()
+        p.send_signal(sig)
+        out, err = p.communicate(timeout=60)
+        took = time.monotonic() - sent
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    placed = count_files(dest)
+    assert p.returncode == code, err
+    assert out == ""
+    assert err == f"snapdir: {said}; run the same command again to resume\n"
+    assert placed < SAME_FILES, f"went on to place every file ({took:.1f} s after the signal)"
+    assert took < 2, took
+    assert list(dest.rglob(TMP + "*")) == []
+    check_destination(dest, data)
+    assert {oct(stat.S_IMODE(d.stat().st_mode)) for d in [dest, *dest.iterdir()]} == {"0o751"}
+    m(*args)
+    assert cli("id", str(dest)).out.strip() == sid
