@@ -22,6 +22,13 @@ def main() -> None:
         _run()
     except SystemExit as exc:
         code = exc.code
+    except KeyboardInterrupt:
+        # Ctrl-C before the CLI takes SIGINT over (importing click and the commands, ~30
+        # ms): its one line, not Python's traceback. Before this function runs (interpreter
+        # start-up and site, ~35 ms; `import snapdir`, shared with every program using the
+        # library, which keeps Python's own KeyboardInterrupt) Python's traceback remains.
+        sys.stderr.write("snapdir: interrupted; run the same command again to resume\n")
+        code = 130
     else:
         code = 0
     if code is not None and not isinstance(code, int):  # sys.exit("message")

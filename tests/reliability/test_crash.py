@@ -379,6 +379,43 @@ def test_ctrl_c_before_the_event_loop_is_one_line(cli: Cli, tmp_path: Path) -> N
     assert r.stderr == "snapdir: interrupted; run the same command again to resume\n"
 
 
+def test_ctrl_c_while_the_cli_imports_is_one_line(cli: Cli, tmp_path: Path) -> None:
+    """Ctrl-C in the first tens of ms, while the entry point imports click and the CLI
+    (before the CLI's own handler is installed): one line and exit 130, not Python's
+    KeyboardInterrupt traceback. The signal is sent the moment click's import starts."""
+    script = ("import os, signal, sys\n"
+              "class Trip:\n"
+              "    def find_spec(self, name, path=None, target=None):\n"
+              "        if name == 'click':\n"
+              "            os.kill(os.getpid(), signal.SIGINT)\n"
+              "sys.meta_path.insert(0, Trip())\n"
+              "import snapdir\n"
+              "assert signal.getsignal(signal.SIGINT) is signal.default_int_handler\n"
+              "from snapdir.cli.fast import main\n"
+              "assert 'click' not in sys.modules\n"
+              "sys.argv = ['snapdir', 'id', '--no-stat-cache', sys.argv[1]]\n"
+              "main()\n")
+    r = subprocess.run(_sigint_default([sys.executable, "-c", script, str(tmp_path)]),
+                       env=cli.env, capture_output=True, text=True, timeout=60, check=False)
+    assert "Traceback" not in r.stderr, r.stderr
+    assert r.returncode == 130, r.stderr
+    assert r.stderr == "snapdir: interrupted; run the same command again to resume\n"
+
+
+def test_import_snapdir_keeps_pythons_keyboard_interrupt() -> None:
+    """A program using the library: ``import snapdir`` (and its API) leave SIGINT alone."""
+    script = ("import signal, snapdir, snapdir.api\n"
+              "assert signal.getsignal(signal.SIGINT) is signal.default_int_handler\n"
+              "import os\n"
+              "try:\n"
+              "    os.kill(os.getpid(), signal.SIGINT)\n"
+              "    signal.pause()\n"
+              "except KeyboardInterrupt:\n"
+              "    print('KeyboardInterrupt')\n")
+    r = subprocess.run(_sigint_default([sys.executable, "-c", script]), capture_output=True,
+                       text=True, timeout=60, check=False)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "KeyboardInterrupt\n", "")
+
 SAME_FILES = 6000  # in same_files(): enough for a checkout to take seconds
 
 
