@@ -20,6 +20,7 @@ from typing import TypeVar
 import anyio
 
 from .. import settings
+from ..errors import Stopped
 
 _T = TypeVar("_T")
 _pool: ThreadPoolExecutor | None = None
@@ -43,11 +44,6 @@ async def run_sync(fn: Callable[..., _T], *args: object) -> _T:
     with anyio.CancelScope(shield=True):
         result = await fut
     return result
-
-
-class Stopped(Exception):
-    """Raised in a worker thread by a job ``run_interruptible`` told to stop (its caller
-    never sees it: the caller's own cancellation goes on)."""
 
 
 def check_stop(stop: threading.Event | None) -> None:

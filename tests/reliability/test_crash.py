@@ -479,3 +479,38 @@ def test_a_signal_stops_a_checkout_between_files(cli: Cli, tmp_path: Path, same_
     assert {oct(stat.S_IMODE(d.stat().st_mode)) for d in [dest, *dest.iterdir()]} == {"0o751"}
     m(*args)
     assert cli("id", str(dest)).out.strip() == sid
+
+
+@pytest.mark.parametrize(("verb", "sig", "code"), [
+    ("push", signal.SIGTERM, 143),
+    ("push", signal.SIGINT, 130),
+    ("id", signal.SIGINT, 130)])
+def test_a_signal_stops_hashing_a_large_file(cli: Cli, tmp_path: Path, verb: str, sig: int,
+                                             code: int) -> None:
+    """Ctrl-C or SIGTERM while a push (or `snapdir id`) hashes a file of many GB: it stops
+    within a window of the file, not once the file is hashed to its end (push hashed the
+    whole tree in one worker-thread job, which the signal waited for)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    with open(src / "huge.bin", "wb") as fh:
+        fh.truncate(16 << 30)  # sparse: no disk space, and seconds to hash
+    store = tmp_path / "store"
+    args = ["push", "-q", "--store", str(store), str(src)] if verb == "push" else ["id", str(src)]
+    p = subprocess.Popen(_sigint_default([sys.executable, "-m", "snapdir", *args]),
+                         env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.5)  # started up, hashing
+        assert p.poll() is None, "finished before the signal: make the file larger"
+        sent = time.monotonic()
+        p.send_signal(sig)
+        out, err = p.communicate(timeout=120)
+        took = time.monotonic() - sent
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == code, err
+    assert out == ""
+    assert len(err.splitlines()) == 1, err
+    assert took < 1.5, f"hashed on for {took:.1f} s after the signal"
+    assert not (store / ".manifests").exists() or not any((store / ".manifests").iterdir())
