@@ -142,6 +142,12 @@ class VerifyFailed(TransferFailed):
         self.result = result
 
 
+class Stopped(Exception):
+    """Not a SnapdirError, and never seen by a caller: what a worker-thread job raises
+    once told to stop (``transfer.threads.run_interruptible``), the caller's own
+    cancellation going on instead."""
+
+
 def nonempty_path(path: str | os.PathLike[str], what: str) -> str:
     """``os.fspath(path)``, refusing ``""``: it would mean the current directory (and to
     the scanner, ``/``), which a caller with an unset variable never meant."""

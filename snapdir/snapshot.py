@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import settings
 from .core.manifest import FILE, DirNode, Entry, Hasher, Manifest, assemble, check_checksum_bin
-from .errors import nonempty_path
+from .errors import Stopped, nonempty_path
 from .hashing import HAS_NOWAIT, LARGE_FILE, hash_file
 from .scan import PendingFile, absolute, compile_excludes, walk
 from .statcache import now_ns, open_stat_cache
@@ -188,11 +188,16 @@ def build_manifest(
     progress: Callable[[int, int], None] | None = None,
     stats: HashStats | None = None,
     sources: Sources | None = None,
+    stop: threading.Event | None = None,
 ) -> Manifest:
     """The manifest of ``root`` (sync; call it from a worker thread in async code).
 
     If ``sources`` is given it is filled with ``checksum -> (file to read, its size)``,
     one file per distinct content, for uploads (see ``Sources``).
+
+    ``stop``: once set (see ``transfer.threads.run_interruptible``), ``Stopped`` is raised
+    before the next directory, or within 16 MiB of a large file being hashed. Interrupted
+    any way (an exception in the calling thread too), a large file's hashing stops there.
     """
     nonempty_path(root, "the directory to snapshot")
     opts = options or ManifestOptions()
@@ -216,6 +221,8 @@ def build_manifest(
                 nonlocal counted
                 counted += n
                 st.large_bytes += n
+                if large.cancelled or (stop is not None and stop.is_set()):
+                    raise Stopped  # a file of many GB: not hashed to its end for nothing
 
             out.append(hash_file(f.source, f.data_size, f.mtime_ns, hasher, on_bytes=count))
             st.large_bytes += f.data_size - counted
@@ -252,6 +259,8 @@ def build_manifest(
     try:
         for item in walk(str(root), follow=opts.follow,
                          exclude=compile_excludes(opts.exclude), absolute_paths=opts.absolute):
+            if stop is not None and stop.is_set():
+                raise Stopped
             if isinstance(item, DirNode):
                 root_node = item
                 break
@@ -288,6 +297,8 @@ def build_manifest(
             if progress is not None:
                 progress(st.files, st.cached_files)
         while jobs:
+            if stop is not None and stop.is_set():
+                raise Stopped
             collect(jobs.popleft())
         ok = True
     finally:

@@ -221,16 +221,12 @@ class Interrupted(BaseException):
     that with a blank line on stderr)."""
 
 
-#: commands whose finished work a second run does not redo
-_RESUMABLE = frozenset({"push", "pull", "fetch", "checkout", "stage", "sync"})
-
-
 def _stopped() -> NoReturn:
     import signal
 
-    keeps = _command_path().removeprefix("snapdir ") in _RESUMABLE
-    again = ("run the same command again to resume" if keeps
-             else "run the same command again")
+    from .fast import again as advice
+
+    again = advice(_command_path().removeprefix("snapdir "))
     if signal.SIGTERM in _signalled:
         click.echo(f"snapdir: terminated; {again}", err=True)
         sys.exit(143)

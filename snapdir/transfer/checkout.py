@@ -8,6 +8,9 @@
 * Directory modes are applied after their contents, deepest first.
 * ``delete=True`` makes the destination an exact mirror (refusing dangerous roots, and any
   mirror that would delete a snapdir store or a file of one).
+* ``stop`` (see ``threads.run_interruptible``) is checked between files and directories:
+  a Ctrl-C stops a checkout of many files at once, each file placed so far complete, the
+  directories given back their modes.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import os
 import shutil
 import stat
 import sys
+import threading
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +34,7 @@ from ..fileio import write_all
 from ..hashing import hash_file
 from ..stores.base import HISTORY, MANIFESTS, OBJECTS
 from .cache import TMP_PREFIX, remove_stale_temps, temp_name
+from .threads import check_stop
 
 FICLONE = 0x40049409
 
@@ -188,7 +193,8 @@ def catalog_store_roots() -> list[Path]:
     return [Path(os.path.realpath(p)) for p in local_store_roots() if os.path.isdir(p)]
 
 
-def guard_stores(manifest: Manifest, dest: Path) -> None:
+def guard_stores(manifest: Manifest, dest: Path,
+                 stop: threading.Event | None = None) -> None:
     """Refuse, before anything is removed, a ``--delete`` mirror of ``manifest`` onto
     ``dest`` that would delete a snapdir store inside ``dest`` (a directory with
     ``.manifests`` or ``.objects``, or a local store in this machine's catalog), or any
@@ -213,6 +219,7 @@ def guard_stores(manifest: Manifest, dest: Path) -> None:
                                 "store out or choose another directory")
 
     for dirpath, dirnames, filenames in os.walk(real, topdown=True, followlinks=False):
+        check_stop(stop)
         here = os.path.relpath(dirpath, real)
         here = "" if here == "." else here
         prefix = here + "/" if here else ""
@@ -229,7 +236,7 @@ def guard_stores(manifest: Manifest, dest: Path) -> None:
             elif rel not in dirs or rel in files:  # removed with all it holds
                 if store is not None:
                     raise refuse(store, rel)
-                if (found := _store_under(real, rel, inner)) is not None:
+                if (found := _store_under(real, rel, inner, stop)) is not None:
                     raise refuse(found)
                 dirnames.remove(name)
             elif store is not None:
@@ -241,13 +248,15 @@ def guard_stores(manifest: Manifest, dest: Path) -> None:
                 raise refuse(store, rel)
 
 
-def _store_under(base: str, rel: str, inner: set[str]) -> str | None:
+def _store_under(base: str, rel: str, inner: set[str],
+                 stop: threading.Event | None = None) -> str | None:
     """A store at or below directory ``rel`` of ``base`` (its path relative to ``base``),
     or None."""
     for p in inner:
         if p == rel or p.startswith(rel + "/"):
             return p
     for dirpath, dirnames, _ in os.walk(os.path.join(base, rel), followlinks=False):
+        check_stop(stop)
         if any(m in dirnames for m in STORE_MARKERS):
             return os.path.relpath(dirpath, base)
     return None
@@ -272,14 +281,16 @@ def _ensure_dir(path: Path, delete: bool) -> None:
 
 
 def prepare_dirs(manifest: Manifest, dest: Path, delete: bool,
-                 stores: Sequence[Path] = (), *, guard: bool = True) -> list[tuple[Path, int]]:
+                 stores: Sequence[Path] = (), *, guard: bool = True,
+                 stop: threading.Event | None = None) -> list[tuple[Path, int]]:
     """Make every directory of ``manifest`` a real directory under ``dest``; with
     ``delete``, first refuse a mirror that would delete a store (``guard_stores``) unless
-    ``guard`` is False (the caller did, before anything was removed)."""
+    ``guard`` is False (the caller did, before anything was removed). Failed or stopped,
+    the directories made so far get their modes back."""
     tops = {e.path[2:].rstrip("/") for e in manifest.dirs()}
     check_destination(dest, delete, stores, own=[m for m in STORE_MARKERS if m in tops])
     if delete and guard:
-        guard_stores(manifest, dest)
+        guard_stores(manifest, dest, stop)
     dest.mkdir(parents=True, exist_ok=True)
     # a snapshot's own files named like our temps (rare) are not a dead process's leftovers
     own_temps: dict[str, set[str]] = {}
@@ -287,13 +298,18 @@ def prepare_dirs(manifest: Manifest, dest: Path, delete: bool,
         parent, _, name = e.path[2:].rpartition("/")
         if name.startswith(TMP_PREFIX):
             own_temps.setdefault(parent, set()).add(name)
-    dirs = []
-    for e in manifest.dirs():
-        rel = e.path[2:]
-        target = dest / rel if rel else dest
-        _ensure_dir(target, delete)
-        remove_stale_temps(target, own_temps.get(rel.rstrip("/"), ()))
-        dirs.append((target, e.mode))
+    dirs: list[tuple[Path, int]] = []
+    try:
+        for e in manifest.dirs():
+            check_stop(stop)
+            rel = e.path[2:]
+            target = dest / rel if rel else dest
+            _ensure_dir(target, delete)
+            remove_stale_temps(target, own_temps.get(rel.rstrip("/"), ()))
+            dirs.append((target, e.mode))
+    except BaseException:
+        apply_dir_modes(dirs, best_effort=True)
+        raise
     return dirs
 
 
@@ -368,6 +384,7 @@ def checkout_manifest(
     kept: set[str] | None = None,
     verify_sources: bool = False,
     guarded: bool = False,
+    stop: threading.Event | None = None,
 ) -> CheckoutResult:
     """Materialise ``manifest`` under ``dest`` from files given by ``object_path(digest)``.
 
@@ -376,59 +393,66 @@ def checkout_manifest(
     ``verify_sources``: hash each source object (once) before its bytes are placed, and
     fail naming it if it does not hold its digest (objects from the local cache).
     ``guarded``: the caller already ran ``prepare_dirs`` (and its store guard) on ``dest``.
+    ``stop``: once set, ``Stopped`` is raised before the next file (see ``run_interruptible``);
+    failed or stopped, the directories get their modes back (best effort).
     """
     h = hasher or Hasher()
-    dirs = prepare_dirs(manifest, dest, delete, guard=not guarded)
+    dirs = prepare_dirs(manifest, dest, delete, guard=not guarded, stop=stop)
     result = CheckoutResult()
     copier = _Copier()
     verified: set[str] = set()
-    for e in manifest.files():
-        result.files += 1
-        target = dest / e.path[2:]
-        if placed is not None and e.path in placed:
-            result.written += 1
-            continue
-        if kept is not None and e.path in kept:
-            result.unchanged += 1
-            continue
-        src = object_path(e.checksum)
-        size = src.stat().st_size
-        try:
-            st: os.stat_result | None = os.lstat(target)
-        except FileNotFoundError:
-            st = None
-        if st is not None and _matches(target, st, e.checksum, size, h):
-            if stat.S_IMODE(st.st_mode) != e.mode:
-                os.chmod(target, e.mode)
-            result.unchanged += 1
-        else:
-            if st is not None and stat.S_ISDIR(st.st_mode):
-                if not delete:
-                    raise DestinationError(f"{target}: is a directory where the snapshot has "
-                                           "a file; move it away or use --delete")
-                shutil.rmtree(target)
-            if verify_sources and e.checksum not in verified:
-                problem = drop_bad_cached(src, e.checksum, e.object_size, h)
-                if problem is not None:
-                    gone = "" if os.path.lexists(src) else " and was removed"
-                    raise IntegrityError(
-                        f"object {e.checksum} (for {e.path[2:]}) in the local cache is "
-                        f"{problem}{gone}; run `snapdir fetch` again to restore it",
-                        key=e.checksum, expected=e.checksum)
-                verified.add(e.checksum)
-            tmp = temp_name(target)
+    try:
+        for e in manifest.files():
+            check_stop(stop)
+            result.files += 1
+            target = dest / e.path[2:]
+            if placed is not None and e.path in placed:
+                result.written += 1
+                continue
+            if kept is not None and e.path in kept:
+                result.unchanged += 1
+                continue
+            src = object_path(e.checksum)
+            size = src.stat().st_size
             try:
-                copier.copy(src, tmp, e.mode)
-                os.replace(tmp, target)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
-            result.written += 1
-            result.bytes_written += size
-        if progress is not None:
-            progress(1, size)
-    if delete:
-        result.deleted = _mirror(dest, manifest)
+                st: os.stat_result | None = os.lstat(target)
+            except FileNotFoundError:
+                st = None
+            if st is not None and _matches(target, st, e.checksum, size, h):
+                if stat.S_IMODE(st.st_mode) != e.mode:
+                    os.chmod(target, e.mode)
+                result.unchanged += 1
+            else:
+                if st is not None and stat.S_ISDIR(st.st_mode):
+                    if not delete:
+                        raise DestinationError(f"{target}: is a directory where the snapshot "
+                                               "has a file; move it away or use --delete")
+                    shutil.rmtree(target)
+                if verify_sources and e.checksum not in verified:
+                    problem = drop_bad_cached(src, e.checksum, e.object_size, h)
+                    if problem is not None:
+                        gone = "" if os.path.lexists(src) else " and was removed"
+                        raise IntegrityError(
+                            f"object {e.checksum} (for {e.path[2:]}) in the local cache is "
+                            f"{problem}{gone}; run `snapdir fetch` again to restore it",
+                            key=e.checksum, expected=e.checksum)
+                    verified.add(e.checksum)
+                tmp = temp_name(target)
+                try:
+                    copier.copy(src, tmp, e.mode)
+                    os.replace(tmp, target)
+                except BaseException:
+                    tmp.unlink(missing_ok=True)
+                    raise
+                result.written += 1
+                result.bytes_written += size
+            if progress is not None:
+                progress(1, size)
+        if delete:
+            result.deleted = _mirror(dest, manifest, stop)
+    except BaseException:
+        apply_dir_modes(dirs, best_effort=True)
+        raise
     apply_dir_modes(dirs)
     return result
 
@@ -445,16 +469,18 @@ def apply_dir_modes(dirs: list[tuple[Path, int]], *, best_effort: bool = False) 
                 raise
 
 
-def _mirror(dest: Path, manifest: Manifest) -> int:
+def _mirror(dest: Path, manifest: Manifest, stop: threading.Event | None = None) -> int:
     keep = {e.path[2:].rstrip("/") for e in manifest.entries}
     removed = 0
     for dirpath, dirnames, filenames in os.walk(dest, topdown=True, followlinks=False):
+        check_stop(stop)
         rel_dir = os.path.relpath(dirpath, dest)
         rel_dir = "" if rel_dir == "." else rel_dir + "/"
         for name in list(dirnames):
             rel = rel_dir + name
             full = os.path.join(dirpath, name)
             if rel not in keep or os.path.islink(full):
+                check_stop(stop)
                 if os.path.islink(full):
                     os.unlink(full)
                 else:
@@ -464,6 +490,7 @@ def _mirror(dest: Path, manifest: Manifest) -> int:
         for name in filenames:
             rel = rel_dir + name
             if rel not in keep:
+                check_stop(stop)
                 os.unlink(os.path.join(dirpath, name))
                 removed += 1
     return removed

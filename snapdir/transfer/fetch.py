@@ -33,7 +33,7 @@ from .download import RangeBuffers, download_object, write_small
 from .pool import for_each
 from .progress import Progress
 from .retry import retrying
-from .threads import run_sync
+from .threads import check_stop, run_interruptible, run_sync
 
 
 @dataclass(slots=True)
@@ -247,7 +247,16 @@ async def fetch(snapshot_id: str, store: Store, *, config: TransferConfig | None
     labels = object_labels(manifest)
     result = FetchResult(id=sid, files=sum(1 for _ in manifest.files()), objects=len(labels))
     sizes = object_sizes(manifest)
-    cached = await run_sync(lambda: {d for d in labels if cache.usable(d, sizes[d])})
+
+    def usable(stop: threading.Event) -> set[str]:  # a stat each: told to stop between
+        found = set()
+        for d in labels:
+            check_stop(stop)
+            if cache.usable(d, sizes[d]):
+                found.add(d)
+        return found
+
+    cached = await run_interruptible(usable)
     todo = plan_fetch(labels, cached)
     result.bytes_skipped = sum(labels[d][1] for d in cached)
     items: list[Item] = [

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ from .fetch import (
     object_sizes,
 )
 from .progress import Progress
-from .threads import run_sync
+from .threads import check_stop, run_interruptible, run_sync
 
 #: Objects checked against the destination per worker-thread hop while planning a pull.
 PLAN_BATCH = 256
@@ -77,18 +78,28 @@ async def checkout(snapshot_id: str, dest: str | Path, *, delete: bool = False,
     if include:
         manifest = select(manifest, include)
     sizes = object_sizes(manifest)
-    missing = [d for d, size in sizes.items() if not cache.usable(d, size)]
-    if missing:
-        n = len(missing)
-        raise ObjectNotFound(f"snapshot {sid}: {n} object{'s are' if n > 1 else ' is'} missing "
-                             f"from the local cache (e.g. {missing[0]}); run `snapdir fetch "
-                             f"--id {sid}` first, or `snapdir pull --id {sid} DIR`, which "
-                             "reuses the files already in DIR (pull keeps no second copy in "
-                             "the cache unless the filesystem has reflinks)")
     hasher = Hasher("b3sum", settings.manifest_context())
-    return await run_sync(partial(
-        checkout_manifest, manifest, Path(dest), cache.object_path, delete=delete,
-        hasher=hasher, verify_sources=True))
+
+    def run(stop: threading.Event) -> CheckoutResult:
+        # one worker-thread job (a stat per object, then every file), told to stop between
+        # objects and between files by Ctrl-C or SIGTERM
+        missing = []
+        for d, size in sizes.items():
+            check_stop(stop)
+            if not cache.usable(d, size):
+                missing.append(d)
+        if missing:
+            n = len(missing)
+            raise ObjectNotFound(f"snapshot {sid}: {n} object{'s are' if n > 1 else ' is'} "
+                                 f"missing from the local cache (e.g. {missing[0]}); run "
+                                 f"`snapdir fetch --id {sid}` first, or `snapdir pull --id "
+                                 f"{sid} DIR`, which reuses the files already in DIR (pull "
+                                 "keeps no second copy in the cache unless the filesystem "
+                                 "has reflinks)")
+        return checkout_manifest(manifest, Path(dest), cache.object_path, delete=delete,
+                                 hasher=hasher, verify_sources=True, stop=stop)
+
+    return await run_interruptible(run)
 
 
 async def pull(snapshot_id: str, store: Store, dest: str | Path, *,
@@ -123,7 +134,8 @@ async def pull(snapshot_id: str, store: Store, dest: str | Path, *,
     if include:
         manifest = select(manifest, include)
     hasher = Hasher("b3sum", settings.manifest_context())
-    dirs = await run_sync(prepare_dirs, manifest, target, delete, local)
+    dirs = await run_interruptible(lambda stop: prepare_dirs(
+        manifest, target, delete, local, stop=stop))
     # Memory per file matters at millions of files: the first entry of each object (shared
     # with the manifest) and two sets of paths; no per-file Path objects, no work list.
     first: dict[str, Entry] = {}
@@ -137,11 +149,12 @@ async def pull(snapshot_id: str, store: Store, dest: str | Path, *,
     base = os.fspath(target)
     res = FetchResult(id=sid, files=files, objects=len(first))
 
-    def plan(batch: list[Entry]) -> tuple[list[Item], int, int]:
+    def plan(batch: list[Entry], stop: threading.Event) -> tuple[list[Item], int, int]:
         """Download items for ``batch``; (items, objects skipped, their bytes)."""
         out: list[Item] = []
         skipped = skipped_bytes = 0
         for e in batch:
+            check_stop(stop)  # each may hash two files: Ctrl-C stops between them
             d = e.checksum
             final = os.path.join(base, e.path[2:])
             if matches(Path(final), d, e.object_size, hasher):
@@ -172,19 +185,28 @@ async def pull(snapshot_id: str, store: Store, dest: str | Path, *,
         if share[0]:
             share[0] = await run_sync(reflink_into, final, cache.object_path(digest))
 
-    async with Progress("pull", progress, files_total=len(first),
-                        bytes_total=sum(e.size for e in first.values())) as prog:
+    def object_path(digest: str) -> Path:
+        if digest in from_cache:
+            return cache.object_path(digest)
+        return target / first[digest].path[2:]
 
-        async def items() -> AsyncIterator[Item]:
-            entries = iter(first.values())
-            while batch := list(islice(entries, PLAN_BATCH)):
-                todo, skipped, skipped_bytes = await run_sync(plan, batch)
-                res.bytes_skipped += skipped_bytes
-                prog.add(skipped, skipped_bytes)
-                for item in todo:
-                    yield item
+    try:
+        async with Progress("pull", progress, files_total=len(first),
+                            bytes_total=sum(e.size for e in first.values())) as prog:
 
-        try:
+            async def items() -> AsyncIterator[Item]:
+                entries = iter(first.values())
+                while batch := list(islice(entries, PLAN_BATCH)):
+                    # not run_sync: its shielded wait is no checkpoint, and with every
+                    # object in place or cached (nothing yielded) a Ctrl-C would wait
+                    # for the whole plan
+                    todo, skipped, skipped_bytes = await run_interruptible(
+                        partial(plan, batch))
+                    res.bytes_skipped += skipped_bytes
+                    prog.add(skipped, skipped_bytes)
+                    for item in todo:
+                        yield item
+
             try:
                 res.objects_fetched, res.bytes_fetched = await download_all(
                     store, items(), cfg, prog, after=shared)
@@ -192,21 +214,16 @@ async def pull(snapshot_id: str, store: Store, dest: str | Path, *,
                 if (better := await explain_failure(exc, store, full, sid, cfg)) is not None:
                     raise better from None
                 raise
-        except BaseException:
-            # the directories were made private (0700) to be filled: a failed or stopped
-            # pull leaves them with the snapshot's modes, as a finished one would
-            with anyio.CancelScope(shield=True):
-                await run_sync(partial(apply_dir_modes, dirs, best_effort=True))
-            raise
-
-    def object_path(digest: str) -> Path:
-        if digest in from_cache:
-            return cache.object_path(digest)
-        return target / first[digest].path[2:]
-
-    c = await run_sync(partial(
-        checkout_manifest, manifest, target, object_path, delete=delete, hasher=hasher,
-        placed=placed, kept=kept, guarded=True))
+        c = await run_interruptible(lambda stop: checkout_manifest(
+            manifest, target, object_path, delete=delete, hasher=hasher, placed=placed,
+            kept=kept, guarded=True, stop=stop))
+    except BaseException:
+        # the directories were made private (0700) to be filled: a failed or stopped
+        # pull (downloading or checking out) leaves them with the snapshot's modes, as a
+        # finished one would
+        with anyio.CancelScope(shield=True):
+            await run_sync(partial(apply_dir_modes, dirs, best_effort=True))
+        raise
     if not no_cache:
         from . import known
         known.remember(settings.cache_dir(), store.uri, sid)

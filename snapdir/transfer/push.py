@@ -25,7 +25,7 @@ from .config import TransferConfig
 from .pool import for_each
 from .progress import Progress
 from .retry import retrying
-from .threads import run_sync
+from .threads import run_interruptible
 from .upload import read_verified, upload_object
 
 #: give up listing the store when it holds more than this many keys per object to check
@@ -129,8 +129,9 @@ async def push(
         return stats.hashed_files + stats.cached_files, stats.files, stats.bytes
 
     async with Progress("hash", progress, poll=hashed):
-        manifest = await run_sync(
-            partial(build_manifest, str(source), opts, sources=sources, stats=stats))
+        # told to stop between directories (and within a large file) by Ctrl-C or SIGTERM
+        manifest = await run_interruptible(lambda stop: build_manifest(
+            str(source), opts, sources=sources, stats=stats, stop=stop))
     data = manifest.encode()
     sid = digest_hex(data)
     result = PushResult(id=sid, manifest=manifest, objects=len(sources))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ from pathlib import Path
 import anyio
 import pytest
 from relutil import (
+    TMP,
     Cli,
     FaultProxy,
     big_file,
@@ -376,3 +378,140 @@ def test_ctrl_c_before_the_event_loop_is_one_line(cli: Cli, tmp_path: Path) -> N
     assert r.returncode == 130, r.stderr
     # (`manifest` keeps nothing a second run could resume from)
     assert r.stderr == "snapdir: interrupted; run the same command again\n"
+
+
+def test_ctrl_c_while_the_cli_imports_is_one_line(cli: Cli, tmp_path: Path) -> None:
+    """Ctrl-C in the first tens of ms, while the entry point imports click and the CLI
+    (before the CLI's own handler is installed): one line and exit 130, not Python's
+    KeyboardInterrupt traceback. The signal is sent the moment click's import starts."""
+    script = ("import os, signal, sys\n"
+              "class Trip:\n"
+              "    def find_spec(self, name, path=None, target=None):\n"
+              "        if name == 'click':\n"
+              "            os.kill(os.getpid(), signal.SIGINT)\n"
+              "sys.meta_path.insert(0, Trip())\n"
+              "import snapdir\n"
+              "assert signal.getsignal(signal.SIGINT) is signal.default_int_handler\n"
+              "from snapdir.cli.fast import main\n"
+              "assert 'click' not in sys.modules\n"
+              "sys.argv = ['snapdir', 'id', '--no-stat-cache', sys.argv[1]]\n"
+              "main()\n")
+    r = subprocess.run(_sigint_default([sys.executable, "-c", script, str(tmp_path)]),
+                       env=cli.env, capture_output=True, text=True, timeout=60, check=False)
+    assert "Traceback" not in r.stderr, r.stderr
+    assert r.returncode == 130, r.stderr
+    assert r.stderr == "snapdir: interrupted; run the same command again\n"  # (`id`)
+
+
+def test_import_snapdir_keeps_pythons_keyboard_interrupt() -> None:
+    """A program using the library: ``import snapdir`` (and its API) leave SIGINT alone."""
+    script = ("import signal, snapdir, snapdir.api\n"
+              "assert signal.getsignal(signal.SIGINT) is signal.default_int_handler\n"
+              "import os\n"
+              "try:\n"
+              "    os.kill(os.getpid(), signal.SIGINT)\n"
+              "    signal.pause()\n"
+              "except KeyboardInterrupt:\n"
+              "    print('KeyboardInterrupt')\n")
+    r = subprocess.run(_sigint_default([sys.executable, "-c", script]), capture_output=True,
+                       text=True, timeout=60, check=False)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "KeyboardInterrupt\n", "")
+
+SAME_FILES = 6000  # in same_files(): enough for a checkout to take seconds
+
+
+@pytest.fixture
+def same_files(cli: Cli, tmp_path: Path) -> tuple[Path, str, bytes]:
+    """(file store, id, manifest bytes) of ``SAME_FILES`` files holding the same bytes in
+    directories of mode 0751: one object to push and fetch, a copy per file to check out."""
+    src = tmp_path / "same"
+    for i in range(SAME_FILES):
+        p = src / f"d{i % 30:02d}" / f"f{i:05d}"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"the same bytes\n")
+    for d in [src, *src.iterdir()]:
+        d.chmod(0o751)
+    store = tmp_path / "store"
+    sid = cli("push", "-q", "--store", str(store), str(src)).out.strip()
+    return store, sid, (store / manifest_key(sid)).read_bytes()
+
+
+@pytest.mark.parametrize(("verb", "sig", "code", "said"), [
+    ("checkout", signal.SIGINT, 130, "interrupted"),
+    ("checkout", signal.SIGTERM, 143, "terminated"),
+    ("pull", signal.SIGINT, 130, "interrupted")])  # objects in the cache: pull's checkout
+def test_a_signal_stops_a_checkout_between_files(cli: Cli, tmp_path: Path, same_files,
+                                                 verb: str, sig: int, code: int,
+                                                 said: str) -> None:
+    """Ctrl-C or SIGTERM while a checkout places many files: it stops after the file in
+    hand, not once every file is placed; what it placed is right, no temp file is left,
+    the directories have their snapshot modes (not the 0700 they are filled with), and a
+    re-run finishes the job."""
+    store, sid, data = same_files
+    m = cli.machine("m")
+    m("fetch", "-q", "--store", str(store), "--id", sid)
+    dest = tmp_path / "dest"
+    args = (["checkout", "--id", sid] if verb == "checkout" else
+            ["pull", "-q", "--store", str(store), "--id", sid]) + [str(dest)]
+    p = subprocess.Popen(_sigint_default([sys.executable, "-m", "snapdir", *args]),
+                         env=m.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while count_files(dest) < 100 and p.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        assert p.poll() is None, "finished before the signal: make the data larger"
+        sent = time.monotonic()
+        p.send_signal(sig)
+        out, err = p.communicate(timeout=60)
+        took = time.monotonic() - sent
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    placed = count_files(dest)
+    assert p.returncode == code, err
+    assert out == ""
+    assert err == f"snapdir: {said}; run the same command again to resume\n"
+    assert placed < SAME_FILES, f"went on to place every file ({took:.1f} s after the signal)"
+    assert took < 2, took
+    assert list(dest.rglob(TMP + "*")) == []
+    check_destination(dest, data)
+    assert {oct(stat.S_IMODE(d.stat().st_mode)) for d in [dest, *dest.iterdir()]} == {"0o751"}
+    m(*args)
+    assert cli("id", str(dest)).out.strip() == sid
+
+
+@pytest.mark.parametrize(("verb", "sig", "code"), [
+    ("push", signal.SIGTERM, 143),
+    ("push", signal.SIGINT, 130),
+    ("id", signal.SIGINT, 130)])
+def test_a_signal_stops_hashing_a_large_file(cli: Cli, tmp_path: Path, verb: str, sig: int,
+                                             code: int) -> None:
+    """Ctrl-C or SIGTERM while a push (or `snapdir id`) hashes a file of many GB: it stops
+    within a window of the file, not once the file is hashed to its end (push hashed the
+    whole tree in one worker-thread job, which the signal waited for)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    with open(src / "huge.bin", "wb") as fh:
+        fh.truncate(16 << 30)  # sparse: no disk space, and seconds to hash
+    store = tmp_path / "store"
+    args = ["push", "-q", "--store", str(store), str(src)] if verb == "push" else ["id", str(src)]
+    p = subprocess.Popen(_sigint_default([sys.executable, "-m", "snapdir", *args]),
+                         env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.5)  # started up, hashing
+        assert p.poll() is None, "finished before the signal: make the file larger"
+        sent = time.monotonic()
+        p.send_signal(sig)
+        out, err = p.communicate(timeout=120)
+        took = time.monotonic() - sent
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == code, err
+    assert out == ""
+    assert len(err.splitlines()) == 1, err
+    assert took < 1.5, f"hashed on for {took:.1f} s after the signal"
+    assert not (store / ".manifests").exists() or not any((store / ".manifests").iterdir())
