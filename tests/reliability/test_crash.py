@@ -248,21 +248,37 @@ async def _pending_uploads(uri: str) -> list[str]:
         return [u["Key"] for u in r.get("Uploads", [])]
 
 
+def _signal_when(args: list[str], env: dict[str, str], ready: Callable[[], bool],
+                 sig: int, *, within: float = 120, wait: float = 60
+                 ) -> tuple[int, str, str, float]:
+    """Run ``args``, send ``sig`` once ``ready()`` (which must come ``within`` seconds);
+    (exit code, stdout, stderr, seconds from the signal to the exit, at most ``wait``).
+    The process is killed if the test fails first."""
+    p = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        deadline = time.monotonic() + within
+        while not ready() and p.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.002)
+        assert p.poll() is None, "finished before the signal: make the data larger"
+        sent = time.monotonic()
+        p.send_signal(sig)
+        out, err = p.communicate(timeout=wait)
+        return p.returncode, out, err, time.monotonic() - sent
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 def _signal_midway(args: list[str], env: dict[str, str], counter: FaultProxy, after: int,
                    sig: int) -> tuple[int, str, str]:
     """Run ``args``, send ``sig`` once ``counter`` has seen ``after`` more requests;
     (exit code, stdout, stderr)."""
-    p = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
     start = counter.requests
-    deadline = time.monotonic() + 120
-    while counter.requests < start + after and p.poll() is None:
-        assert time.monotonic() < deadline
-        time.sleep(0.002)
-    assert p.poll() is None, "finished before the signal: make the data larger"
-    p.send_signal(sig)
-    out, err = p.communicate(timeout=60)
-    return p.returncode, out, err
+    rc, out, err, _ = _signal_when(args, env, lambda: counter.requests >= start + after, sig)
+    return rc, out, err
 
 
 def _sigint_default(args: list[str]) -> list[str]:
@@ -453,24 +469,11 @@ def test_a_signal_stops_a_checkout_between_files(cli: Cli, tmp_path: Path, same_
     dest = tmp_path / "dest"
     args = (["checkout", "--id", sid] if verb == "checkout" else
             ["pull", "-q", "--store", str(store), "--id", sid]) + [str(dest)]
-    p = subprocess.Popen(_sigint_default([sys.executable, "-m", "snapdir", *args]),
-                         env=m.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 60
-        while count_files(dest) < 100 and p.poll() is None:
-            assert time.monotonic() < deadline
-            time.sleep(0.005)
-        assert p.poll() is None, "finished before the signal: make the data larger"
-        sent = time.monotonic()
-        p.send_signal(sig)
-        out, err = p.communicate(timeout=60)
-        took = time.monotonic() - sent
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+    rc, out, err, took = _signal_when(
+        _sigint_default([sys.executable, "-m", "snapdir", *args]), m.env,
+        lambda: count_files(dest) >= 100, sig, within=60)
     placed = count_files(dest)
-    assert p.returncode == code, err
+    assert rc == code, err
     assert out == ""
     assert err == f"snapdir: {said}; run the same command again to resume\n"
     assert placed < SAME_FILES, f"went on to place every file ({took:.1f} s after the signal)"
@@ -497,20 +500,11 @@ def test_a_signal_stops_hashing_a_large_file(cli: Cli, tmp_path: Path, verb: str
         fh.truncate(16 << 30)  # sparse: no disk space, and seconds to hash
     store = tmp_path / "store"
     args = ["push", "-q", "--store", str(store), str(src)] if verb == "push" else ["id", str(src)]
-    p = subprocess.Popen(_sigint_default([sys.executable, "-m", "snapdir", *args]),
-                         env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        time.sleep(1.5)  # started up, hashing
-        assert p.poll() is None, "finished before the signal: make the file larger"
-        sent = time.monotonic()
-        p.send_signal(sig)
-        out, err = p.communicate(timeout=120)
-        took = time.monotonic() - sent
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    assert p.returncode == code, err
+    started = time.monotonic()
+    rc, out, err, took = _signal_when(
+        _sigint_default([sys.executable, "-m", "snapdir", *args]), cli.env,
+        lambda: time.monotonic() >= started + 1.5, sig, wait=120)  # started up, hashing
+    assert rc == code, err
     assert out == ""
     assert len(err.splitlines()) == 1, err
     assert took < 1.5, f"hashed on for {took:.1f} s after the signal"
