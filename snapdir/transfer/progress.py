@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
+from ..settings import progress_interval
+
 if TYPE_CHECKING:  # anyio is imported where it is used: ``snapdir id`` never needs it
     from anyio import CancelScope
     from anyio.abc import TaskGroup
@@ -39,14 +41,6 @@ def _human(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
-def _interval(default: float) -> float:
-    """Seconds between progress updates: env SNAPDIR_PROGRESS_INTERVAL (a bad value is a
-    usage error), else ``default``."""
-    from ..settings import progress_interval
-
-    return progress_interval(default)
-
-
 #: seconds of work before an ETA is shown
 ETA_AFTER = 1.0
 
@@ -58,9 +52,9 @@ _failed_on: list[object] = []
 def _show(text: str) -> None:
     """Write ``text`` to stderr, best effort: progress never fails the work it shows. The
     first write that fails stops progress output for that stream."""
-    err = sys.stderr
-    if any(err is failed for failed in _failed_on):
+    if _stopped():
         return
+    err = sys.stderr
     try:
         err.write(text)
         err.flush()
@@ -135,7 +129,7 @@ class Progress:
             yield self
             return
         tty = self.mode != "plain"
-        interval = _interval(0.2 if tty else 5.0)
+        interval = progress_interval(0.2 if tty else 5.0)
         stop = threading.Event()
         shown = [False]
 
@@ -158,7 +152,9 @@ class Progress:
         if self.enabled:
             from anyio import create_task_group
 
-            interval = _interval(0.2 if self.mode != "plain" else 5.0)  # refused here, not in the task
+            # SNAPDIR_PROGRESS_INTERVAL (a bad value is a usage error) refused here, not
+            # in the task
+            interval = progress_interval(0.2 if self.mode != "plain" else 5.0)
             self._tg = create_task_group()
             await self._tg.__aenter__()
             self._tg.start_soon(self._render, interval)
