@@ -25,7 +25,10 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    import threading
 
 #: the user name and password of a URL (``scheme://user:password@host``): a password
 #: may hold ``/`` (AWS secret keys do), so after a ``:`` it runs to the ``@``
@@ -146,6 +149,12 @@ class Stopped(Exception):
     """Not a SnapdirError, and never seen by a caller: what a worker-thread job raises
     once told to stop (``transfer.threads.run_interruptible``), the caller's own
     cancellation going on instead."""
+
+
+def check_stop(stop: threading.Event | None) -> None:
+    """Raise ``Stopped`` if ``stop`` is set: called between the items of a long loop."""
+    if stop is not None and stop.is_set():
+        raise Stopped
 
 
 def nonempty_path(path: str | os.PathLike[str], what: str) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import settings
 from .core.manifest import FILE, DirNode, Entry, Hasher, Manifest, assemble, check_checksum_bin
-from .errors import Stopped, nonempty_path
+from .errors import Stopped, check_stop, nonempty_path
 from .hashing import HAS_NOWAIT, LARGE_FILE, hash_file
 from .scan import PendingFile, absolute, compile_excludes, walk
 from .statcache import now_ns, open_stat_cache
@@ -259,8 +259,7 @@ def build_manifest(
     try:
         for item in walk(str(root), follow=opts.follow,
                          exclude=compile_excludes(opts.exclude), absolute_paths=opts.absolute):
-            if stop is not None and stop.is_set():
-                raise Stopped
+            check_stop(stop)
             if isinstance(item, DirNode):
                 root_node = item
                 break
@@ -297,8 +296,7 @@ def build_manifest(
             if progress is not None:
                 progress(st.files, st.cached_files)
         while jobs:
-            if stop is not None and stop.is_set():
-                raise Stopped
+            check_stop(stop)
             collect(jobs.popleft())
         ok = True
     finally:

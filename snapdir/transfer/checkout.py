@@ -29,12 +29,11 @@ from pathlib import Path
 
 from .. import settings
 from ..core.manifest import Hasher, Manifest
-from ..errors import DestinationError, IntegrityError, SnapdirError
+from ..errors import DestinationError, IntegrityError, SnapdirError, check_stop
 from ..fileio import write_all
 from ..hashing import hash_file
 from ..stores.base import HISTORY, MANIFESTS, OBJECTS
 from .cache import TMP_PREFIX, remove_stale_temps, temp_name
-from .threads import check_stop
 
 FICLONE = 0x40049409
 

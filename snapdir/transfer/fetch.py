@@ -23,6 +23,7 @@ from ..errors import (
     SnapdirError,
     StoreError,
     StoreMissing,
+    check_stop,
     with_path,
 )
 from ..stores.base import Store, manifest_key
@@ -33,7 +34,7 @@ from .download import RangeBuffers, download_object, write_small
 from .pool import for_each
 from .progress import Progress
 from .retry import retrying
-from .threads import check_stop, run_interruptible, run_sync
+from .threads import run_interruptible, run_sync
 
 
 @dataclass(slots=True)

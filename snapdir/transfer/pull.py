@@ -19,7 +19,13 @@ import anyio
 from .. import settings
 from ..core.manifest import Entry, Hasher
 from ..core.plan import select
-from ..errors import DestinationError, IntegrityError, ObjectNotFound, nonempty_path
+from ..errors import (
+    DestinationError,
+    IntegrityError,
+    ObjectNotFound,
+    check_stop,
+    nonempty_path,
+)
 from ..stores.base import Store
 from .cache import LocalCache, open_cache
 from .checkout import (
@@ -44,7 +50,7 @@ from .fetch import (
     object_sizes,
 )
 from .progress import Progress
-from .threads import check_stop, run_interruptible, run_sync
+from .threads import run_interruptible, run_sync
 
 #: Objects checked against the destination per worker-thread hop while planning a pull.
 PLAN_BATCH = 256

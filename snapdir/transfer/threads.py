@@ -20,7 +20,6 @@ from typing import TypeVar
 import anyio
 
 from .. import settings
-from ..errors import Stopped
 
 _T = TypeVar("_T")
 _pool: ThreadPoolExecutor | None = None
@@ -46,15 +45,9 @@ async def run_sync(fn: Callable[..., _T], *args: object) -> _T:
     return result
 
 
-def check_stop(stop: threading.Event | None) -> None:
-    """Raise ``Stopped`` if ``stop`` is set: called between the items of a long loop."""
-    if stop is not None and stop.is_set():
-        raise Stopped
-
-
 async def run_interruptible(fn: Callable[[threading.Event], _T]) -> _T:
     """``fn(stop)`` in a worker thread, for a long loop of blocking calls (a checkout of
-    many files) that calls ``check_stop(stop)`` between items: cancelled, the caller sets
+    many files) that calls ``errors.check_stop(stop)`` between items: cancelled, the caller sets
     ``stop`` and waits for ``fn`` to be done, so the work stops after the item in hand
     (each left whole), not at the end of the loop."""
     stop = threading.Event()
