@@ -178,17 +178,20 @@ class RangeCall:
 
     ``run`` blocks (call it in a worker thread); ``stop`` may be called from any thread and
     makes ``run`` return promptly. ``written(n)`` hears of every ``n`` bytes on disk, so a
-    retry can resume after them.
+    retry can resume after them. ``write_lock``, shared by every range of one file, is held
+    around each write to it (see ``fileio``).
     """
 
     def __init__(self, writer: RangeWriter, key: str, start: int, end: int, fd: int,
-                 written: Callable[[int], None]) -> None:
+                 written: Callable[[int], None],
+                 write_lock: threading.Lock | None = None) -> None:
         self._w = writer
         self.key = key
         self.start = start
         self.end = end
         self._fd = fd
         self._written = written
+        self._write_lock = write_lock or threading.Lock()
         self._sock: socket.socket | None = None
         self._stopped = False
         self._lock = threading.Lock()
@@ -287,11 +290,13 @@ class RangeCall:
         if "chunked" in fields.get("transfer-encoding", ""):
             raise StoreUnavailable(f"{self.key}: chunked ranged reply; retrying", self.key)
         fd = self._fd
+        lock = self._write_lock
         pos = self.start
         overran = len(rest) > want  # more than the body: the connection is out of step
         if rest:
             rest = rest[:want]
-            _pwrite(fd, memoryview(rest), pos)
+            with lock:
+                _pwrite(fd, memoryview(rest), pos)
             pos += len(rest)
             self._written(len(rest))
         view = _buffer()
@@ -301,7 +306,8 @@ class RangeCall:
                 raise StoreUnavailable(
                     f"{self.key}: truncated body ({pos - self.start} of {want} bytes); "
                     "retrying", self.key)
-            _pwrite(fd, view[:n], pos)
+            with lock:
+                _pwrite(fd, view[:n], pos)
             pos += n
             self._written(n)
         return not overran and fields.get("connection", "").lower() != "close"
@@ -364,5 +370,6 @@ class RangeWriter:
         return self._base + quote(key)
 
     def call(self, key: str, start: int, end: int, fd: int,
-             written: Callable[[int], None]) -> RangeCall:
-        return RangeCall(self, key, start, end, fd, written)
+             written: Callable[[int], None],
+             write_lock: threading.Lock | None = None) -> RangeCall:
+        return RangeCall(self, key, start, end, fd, written, write_lock)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import threading
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -242,6 +243,8 @@ async def _ranged(store: Store, key: str, tmp: Path, final: Path, size: int,
         if sockets:
             os.ftruncate(fd, size)  # ranges land anywhere; hash_range maps what is there
         h = threaded_blake3(hasher)
+        #: one write into the file at a time, whichever range it is from (see ``fileio``)
+        write_lock = threading.Lock()
         #: range start -> (its buffer or None, bytes of it received so far, the chunks
         #: themselves when they are kept instead of copied)
         held: dict[int, tuple[mmap.mmap | None, list[int], list[Chunk]]] = {}
@@ -268,7 +271,8 @@ async def _ranged(store: Store, key: str, tmp: Path, final: Path, size: int,
                                        f"asked ({got[0] + n} of {length} bytes); retrying",
                                        key)
             if buf is None:
-                pwrite_all(fd, chunk, start + got[0])
+                with write_lock:
+                    pwrite_all(fd, chunk, start + got[0])
                 if not sockets:  # else it is hashed from the page cache
                     kept.append(chunk)
                 got[0] += n
@@ -281,7 +285,8 @@ async def _ranged(store: Store, key: str, tmp: Path, final: Path, size: int,
                 arrived(n)
                 if got[0] == length and not (direct and pwrite_direct(fd, view, length, start)):
                     direct = False
-                    pwrite_all(fd, view[:length], start)
+                    with write_lock:
+                        pwrite_all(fd, view[:length], start)
             finally:
                 view.release()
 
@@ -294,7 +299,7 @@ async def _ranged(store: Store, key: str, tmp: Path, final: Path, size: int,
                     got[0] += n
                     arrived(n)
 
-                call = writer.call(key, start + got[0], end, fd, written)
+                call = writer.call(key, start + got[0], end, fd, written, write_lock)
                 await run_stoppable(call.run, call.stop)
             else:
                 async for chunk in store.get(key, start + got[0], end):

@@ -304,3 +304,32 @@ async def test_progress_counts_ranged_bytes_as_they_arrive(s3_env: SeaweedFS,
     assert sum(heard) == len(data)  # every byte once
     assert heard[0] < cfg.range_size  # before a whole range was in
     assert len(heard) > 3 * len(data) // cfg.range_size
+
+
+def test_writes_into_one_file_wait_for_its_lock(tmp_path: Path) -> None:
+    """The ranges of one file write one at a time, under the lock the download shares
+    between them: the kernel would otherwise have the waiting writers spin on the file's
+    own lock, taking CPU from the server (see ``fileio``)."""
+    def serve(conn: socket.socket, n: int) -> None:
+        while _request(conn):
+            conn.sendall(b"HTTP/1.1 206 Partial Content\r\nContent-Length: 10\r\n"
+                         b"Content-Range: bytes 0-9/10\r\n\r\n0123456789")
+
+    lock = threading.Lock()
+    with fake_s3(serve) as (endpoint, _):
+        writer = _writer(endpoint)
+        fd = os.open(tmp_path / "out", os.O_RDWR | os.O_CREAT, 0o644)
+        got = [0]
+        call = writer.call("k", 0, 10, fd, lambda n: got.__setitem__(0, got[0] + n), lock)
+        with lock:  # another range of the file is writing
+            t = threading.Thread(target=call.run)
+            t.start()
+            time.sleep(0.3)
+            assert got[0] == 0
+            assert os.fstat(fd).st_size == 0
+        t.join(10)
+        assert not t.is_alive()
+        os.close(fd)
+        writer.pool.close()
+    assert got[0] == 10
+    assert (tmp_path / "out").read_bytes() == b"0123456789"
