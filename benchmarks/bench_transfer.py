@@ -1,6 +1,6 @@
 """Benchmark push / pull through one local SeaweedFS: snapdir vs s5cmd, snapdir 1.12, aws-cli.
 
-    .venv/bin/python benchmarks/bench_transfer.py [--runs N] [--quick] [--work DIR]
+    .venv/bin/python benchmarks/bench_transfer.py [--runs N] [--pulls N] [--quick] [--work DIR]
                                                   [--tools a,b] [--cases a,b,c,d] [--no-write]
 
 Cases (data generated once in ``--work``, default ``benchmarks/.work/transfer``):
@@ -154,24 +154,29 @@ class Bench:
             print(f"  {tool.name} failed, retrying once: {exc}", file=sys.stderr, flush=True)
             return run(cmd, clean_env(self.base_env, extra))
 
-    def push_pull(self, case: str, src: Path, tool: Tool) -> None:
+    def push_pull(self, case: str, src: Path, tool: Tool, pulls: int = 1) -> None:
+        """One push, then ``pulls`` pulls of it, each into a fresh directory with a fresh
+        cache (a pull takes seconds where a push takes tens: more samples of it, same
+        for every tool)."""
         uri = unique(self.base_uri, f"{tool.name}-{case}")
         st = self.state(f"{tool.name}-push")
         r = self.go(tool, tool.push(src, uri, st))
         self.record(case, "push", tool, r)
         handle = tool.handle(r, uri)
-        dest = self.work / "pulled"
-        self.discard(dest)
-        dest.mkdir(parents=True)
-        st2 = self.state(f"{tool.name}-pull")
-        r2 = self.go(tool, tool.pull(handle, uri, dest, st2))
-        self.record(case, "pull", tool, r2)
-        got = sum(1 for p in dest.rglob("*") if p.is_file())
         want = sum(1 for p in src.rglob("*") if p.is_file())
-        if got != want:
-            raise SystemExit(f"{tool.name} pulled {got} files of {want} for case {case}")
-        for p in (dest, st, st2):
-            self.discard(p)
+        for _ in range(pulls):
+            dest = self.work / "pulled"
+            self.discard(dest)
+            dest.mkdir(parents=True)
+            st2 = self.state(f"{tool.name}-pull")
+            r2 = self.go(tool, tool.pull(handle, uri, dest, st2))
+            self.record(case, "pull", tool, r2)
+            got = sum(1 for p in dest.rglob("*") if p.is_file())
+            if got != want:
+                raise SystemExit(f"{tool.name} pulled {got} files of {want} for case {case}")
+            for p in (dest, st2):
+                self.discard(p)
+        self.discard(st)
         self.drop(uri)
 
     def repush(self, src: Path, rep: int, tools: list[Tool]) -> None:
@@ -244,6 +249,8 @@ def write_results(body: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=None)
+    ap.add_argument("--pulls", type=int, default=None,
+                    help="pulls timed after each push (default 2; 1 with --quick)")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--work", type=Path, default=HERE / ".work" / "transfer")
     ap.add_argument("--tools", default="snapdir,s5cmd,snapdir-1.12,aws-cli")
@@ -252,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--write", action="store_true", help="write RESULTS.md even with --quick")
     args = ap.parse_args(argv)
     runs = args.runs or (1 if args.quick else 3)
+    pulls = args.pulls or (1 if args.quick else 2)
     specs = QUICK if args.quick else FULL
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     work: Path = args.work.resolve()
@@ -282,21 +290,23 @@ def main(argv: list[str] | None = None) -> int:
             for c in ("a", "b", "c"):
                 if c in cases:
                     for tool in order:
-                        bench.push_pull(c, sources[c], tool)
+                        bench.push_pull(c, sources[c], tool, pulls)
             if "d" in cases:
                 bench.repush(sources["a"], rep, order)
         bench.empty_trash()
     out = table(bench, specs, cases, runs)
     (work / "transfer.json").write_text(json.dumps(
-        {"runs": runs, "quick": args.quick, "tools": {t.name: t.exe for t in tools},
+        {"runs": runs, "pulls": pulls, "quick": args.quick,
+         "tools": {t.name: t.exe for t in tools},
          "results": bench.runs}, indent=1))
     minutes = (time.time() - started) / 60
-    meta = (f"Medians of {runs} run(s) per cell, seconds of wall time per whole process; "
+    meta = (f"Medians of {runs} run(s) per cell ({runs * pulls} for pulls: {pulls} after each "
+            f"push), seconds of wall time per whole process; "
             f"MB = peak RSS (GNU time %M). {'Quick sizes. ' if args.quick else ''}"
             f"One local SeaweedFS (`weed mini`) on 127.0.0.1, same machine "
             f"({platform.machine()}, {_cpus()} CPUs); took {minutes:.0f} min. "
             f"Reproduce: `.venv/bin/python benchmarks/bench_transfer.py"
-            f"{' --quick' if args.quick else ''} --runs {runs}`.")
+            f"{' --quick' if args.quick else ''} --runs {runs} --pulls {pulls}`.")
     print(out)
     if not args.no_write and (not args.quick or args.write):
         write_results(f"## Transfers (bench_transfer)\n\n{meta}\n\n{out}\n")
