@@ -79,9 +79,12 @@ def map_error(exc: BaseException, key: str, uri: str, bucket: str,
         return StoreError(f"bucket {bucket!r} is in another region{region} than "
                           f"{endpoint or 'the endpoint'} (for {where}): set AWS_REGION to "
                           "the bucket's region", key=key)
+    scheme = _wrong_scheme(exc, text, endpoint_from)
     tls = _tls_problem(exc, text, endpoint or "the S3 endpoint", endpoint_from)
-    if tls is not None:
-        err = StoreUnavailable(f"{tls} (for {where})", key=key)
+    if scheme is not None or tls is not None:
+        err = StoreUnavailable(
+            f"cannot reach {endpoint or 'the S3 endpoint'} for {where}: {scheme}"
+            if scheme is not None else f"{tls} (for {where})", key=key)
         err.retryable = False  # a handshake fails the same way every time
         return err
     if status is None:
@@ -102,8 +105,8 @@ def map_error(exc: BaseException, key: str, uri: str, bucket: str,
     hint = ""
     if status == 400 and code is None and (endpoint or "").startswith("http://"):
         # what a plain-http request to an https port gets (a HEAD has no body to say so)
-        hint = ("; if that server speaks https, write its URL with https:// "
-                f"({endpoint_from}); if it expects another region, set AWS_REGION")
+        hint = ("; if that server speaks https, write its URL with https:// in "
+                f"{endpoint_from}; if it expects another region, set AWS_REGION")
     return StoreError(f"{uri} refused the request for {key} ({detail}){hint}", key=key)
 
 
@@ -152,13 +155,20 @@ def _tls_problem(exc: BaseException, text: str, endpoint: str,
         why = next((v for k, v in _CERT_WHY.items() if said.startswith(k)),
                    said or "not trusted")
         return f"the TLS certificate of {endpoint} is {why}: {_cert_advice(why, endpoint_from)}"
+    return None
+
+
+def _wrong_scheme(exc: BaseException, text: str, endpoint_from: str) -> str | None:
+    """Why an endpoint written with the wrong scheme (http:// for https, or the reverse)
+    cannot be reached, and what to write instead, or None."""
+    import ssl
+
     if ("InvalidMessage(" in text or "InvalidContentType" in text
             or (isinstance(exc, ssl.SSLError) and "WRONG_VERSION_NUMBER" in text)):
-        return (f"{endpoint} does not speak TLS: if it is a plain-http server, write its "
-                f"URL with http:// ({endpoint_from})")
+        return ("it does not speak TLS; if it is a plain-http server, write its URL with "
+                f"http:// in {endpoint_from}")
     if "HTTP request to an HTTPS server" in text:
-        return (f"{endpoint} is an https server: write its URL with https:// "
-                f"({endpoint_from})")
+        return f"it is an https server; write its URL with https:// in {endpoint_from}"
     return None
 
 

@@ -106,17 +106,33 @@ def test_a_bad_ca_bundle_is_a_usage_error(tls_cli: Cli, bucket: Bucket, tmp_path
 
 def test_the_wrong_scheme_is_named(tls_cli: Cli, s3_env: object, bucket: Bucket,
                                    tmp_path: Path) -> None:
+    """One sentence: the endpoint, the key and store, why, and what to write where (not
+    two parenthesised asides in a row)."""
     src = make_tree(tmp_path / "src", {"a.txt": b"scheme\n"})
     uri = bucket.unique_uri("tls-scheme")
     plain = s3_env.endpoint  # type: ignore[attr-defined]
-    tls_cli.env["AWS_ENDPOINT_URL"] = "https://" + plain.removeprefix("http://")
+    wrong = "https://" + plain.removeprefix("http://")
+    tls_cli.env["AWS_ENDPOINT_URL"] = wrong
     r = tls_cli("push", "-q", "--store", uri, str(src), check=False)
     assert r.rc == 1, r
-    assert "does not speak TLS" in one_line(r.err)
-    assert "http://" in r.err
+    line = one_line(r.err)
+    assert line.startswith(f"snapdir: store error: cannot reach {wrong} for .manifests/"), line
+    assert line.endswith(f" in {uri}: it does not speak TLS; if it is a plain-http server, "
+                         "write its URL with http:// in AWS_ENDPOINT_URL"), line
 
     tls = s3_env.https_endpoint  # type: ignore[attr-defined]
-    tls_cli.env["AWS_ENDPOINT_URL"] = "http://" + tls.removeprefix("https://")
+    wrong = "http://" + tls.removeprefix("https://")
+    tls_cli.env["AWS_ENDPOINT_URL"] = wrong
     r = tls_cli("push", "-q", "--store", uri, str(src), check=False)
     assert r.rc == 1, r
-    assert "write its URL with https://" in one_line(r.err)
+    line = one_line(r.err)
+    assert "write its URL with https:// in AWS_ENDPOINT_URL" in line, line
+    assert ") (" not in line, line
+
+    r = tls_cli("pull", "-q", "--store", uri, "--id", "a" * 64, str(tmp_path / "dest"),
+                check=False)
+    assert r.rc == 1, r
+    line = one_line(r.err)
+    assert line.startswith(f"snapdir: store error: cannot reach {wrong} for .manifests/"), line
+    assert line.endswith(f" in {uri}: it is an https server; write its URL with https:// "
+                         "in AWS_ENDPOINT_URL"), line
