@@ -80,7 +80,7 @@ async def checkout(snapshot_id: str, dest: str | Path, *, delete: bool = False,
     manifest = cache.load_manifest(sid)
     if manifest is None:
         raise ObjectNotFound(f"snapshot {sid} is not in the local cache; run `snapdir fetch "
-                             f"--id {sid}` or `snapdir pull` first")
+                             f"{_store_flag(sid)} --id {sid}` or `snapdir pull` first")
     if include:
         manifest = select(manifest, include)
     sizes = object_sizes(manifest)
@@ -96,16 +96,33 @@ async def checkout(snapshot_id: str, dest: str | Path, *, delete: bool = False,
                 missing.append(d)
         if missing:
             n = len(missing)
+            flag = _store_flag(sid)
             raise ObjectNotFound(f"snapshot {sid}: {n} object{'s are' if n > 1 else ' is'} "
                                  f"missing from the local cache (e.g. {missing[0]}); run "
-                                 f"`snapdir fetch --id {sid}` first, or `snapdir pull --id "
-                                 f"{sid} DIR`, which reuses the files already in DIR (pull "
-                                 "keeps no second copy in the cache unless the filesystem "
-                                 "has reflinks)")
+                                 f"`snapdir fetch {flag} --id {sid}` first, or `snapdir pull "
+                                 f"{flag} --id {sid} DIR`, which reuses the files already in "
+                                 "DIR (pull keeps no second copy in the cache unless the "
+                                 "filesystem has reflinks)")
         return checkout_manifest(manifest, Path(dest), cache.object_path, delete=delete,
                                  hasher=hasher, verify_sources=True, stop=stop)
 
     return await run_interruptible(run)
+
+
+def _store_flag(sid: str) -> str:
+    """``--store URI`` for a command to get ``sid`` with: the store this machine last
+    pushed it to or got it from (the catalog), else a placeholder to fill in."""
+    import shlex
+    import sqlite3
+
+    from ..history import catalog
+
+    cat = catalog()
+    try:
+        known = cat.stores_of(sid) if cat.path.is_file() else []
+    except (sqlite3.Error, OSError):
+        known = []
+    return f"--store {shlex.quote(known[0])}" if known else "--store STORE"
 
 
 async def pull(snapshot_id: str, store: Store, dest: str | Path, *,

@@ -383,6 +383,26 @@ def test_snapshot_not_in_store(cli: Cli, tmp_path: Path) -> None:
                    needle="not in the local cache")
 
 
+def test_checkout_of_objects_not_in_the_cache_names_the_store_to_fetch_from(
+        cli: Cli, tmp_path: Path) -> None:
+    """The advice to fetch first gives the store: the one this machine pushed the snapshot
+    to (its catalog), else a placeholder; `snapdir fetch --id ID` alone would go to the
+    default store, which is not where the snapshot is."""
+    _, store, sid = pushed_tree(cli, tmp_path)  # a push leaves the manifest in the cache
+    uri = Path(store).as_uri()
+    r = cli("checkout", "--id", sid, str(tmp_path / "d"), check=False)
+    one_line_error(r, needle=f"run `snapdir fetch --store {uri} --id {sid}` first, or "
+                   f"`snapdir pull --store {uri} --id {sid} DIR`")
+    (cli.home / "data" / "catalog.sqlite").unlink()  # nothing known of where it came from
+    r = cli("checkout", "--id", sid, str(tmp_path / "d"), check=False)
+    one_line_error(r, needle=f"run `snapdir fetch --store STORE --id {sid}` first")
+    cli("fetch", "-q", "--store", uri, "--id", sid)
+    cli("checkout", "--id", sid, str(tmp_path / "d"))
+    other = cli.machine("other")  # nothing in its cache either
+    one_line_error(other("checkout", "--id", sid, str(tmp_path / "o"), check=False),
+                   needle=f"not in the local cache; run `snapdir fetch --store STORE --id {sid}`")
+
+
 def test_a_store_path_that_does_not_exist(cli: Cli, tmp_path: Path) -> None:
     """A mistyped --store names the missing store, not a missing snapshot or object."""
     _src, store, sid = pushed_tree(cli, tmp_path)

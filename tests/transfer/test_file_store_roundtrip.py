@@ -204,8 +204,9 @@ def test_checkout_after_a_pull_says_what_to_run(cli: Cli, tmp_path: Path) -> Non
     r = cli("checkout", "--id", sid, str(tmp_path / "elsewhere"), check=False)
     if r.rc != 0:  # else the filesystem shares blocks: the pull filled the cache (reflink)
         assert len(r.err.strip().splitlines()) == 1, r.err
-        assert f"snapdir fetch --id {sid}" in r.err
-        cli("fetch", "--store", store, "--id", sid)
+        # the store it came from, out of this machine's catalog
+        assert f"snapdir fetch --store {Path(store).as_uri()} --id {sid}" in r.err
+        cli("fetch", "--store", Path(store).as_uri(), "--id", sid)
         cli("checkout", "--id", sid, str(tmp_path / "elsewhere"))
     assert (tmp_path / "elsewhere" / "b.txt").read_bytes() == b"b"
 
