@@ -26,6 +26,7 @@ def fetch_command(store: str | None, snapshot_id: str, jobs: int | None, quiet: 
                   progress: bool, as_json: bool) -> None:
     """Bring snapshot ID and its objects from the store into the local cache, verified."""
     from ..api import afetch
+    from ..stores import canonical_uri
     from ..transfer.fetch import check_id
 
     sid = check_id(snapshot_id)
@@ -37,7 +38,7 @@ def fetch_command(store: str | None, snapshot_id: str, jobs: int | None, quiet: 
 
     r = run_async(main)
     if as_json:
-        emit_json({"command": "fetch", "id": r.id, "store": uri, "files": r.files,
-                   "objects": r.objects, "objects_fetched": r.objects_fetched,
+        emit_json({"command": "fetch", "id": r.id, "store": canonical_uri(uri),
+                   "files": r.files, "objects": r.objects, "objects_fetched": r.objects_fetched,
                    "bytes_fetched": r.bytes_fetched, "bytes_skipped": r.bytes_skipped,
                    "seconds": round(r.seconds, 3)})

@@ -22,6 +22,7 @@ def _when(t: float) -> str:
 def ancestors_command(store: str | None, as_json: bool, snapshot_id: str) -> None:
     """Print the ancestors of ID, nearest first, one per line (across stores)."""
     from ..api import aancestors
+    from ..stores import canonical_uri
 
     uri = resolve_store_uri(store)
 
@@ -31,7 +32,8 @@ def ancestors_command(store: str | None, as_json: bool, snapshot_id: str) -> Non
     for a in run_async(main):
         if as_json:
             rec = a.revisions[-1] if a.revisions else None
-            emit_json({"id": a.id, "depth": a.depth, "store": a.store,
+            emit_json({"id": a.id, "depth": a.depth,
+                       "store": a.store and canonical_uri(a.store),
                        "name": rec.name if rec else None,
                        "time": _when(rec.time) if rec else None,
                        "source": f"{rec.host}:{rec.path}" if rec else None,
@@ -47,6 +49,7 @@ def ancestors_command(store: str | None, as_json: bool, snapshot_id: str) -> Non
 def revisions_command(store: str | None, as_json: bool, name: str) -> None:
     """Print the ids pushed under NAME to the store, newest first."""
     from ..api import arevisions
+    from ..stores import canonical_uri
 
     uri = resolve_store_uri(store)
 
@@ -55,7 +58,7 @@ def revisions_command(store: str | None, as_json: bool, name: str) -> None:
 
     for sid in run_async(main):
         if as_json:
-            emit_json({"id": sid, "name": name, "store": uri})
+            emit_json({"id": sid, "name": name, "store": canonical_uri(uri)})
         else:
             click.echo(sid)
 

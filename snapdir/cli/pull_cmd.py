@@ -38,6 +38,7 @@ def pull_command(store: str | None, snapshot_id: str, no_cache: bool, delete: bo
                  directory: str) -> None:
     """Fetch snapshot ID from the store and check it out into DIRECTORY, verified."""
     from ..api import apull
+    from ..stores import canonical_uri
     from ..transfer.fetch import check_id
 
     sid = check_id(snapshot_id)
@@ -50,8 +51,9 @@ def pull_command(store: str | None, snapshot_id: str, no_cache: bool, delete: bo
 
     r = run_async(main)
     if as_json:
-        emit_json({"command": "pull", "id": r.id, "store": uri, "files": r.fetch.files,
-                   "objects": r.fetch.objects, "objects_fetched": r.fetch.objects_fetched,
+        emit_json({"command": "pull", "id": r.id, "store": canonical_uri(uri),
+                   "files": r.fetch.files, "objects": r.fetch.objects,
+                   "objects_fetched": r.fetch.objects_fetched,
                    "bytes_fetched": r.fetch.bytes_fetched,
                    "bytes_skipped": r.fetch.bytes_skipped, "written": r.checkout.written,
                    "unchanged": r.checkout.unchanged, "deleted": r.checkout.deleted,

@@ -40,6 +40,7 @@ def push_command(store: str | None, no_follow: bool, exclude: tuple[str, ...],
     """Push DIRECTORY to the store; print its snapshot id."""
     from ..api import apush
     from ..snapshot import ManifestOptions
+    from ..stores import canonical_uri
 
     uri = resolve_store_uri(store)
     kw: dict[str, Any] = {"stat_cache": False} if no_stat_cache else {}
@@ -53,7 +54,7 @@ def push_command(store: str | None, no_follow: bool, exclude: tuple[str, ...],
     r = run_async(main)
     if as_json:
         distinct = {e.checksum: e.size for e in r.manifest.files()} if r.manifest else {}
-        emit_json({"command": "push", "id": r.id, "store": uri, "files": r.files,
+        emit_json({"command": "push", "id": r.id, "store": canonical_uri(uri), "files": r.files,
                    "bytes": r.bytes, "objects": r.objects, "objects_sent": r.objects_sent,
                    "bytes_sent": r.bytes_sent, "objects_skipped": r.objects_skipped,
                    "bytes_skipped": sum(distinct.values()) - r.bytes_sent,

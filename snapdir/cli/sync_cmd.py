@@ -28,7 +28,7 @@ def sync_command(snapshot_id: str, src: str, dst: str, jobs: int | None, quiet: 
                  progress: bool, as_json: bool) -> None:
     """Copy snapshot ID between stores, streaming and verified, sending only what the
     destination lacks."""
-    from ..stores import open_store
+    from ..stores import canonical_uri, open_store
     from ..transfer.sync import sync
 
     async def main() -> Any:
@@ -42,8 +42,9 @@ def sync_command(snapshot_id: str, src: str, dst: str, jobs: int | None, quiet: 
 
     r = run_async(main)
     if as_json:
-        emit_json({"command": "sync", "id": r.id, "from": src, "to": dst,
-                   "objects": r.objects, "objects_sent": r.objects_sent,
+        emit_json({"command": "sync", "id": r.id, "from": canonical_uri(src),
+                   "to": canonical_uri(dst), "objects": r.objects,
+                   "objects_sent": r.objects_sent,
                    "bytes_sent": r.bytes_sent, "already_present": r.already_present,
                    "seconds": round(r.seconds, 3)})
     else:

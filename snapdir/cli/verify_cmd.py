@@ -26,6 +26,7 @@ def verify_command(store: str | None, snapshot_id: str, jobs: int | None, quiet:
                    progress: bool, as_json: bool) -> None:
     """Re-hash every object of snapshot ID in the store; fail naming any bad one."""
     from ..api import averify
+    from ..stores import canonical_uri
 
     uri = resolve_store_uri(store)
 
@@ -40,10 +41,10 @@ def verify_command(store: str | None, snapshot_id: str, jobs: int | None, quiet:
     except VerifyFailed as exc:
         if as_json and exc.result is not None:  # a script gets the verdict on stdout too
             bad = exc.result
-            emit_json({"command": "verify", "id": bad.id, "store": uri,
+            emit_json({"command": "verify", "id": bad.id, "store": canonical_uri(uri),
                        "objects": bad.objects, "bytes": bad.bytes, "ok": False,
                        "bad": sorted(bad.bad)})
         raise
     if as_json:
-        emit_json({"command": "verify", "id": r.id, "store": uri, "objects": r.objects,
-                   "bytes": r.bytes, "ok": True})
+        emit_json({"command": "verify", "id": r.id, "store": canonical_uri(uri),
+                   "objects": r.objects, "bytes": r.bytes, "ok": True})

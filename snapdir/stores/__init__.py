@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlsplit
 from ..errors import UsageError, redact_userinfo
 from .base import Store
 
-__all__ = ["Store", "check_store", "open_store"]
+__all__ = ["Store", "canonical_uri", "check_store", "open_store"]
 
 #: URI schemes a store argument missing its ``//`` most likely meant (``s3:/bucket``).
 _SCHEMES = {"s3", "file", "gs", "gcs", "az", "abfs", "abfss", "azure", "r2", "http",
@@ -116,6 +116,21 @@ def _locate(uri: str) -> tuple[str, str, str | None]:
         return "file", path, uri.rstrip("/") if path != "/" else uri
     raise UsageError(f"unknown store scheme {scheme!r} in {uri!r}: "
                      f"use s3://bucket/prefix or file:///path")
+
+
+def canonical_uri(uri: str) -> str:
+    """The URI the store at ``uri`` goes by once opened (``open_store(uri).uri``, what the
+    catalog and the history records hold), without opening it: ``s3://b/p/`` and
+    ``s3://b/p`` are one store, and so are ``./st`` and ``file:///abs/st``. ``uri`` as it
+    is (credentials hidden) if no store can be at it."""
+    try:
+        kind, where, shown = _locate(uri)
+    except UsageError:
+        return shown_uri(uri)
+    if kind == "file":
+        return shown or Path(os.path.abspath(where)).as_uri()
+    prefix = (shown or "").strip("/")
+    return f"s3://{where}/{prefix}" if prefix else f"s3://{where}"  # as S3Store has it
 
 
 def check_store(uri: str) -> None:

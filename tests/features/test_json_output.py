@@ -80,3 +80,29 @@ def test_every_reporting_command_speaks_json(s3_env: SeaweedFS, cli: Cli,
     settings = json_lines(b("defaults", "--json").out)
     assert settings
     assert all(s.keys() == {"name", "value", "source"} for s in settings)
+
+
+def test_a_store_shows_one_way_whatever_way_it_was_typed(s3_env: SeaweedFS, cli: Cli,
+                                                         tmp_path: Path) -> None:
+    """``s3://b/p/`` and ``s3://b/p`` are one store: every --json output names it as the
+    history records and the catalog do (``locations``, ``ancestors``), without the slash;
+    a file store given as a path is named by its file:// URI."""
+    sample_tree(tmp_path / "ds", shards=1)
+    uri = s3_env.unique_uri("json-slash")
+    push = one(cli("push", "--json", "--store", uri + "/", "--name", "ds",
+                   str(tmp_path / "ds")).out, "store")
+    sid = str(push["id"])
+    assert push["store"] == uri
+    for typed in (uri, uri + "/", uri + "//"):
+        revs = json_lines(cli("revisions", "--json", "--store", typed, "ds").out)
+        assert [r["store"] for r in revs] == [uri], typed
+    shown = {str(one(cli(cmd, "--json", "--store", uri + "/", "--id", sid, *rest).out)["store"])
+             for cmd, rest in (("pull", [str(tmp_path / "out")]), ("fetch", []),
+                               ("verify", []))}
+    assert shown == {uri}
+    mirror = tmp_path / "mirror"
+    sync = one(cli("sync", "--json", "--id", sid, "--from", uri + "/", "--to",
+                   f"{mirror}/").out, "from", "to")
+    assert (sync["from"], sync["to"]) == (uri, mirror.as_uri())
+    locs = json_lines(cli("locations", "--json", sid).out)
+    assert {loc["store"] for loc in locs} == {uri}
