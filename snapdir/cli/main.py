@@ -89,9 +89,8 @@ def fail(exc: BaseException) -> NoReturn:
         click.echo(f"snapdir: error: {where}{exc.strerror}; check the path, free space and "
                    "permissions", err=True)
         sys.exit(1)
-    if isinstance(exc, KeyboardInterrupt):
-        click.echo("snapdir: interrupted", err=True)
-        sys.exit(130)
+    if isinstance(exc, KeyboardInterrupt):  # e.g. Ctrl-C in the fast path of `snapdir id`
+        _stopped()  # with the advice every command gives
     if isinstance(exc, BrokenPipeError):
         sys.exit(1)
     if os.environ.get("SNAPDIR_DEBUG"):
