@@ -42,7 +42,7 @@ from .awsconfig import (
     unsigned_payload,
 )
 from .base import Chunk
-from .s3errors import has_status, map_error, unsatisfiable
+from .s3errors import has_status, map_error, not_s3_server, unsatisfiable
 
 if TYPE_CHECKING:
     from obstore import GetOptions
@@ -189,6 +189,16 @@ class S3Store:
                          endpoint=self.endpoint or f"s3.{self._region}.amazonaws.com",
                          answered=self._answered, endpoint_from=self._endpoint_from)
 
+    def _check_reply(self, result: Any, key: str) -> None:
+        """Refuse a GET answered with an HTML page and no ETag (S3 always sends one): a
+        web server where the S3 service should be, not an object to verify and call
+        corrupt."""
+        kind = str(result.attributes.get("Content-Type", ""))
+        if result.meta.get("e_tag") is None and kind.startswith("text/html"):
+            raise not_s3_server(self.endpoint or f"s3.{self._region}.amazonaws.com", key,
+                                self.uri, "an HTML page without the ETag S3 always sends",
+                                self._endpoint_from)
+
     async def head(self, key: str) -> int | None:
         store = await self._ob()
         try:
@@ -213,6 +223,7 @@ class S3Store:
         try:
             result = await obstore.get_async(store, key, options=options)
             self._answered = True
+            self._check_reply(result, key)
             if end is not None and end - start <= WHOLE_RANGE:
                 yield memoryview(await result.bytes_async())
                 return
@@ -226,6 +237,7 @@ class S3Store:
         try:
             result = await obstore.get_async(store, key)
             self._answered = True
+            self._check_reply(result, key)
             return bytes(await result.bytes_async())
         except Exception as exc:
             raise self._error(exc, key) from exc

@@ -63,6 +63,12 @@ def map_error(exc: BaseException, key: str, uri: str, bucket: str,
     if code == "NoSuchBucket":
         return StoreError(f"bucket {bucket!r} does not exist (for {where}): create it or fix "
                           f"the store URI", key=key)
+    scheme = _wrong_scheme(exc, text, endpoint_from)  # an https server's plain-text 400
+    foreign = _foreign_reply(text, status, bucket) if scheme is None else None
+    if foreign is not None:
+        # a web server or proxy where the S3 service should be: nothing to retry, and a
+        # 404 from it says nothing about the key
+        return not_s3_server(endpoint or "the S3 endpoint", key, uri, foreign, endpoint_from)
     if isinstance(exc, FileNotFoundError):
         return ObjectNotFound(f"{where} does not exist", key=key)
     if (isinstance(exc, PermissionDeniedError | UnauthenticatedError)
@@ -79,7 +85,6 @@ def map_error(exc: BaseException, key: str, uri: str, bucket: str,
         return StoreError(f"bucket {bucket!r} is in another region{region} than "
                           f"{endpoint or 'the endpoint'} (for {where}): set AWS_REGION to "
                           "the bucket's region", key=key)
-    scheme = _wrong_scheme(exc, text, endpoint_from)
     tls = _tls_problem(exc, text, endpoint or "the S3 endpoint", endpoint_from)
     if scheme is not None or tls is not None:
         err = StoreUnavailable(
@@ -108,6 +113,40 @@ def map_error(exc: BaseException, key: str, uri: str, bucket: str,
         hint = ("; if that server speaks https, write its URL with https:// in "
                 f"{endpoint_from}; if it expects another region, set AWS_REGION")
     return StoreError(f"{uri} refused the request for {key} ({detail}){hint}", key=key)
+
+
+#: the body obstore quotes after the status of a failed request, and the request's URL
+_BODY = re.compile(r"status code: \d{3}[^:\n]*: (.*?)(?:\n\s*\nDebug source:|\Z)", re.DOTALL)
+_REQUEST = re.compile(r"Error performing [A-Z]+ (\S+)")
+
+
+def not_s3_server(endpoint: str, key: str, uri: str, answer: str,
+                  endpoint_from: str) -> StoreError:
+    """The error for an endpoint that answered, but not as an S3 server does (a web
+    server or proxy at that address): ``answer`` says how, e.g. ``HTTP 404 and an HTML
+    page, not S3's XML``."""
+    return StoreError(f"{redact_userinfo(endpoint)} is not an S3 server: it answered the "
+                      f"request for {key} in {uri} with {answer}; check {endpoint_from} (it "
+                      "should be the URL of the S3 service)", key=key)
+
+
+def _foreign_reply(text: str, status: int | None, bucket: str) -> str | None:
+    """How an endpoint that is not an S3 server answered, in words, or None: a failure
+    (other than 5xx and 429, which proxies in front of S3 send too) with a body that is
+    not S3's XML error, or a PUT answered without the ETag S3 always sends."""
+    if "MissingEtag" in text or "ETag Header missing" in text:
+        return "no ETag header, which S3 always sends"
+    if status is None or status >= 500 or status == 429:
+        return None
+    request = _REQUEST.search(text)
+    if request is not None and bucket not in request.group(1):
+        return None  # not a request to the bucket (credentials from a metadata service)
+    m = _BODY.search(text)
+    body = m.group(1).strip() if m else ""
+    if not body or "<Error" in body or "<?xml" in body or "<Code>" in body:
+        return None  # S3's XML, or no body to judge (a HEAD has none)
+    kind = "an HTML page" if "<html" in body[:300].lower() else "a body"
+    return f"HTTP {status} and {kind}, not S3's XML"
 
 
 #: what obstore's (reqwest's, hyper's) words for a failure without an HTTP status mean

@@ -438,3 +438,35 @@ def test_certificate_problems_get_their_own_advice(monkeypatch: pytest.MonkeyPat
     err = map_error(RuntimeError(text), KEY, "s3://b/p", "b", endpoint="https://s3.corp:9000")
     assert str(err).startswith(f"the TLS certificate of https://s3.corp:9000 is {advice}")
     assert not err.retryable
+
+
+def _failed(method: str, url: str, answer: str) -> str:
+    """obstore's text for a request the server answered with a failure."""
+    return (f"Error performing {method} {url} in 1ms - Server returned non-2xx status "
+            f"code: {answer}\n\nDebug source: ...")
+
+
+@pytest.mark.parametrize(("text", "kind", "not_s3"), [
+    # a web server's page where S3's XML should be: not S3, not retried
+    (_failed("GET", "http://h:1/b/p/k", "404 Not Found: <html><body>nginx</body></html>"),
+     "StoreError", True),
+    ("Unable to extract metadata from headers: ETag Header missing from response",
+     "StoreError", True),
+    # S3's own answers, a HEAD (no body), a proxy's 5xx page, a metadata service's refusal
+    (_failed("GET", "http://h:1/b/p/k", "404 Not Found: <?xml version='1.0'?><Error><Code>"
+             "NoSuchKey</Code></Error>"), "ObjectNotFound", False),
+    (_failed("HEAD", "http://h:1/b/p/k", "404 Not Found: "), "ObjectNotFound", False),
+    (_failed("GET", "http://h:1/b/p/k", "502 Bad Gateway: <html>bad gateway</html>"),
+     "StoreUnavailable", False),
+    (_failed("PUT", "http://169.254.169.254/latest/api/token", "403 Forbidden: denied"),
+     "AccessDenied", False),
+])
+def test_a_reply_that_is_not_s3s_is_named(text: str, kind: str, not_s3: bool) -> None:
+    exc: Exception = (FileNotFoundError(text) if "404" in text else RuntimeError(text))
+    err = map_error(exc, KEY, "s3://b/p", "b", endpoint="http://h:1")
+    assert type(err).__name__ == kind, str(err)
+    assert str(err).startswith("http://h:1 is not an S3 server: ") is not_s3, str(err)
+    if not_s3:
+        assert not err.retryable
+        assert str(err).endswith("check AWS_ENDPOINT_URL (it should be the URL of the S3 "
+                                 "service)")

@@ -136,3 +136,72 @@ def test_the_wrong_scheme_is_named(tls_cli: Cli, s3_env: object, bucket: Bucket,
     assert line.startswith(f"snapdir: store error: cannot reach {wrong} for .manifests/"), line
     assert line.endswith(f" in {uri}: it is an https server; write its URL with https:// "
                          "in AWS_ENDPOINT_URL"), line
+
+
+class _WebServer:
+    """A plain web server on a free loopback port, answering every request with
+    ``status`` and an HTML page (what a mistyped port often reaches: nginx, a dashboard)."""
+
+    def __init__(self, status: int) -> None:
+        import http.server
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self, body: bool = True) -> None:
+                if n := int(self.headers.get("Content-Length") or 0):
+                    self.rfile.read(n)
+                page = b"<html><body><h1>Welcome to nginx!</h1></body></html>\n"
+                self.send_response(status)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                if body:
+                    self.wfile.write(page)
+
+            do_GET = do_PUT = do_POST = do_DELETE = _answer
+
+            def do_HEAD(self) -> None:
+                self._answer(body=False)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("status", [200, 404])
+def test_an_endpoint_that_is_not_s3_is_named(s3_cli: Cli, bucket: Bucket, tmp_path: Path,
+                                             status: int) -> None:
+    """AWS_ENDPOINT_URL at a web server that is not S3: said so, naming it and the variable,
+    not "connection failed", "not in the store" or "the store is corrupt"."""
+    src = make_tree(tmp_path / "src", {"a.txt": b"not s3\n"})
+    uri = bucket.unique_uri("not-s3")
+    real = s3_cli.env["AWS_ENDPOINT_URL"]
+    web = _WebServer(status)
+    try:
+        s3_cli.env["AWS_ENDPOINT_URL"] = web.endpoint
+        for args in (("push", "-q", "--store", uri, str(src)),
+                     ("pull", "-q", "--store", uri, "--id", "a" * 64, str(tmp_path / "d")),
+                     ("verify", "--store", uri, "--id", "a" * 64)):
+            r = s3_cli(*args, check=False)
+            assert r.rc == 1, r
+            line = one_line(r.err)
+            assert line.startswith(f"snapdir: store error: {web.endpoint} is not an S3 "
+                                   "server: it answered the request for "), line
+            assert line.endswith("; check AWS_ENDPOINT_URL (it should be the URL of the S3 "
+                                 "service)"), line
+            assert f" in {uri} with " in line, line
+    finally:
+        web.close()
+    # the real S3 server's own answers are unchanged
+    s3_cli.env["AWS_ENDPOINT_URL"] = real
+    r = s3_cli("pull", "-q", "--store", uri, "--id", "a" * 64, str(tmp_path / "d"),
+               check=False)
+    assert r.rc == 1, r
+    assert f"snapshot {'a' * 64} is not in {uri}" in one_line(r.err)
