@@ -280,15 +280,14 @@ def _ensure_dir(path: Path, delete: bool) -> None:
 
 
 def prepare_dirs(manifest: Manifest, dest: Path, delete: bool,
-                 stores: Sequence[Path] = (), *, guard: bool = True,
+                 stores: Sequence[Path] = (), *,
                  stop: threading.Event | None = None) -> list[tuple[Path, int]]:
     """Make every directory of ``manifest`` a real directory under ``dest``; with
-    ``delete``, first refuse a mirror that would delete a store (``guard_stores``) unless
-    ``guard`` is False (the caller did, before anything was removed). Failed or stopped,
-    the directories made so far get their modes back."""
+    ``delete``, first refuse a mirror that would delete a store (``guard_stores``). Failed
+    or stopped, the directories made so far get their modes back."""
     tops = {e.path[2:].rstrip("/") for e in manifest.dirs()}
     check_destination(dest, delete, stores, own=[m for m in STORE_MARKERS if m in tops])
-    if delete and guard:
+    if delete:
         guard_stores(manifest, dest, stop)
     dest.mkdir(parents=True, exist_ok=True)
     # a snapshot's own files named like our temps (rare) are not a dead process's leftovers
@@ -382,7 +381,7 @@ def checkout_manifest(
     placed: set[str] | None = None,
     kept: set[str] | None = None,
     verify_sources: bool = False,
-    guarded: bool = False,
+    prepared: list[tuple[Path, int]] | None = None,
     stop: threading.Event | None = None,
 ) -> CheckoutResult:
     """Materialise ``manifest`` under ``dest`` from files given by ``object_path(digest)``.
@@ -391,12 +390,14 @@ def checkout_manifest(
     ``kept``: paths the caller found already matching (mode fixed), left alone.
     ``verify_sources``: hash each source object (once) before its bytes are placed, and
     fail naming it if it does not hold its digest (objects from the local cache).
-    ``guarded``: the caller already ran ``prepare_dirs`` (and its store guard) on ``dest``.
+    ``prepared``: what the caller's own ``prepare_dirs`` on ``dest`` returned (its checks
+    and store guard run, the directories made): not done a second time.
     ``stop``: once set, ``Stopped`` is raised before the next file (see ``run_interruptible``);
     failed or stopped, the directories get their modes back (best effort).
     """
     h = hasher or Hasher()
-    dirs = prepare_dirs(manifest, dest, delete, guard=not guarded, stop=stop)
+    dirs = prepared if prepared is not None else prepare_dirs(manifest, dest, delete,
+                                                              stop=stop)
     result = CheckoutResult()
     copier = _Copier()
     verified: set[str] = set()

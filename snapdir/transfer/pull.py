@@ -239,7 +239,7 @@ async def pull(snapshot_id: str, store: Store, dest: str | Path, *,
                 raise
         c = await run_interruptible(lambda stop: checkout_manifest(
             manifest, target, object_path, delete=delete, hasher=hasher, placed=placed,
-            kept=kept, guarded=True, stop=stop))
+            kept=kept, prepared=dirs, stop=stop))
     except BaseException:
         # the directories were made private (0700) to be filled: a failed or stopped
         # pull (downloading or checking out) leaves them with the snapshot's modes, as a

@@ -270,3 +270,42 @@ def test_py_typed_is_shipped() -> None:
     assert importlib.resources.files("snapdir").joinpath("py.typed").is_file()
     pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
     assert 'snapdir = ["py.typed"]' in pyproject
+
+
+def test_a_pull_with_delete_prepares_the_directories_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One pass over the destination's directories (and one store guard, one catalog read
+    for it) per pull, not a second one again before the checkout; the mirror is exact
+    and the directories get their modes all the same."""
+    from snapdir import history
+    from snapdir.transfer import checkout, pull
+
+    files = sample_tree(tmp_path / "data")
+    os.chmod(tmp_path / "data", 0o750)
+    store = str(tmp_path / "store")
+    sid = snapdir.push(tmp_path / "data", store).id
+    out = tmp_path / "out"
+    (out / "stale").mkdir(parents=True)
+    (out / "stale" / "x.txt").write_bytes(b"not in the snapshot")
+
+    calls = {"prepare_dirs": 0, "catalog": 0}
+
+    def counted(name: str, fn: Any) -> Any:
+        def wrapper(*args: Any, **kw: Any) -> Any:
+            calls[name] += 1
+            return fn(*args, **kw)
+        return wrapper
+
+    prepare = counted("prepare_dirs", checkout.prepare_dirs)
+    monkeypatch.setattr(checkout, "prepare_dirs", prepare)
+    monkeypatch.setattr(pull, "prepare_dirs", prepare)
+    monkeypatch.setattr(history, "local_store_roots",
+                        counted("catalog", history.local_store_roots))
+    r = snapdir.pull(sid, out, store, delete=True)
+    assert calls["prepare_dirs"] == 1
+    # before any request (the manifest unknown), then with it: the top and the guard
+    assert calls["catalog"] == 3
+    assert r.checkout.deleted >= 1
+    assert tree_bytes(out) == files
+    assert snapdir.id(out) == sid
+    assert oct(out.stat().st_mode & 0o777) == "0o750"
