@@ -16,6 +16,8 @@ The transfer layer owns retrying (``SNAPDIR_RETRIES`` attempts per request), so 
 makes each request once and every failure leaves here as one of our ``StoreError`` classes
 (``s3errors.map_error``). Only the parts of a multipart upload are retried inside obstore
 (``retries``, default 2): a part that fails after all would restart the whole upload.
+An upload that could not even be aborted (the server went away) is resumed by the next
+put of that object, through aiobotocore, which can (``S3Store.put``).
 """
 
 from __future__ import annotations
@@ -87,7 +89,9 @@ class S3Store:
     Objects up to ``multipart_threshold`` bytes go up in one PUT; larger ones as a
     multipart upload of ``part_size_for(size, part_size)`` parts, ``max_concurrency`` at a
     time (memory: about ``max_concurrency * part size`` per object in flight). If the
-    chunk iterator raises, obstore aborts the multipart upload before re-raising.
+    chunk iterator raises, obstore aborts the multipart upload before re-raising. An
+    incomplete multipart upload of the same key left by an earlier attempt is resumed,
+    and stale ones are aborted (see ``put``).
     """
 
     def __init__(self, bucket: str, prefix: str = "", *, endpoint: str | None = None,
