@@ -19,7 +19,8 @@ Setting ``frozen`` makes it stop answering: later requests are read, then held u
 Setting ``down`` makes it a server that went away: each later request is read, then its
 connection reset (nothing forwarded); ``down_after_parts = n`` sets ``down`` once ``n``
 multipart-upload parts (PUTs with a ``partNumber``) have been forwarded. ``log`` holds the
-method and target of every request forwarded.
+method and target of every request forwarded. ``deny(method, target)``, if set, picks
+requests to answer ``403 AccessDenied`` (not forwarded), as a bucket policy would.
 
 Faults that need a body fall back to ``reset_before`` on bodiless responses. ``counts``
 holds how many of each kind were injected; ``requests`` how many requests were seen.
@@ -33,6 +34,7 @@ import socket
 import struct
 import threading
 from collections import Counter
+from collections.abc import Callable
 from typing import Self
 from urllib.parse import urlsplit
 
@@ -42,6 +44,9 @@ _HOP = {b"connection", b"keep-alive", b"proxy-connection", b"expect", b"te", b"u
 _SLOWDOWN = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
              b"<Message>Please reduce your request rate.</Message>"
              b"<RequestId>faultproxy</RequestId></Error>")
+
+_DENIED = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+           b"<Message>Access Denied</Message><RequestId>faultproxy</RequestId></Error>")
 
 
 class _Closed(Exception):
@@ -108,6 +113,8 @@ class FaultProxy:
         self.parts = 0
         #: (method, target) of each request forwarded, in order
         self.log: list[tuple[str, str]] = []
+        #: requests to refuse with 403 AccessDenied: deny(method, target)
+        self.deny: Callable[[str, str], bool] | None = None
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
@@ -211,6 +218,11 @@ class FaultProxy:
         if self.down:
             self._reset(writer)
             return False
+        if self.deny is not None and self.deny(method.decode(), target.decode()):
+            writer.write(b"HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\n"
+                         b"Content-Length: %d\r\n\r\n%s" % (len(_DENIED), _DENIED))
+            await writer.drain()
+            return keep
         fault = self._pick()
 
         if fault == "slowdown":

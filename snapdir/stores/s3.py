@@ -327,6 +327,7 @@ class S3Store:
             uploads = await _list_uploads(client, self.bucket, full)
         except Exception:  # noqa: BLE001 - not allowed, or failing: a fresh upload
             return None
+        self._answered = True
         best: _Resumable | None = None
         others: list[dict[str, Any]] = []
         for up in uploads:

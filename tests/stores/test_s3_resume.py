@@ -172,3 +172,43 @@ async def test_a_changed_source_fails_a_resumed_upload_and_aborts_it(
     assert await st.head(KEY) is None
     assert await uploads_of(s3_env, full) == []
 
+
+
+async def test_a_resumed_upload_cut_again_fails_in_one_line_and_resumes_later(
+        s3_env: SeaweedFS, proxy: Any) -> None:
+    st = make(s3_env, "resume-again")
+    full = f"{st.prefix}/{KEY}"
+    data = os.urandom(3 * PART + 5)
+    parts = split(data)
+    await start_upload(s3_env, full, {1: parts[0]})
+    proxy.down_after_parts = 1  # the server goes away again, after one more part
+    with pytest.raises(StoreError) as info:
+        await st.put(KEY, chunks_of(data), len(data))
+    assert info.value.retryable  # the transfer layer tries again: it resumes
+    assert "\n" not in str(info.value)
+    assert st.uri in str(info.value)
+    assert "Traceback" not in str(info.value)
+    assert len(await uploads_of(s3_env, full)) == 1  # left to resume, not aborted
+    proxy.down = False
+    proxy.down_after_parts = None
+    seen = len(parts_sent(proxy))
+    await st.put(KEY, chunks_of(data), len(data))
+    assert len(parts_sent(proxy)) - seen < 3
+    assert await st.get_bytes(KEY) == data
+    assert await uploads_of(s3_env, full) == []
+
+
+async def test_uploads_that_may_not_be_listed_mean_a_fresh_upload(
+        s3_env: SeaweedFS, proxy: Any) -> None:
+    """A policy without s3:ListBucketMultipartUploads: the put starts afresh, silently."""
+    st = make(s3_env, "resume-denied")
+    full = f"{st.prefix}/{KEY}"
+    data = os.urandom(3 * PART + 5)
+    left = await start_upload(s3_env, full, {1: split(data)[0]})
+    proxy.deny = lambda method, target: method == "GET" and "uploads" in target
+    await st.put(KEY, chunks_of(data), len(data))
+    assert sorted(parts_sent(proxy)) == [1, 2, 3, 4]
+    assert await st.get_bytes(KEY) == data
+    assert await uploads_of(s3_env, full) == [left]  # not ours to know of, nor to abort
+    async with client(s3_env) as c:
+        await c.abort_multipart_upload(Bucket=s3_env.bucket, Key=full, UploadId=left)
