@@ -17,7 +17,7 @@ makes each request once and every failure leaves here as one of our ``StoreError
 (``s3errors.map_error``). Only the parts of a multipart upload are retried inside obstore
 (``retries``, default 2): a part that fails after all would restart the whole upload.
 An upload that could not even be aborted (the server went away) is resumed by the next
-put of that object, through aiobotocore, which can (``S3Store.put``).
+put of that object (``S3Store.put``), through aiobotocore: obstore cannot resume one.
 """
 
 from __future__ import annotations
