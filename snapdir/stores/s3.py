@@ -292,7 +292,7 @@ class S3Store:
         part = part_size_for(size, self.part_size)
         async with AsyncExitStack() as stack:
             boto = _Boto(self, stack)
-            found = await self._resumable(boto, self._full(key), size, part)
+            found = await self._resumable(boto, key, size, part)
             if found is not None:
                 await self._put_resumed(boto, key, counted, size, part, found)
                 return
@@ -315,13 +315,23 @@ class S3Store:
         """``key`` as the bucket knows it (with the store's prefix)."""
         return f"{self.prefix}/{key}" if self.prefix else key
 
-    async def _resumable(self, boto: _Boto, full: str, size: int, part: int
+    async def _resumable(self, boto: _Boto, key: str, size: int, part: int
                          ) -> _Resumable | None:
-        """The incomplete multipart upload of ``full`` to resume, if one fits the plan
+        """The incomplete multipart upload of ``key`` to resume, if one fits the plan
         (``part`` bytes per part for ``size``); aborts the others older than
         ``STALE_UPLOAD``. None, silently, if the uploads cannot be listed."""
+        full = self._full(key)
         count = max(1, -(-size // part))
         last = size - (count - 1) * part
+        try:  # most often there is none: one plain signed GET says so (see uploads_of)
+            writer = await self.range_writer()
+            if writer is not None:
+                seen = await anyio.to_thread.run_sync(writer.uploads_of, key)
+                if seen is False:
+                    self._answered = True
+                    return None
+        except Exception:  # noqa: BLE001, S110 - then aiobotocore lists them, or cannot
+            pass
         try:
             client = await boto.client()
             uploads = await _list_uploads(client, self.bucket, full)

@@ -48,10 +48,22 @@ def proxy(s3_env: SeaweedFS, monkeypatch: pytest.MonkeyPatch) -> Any:
         p.stop()
 
 
+_made: list[S3Store] = []
+
+
+@pytest.fixture(autouse=True)
+async def _close_stores() -> AsyncIterator[None]:
+    yield
+    while _made:
+        await _made.pop().aclose()  # its kept-alive connections too
+
+
 def make(sw: SeaweedFS, label: str) -> S3Store:
     bucket, _, prefix = sw.unique_uri(label).removeprefix("s3://").partition("/")
-    return S3Store(bucket, prefix, multipart_threshold=PART, part_size=PART,
-                   max_concurrency=2)
+    st = S3Store(bucket, prefix, multipart_threshold=PART, part_size=PART,
+                 max_concurrency=2)
+    _made.append(st)
+    return st
 
 
 async def chunks_of(data: bytes, step: int = 3 * MiB) -> AsyncIterator[bytes]:
@@ -212,3 +224,34 @@ async def test_uploads_that_may_not_be_listed_mean_a_fresh_upload(
     assert await uploads_of(s3_env, full) == [left]  # not ours to know of, nor to abort
     async with client(s3_env) as c:
         await c.abort_multipart_upload(Bucket=s3_env.bucket, Key=full, UploadId=left)
+
+
+async def test_a_fresh_large_put_asks_one_plain_get_and_makes_no_boto_client(
+        s3_env: SeaweedFS, proxy: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No upload to resume (the usual case): one signed GET says so, without the
+    aiobotocore client (0.4 s of imports the first time) the resume path needs."""
+    made: list[int] = []
+    real = s3._Boto._new
+
+    async def counted(self: Any) -> Any:
+        made.append(1)
+        return await real(self)
+
+    monkeypatch.setattr(s3._Boto, "_new", counted)
+    st = make(s3_env, "resume-none")
+    full = f"{st.prefix}/{KEY}"
+    data = os.urandom(2 * PART + 5)
+    await st.put(KEY, chunks_of(data), len(data))
+    assert await st.get_bytes(KEY) == data
+    assert made == []
+    listings = [t for m, t in proxy.log if m == "GET" and "uploads" in parse_qs(
+        urlsplit(t).query, keep_blank_values=True)]
+    assert len(listings) == 1
+    # and with an upload of that key left over, the same GET finds it
+    writer = await st.range_writer()
+    assert writer is not None
+    assert await anyio.to_thread.run_sync(writer.uploads_of, KEY) is False
+    await start_upload(s3_env, full, {1: data[:PART]})
+    assert await anyio.to_thread.run_sync(writer.uploads_of, KEY) is True
+    assert await anyio.to_thread.run_sync(writer.uploads_of, KEY + "0") is False
+    await st.aclose()
