@@ -16,6 +16,11 @@ For a share ``rate`` of requests (chosen with a seeded RNG) it injects one fault
 * ``flip``: flips one byte of a GET object body (a read of one object, not a listing).
 
 Setting ``frozen`` makes it stop answering: later requests are read, then held until it stops.
+Setting ``down`` makes it a server that went away: each later request is read, then its
+connection reset (nothing forwarded); ``down_after_parts = n`` sets ``down`` once ``n``
+multipart-upload parts (PUTs with a ``partNumber``) have been forwarded. ``log`` holds the
+method and target of every request forwarded. ``deny(method, target)``, if set, picks
+requests to answer ``403 AccessDenied`` (not forwarded), as a bucket policy would.
 
 Faults that need a body fall back to ``reset_before`` on bodiless responses. ``counts``
 holds how many of each kind were injected; ``requests`` how many requests were seen.
@@ -29,6 +34,7 @@ import socket
 import struct
 import threading
 from collections import Counter
+from collections.abc import Callable
 from typing import Self
 from urllib.parse import urlsplit
 
@@ -38,6 +44,9 @@ _HOP = {b"connection", b"keep-alive", b"proxy-connection", b"expect", b"te", b"u
 _SLOWDOWN = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
              b"<Message>Please reduce your request rate.</Message>"
              b"<RequestId>faultproxy</RequestId></Error>")
+
+_DENIED = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+           b"<Message>Access Denied</Message><RequestId>faultproxy</RequestId></Error>")
 
 
 class _Closed(Exception):
@@ -97,6 +106,15 @@ class FaultProxy:
         self.requests = 0
         #: once True, requests are read and never answered
         self.frozen = False
+        #: once True, requests are read and their connections reset (a server gone away)
+        self.down = False
+        #: set ``down`` once this many upload parts have been forwarded
+        self.down_after_parts: int | None = None
+        self.parts = 0
+        #: (method, target) of each request forwarded, in order
+        self.log: list[tuple[str, str]] = []
+        #: requests to refuse with 403 AccessDenied: deny(method, target)
+        self.deny: Callable[[str, str], bool] | None = None
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
@@ -186,6 +204,9 @@ class FaultProxy:
         start, headers = await _read_head(reader)
         method = start.split(b" ", 1)[0].upper()
         target = start.split(b" ")[1] if start.count(b" ") >= 2 else b"/"
+        if (_get(headers, b"expect") or b"").lower() == b"100-continue":
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # botocore waits for it
+            await writer.drain()
         te = _get(headers, b"transfer-encoding")
         if te is not None and b"chunked" in te.lower():
             body, _ = await _read_chunked(reader)
@@ -194,6 +215,14 @@ class FaultProxy:
         keep = (_get(headers, b"connection") or b"").lower() != b"close"
         if self.frozen:  # a store that stopped answering: held until the proxy stops
             await asyncio.sleep(3600)
+        if self.down:
+            self._reset(writer)
+            return False
+        if self.deny is not None and self.deny(method.decode(), target.decode()):
+            writer.write(b"HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\n"
+                         b"Content-Length: %d\r\n\r\n%s" % (len(_DENIED), _DENIED))
+            await writer.drain()
+            return keep
         fault = self._pick()
 
         if fault == "slowdown":
@@ -204,7 +233,12 @@ class FaultProxy:
             await writer.drain()
             return keep
 
+        self.log.append((method.decode(), target.decode()))
         status_line, rheaders, rbody = await self._forward(start, headers, body)
+        if method == b"PUT" and b"partNumber=" in target:
+            self.parts += 1
+            if self.down_after_parts is not None and self.parts >= self.down_after_parts:
+                self.down = True
         status = int(status_line.split(b" ")[1])
         bodiless = method == b"HEAD" or status in (204, 304) or 100 <= status < 200
         if fault in ("reset_mid_body", "truncate", "flip") and (bodiless or len(rbody) < 2):

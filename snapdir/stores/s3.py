@@ -16,12 +16,18 @@ The transfer layer owns retrying (``SNAPDIR_RETRIES`` attempts per request), so 
 makes each request once and every failure leaves here as one of our ``StoreError`` classes
 (``s3errors.map_error``). Only the parts of a multipart upload are retried inside obstore
 (``retries``, default 2): a part that fails after all would restart the whole upload.
+An upload that could not even be aborted (the server went away) is resumed by the next
+put of that object (``S3Store.put``), through aiobotocore: obstore cannot resume one.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import math
 from collections.abc import AsyncIterable, AsyncIterator, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -31,7 +37,7 @@ import anyio.to_thread
 import obstore
 from obstore.store import S3Store as _ObStore
 
-from ..errors import StoreError, UsageError
+from ..errors import StoreError, StoreUnavailable, UsageError
 from .awsauth import DEFAULT_REGION, AiobotocoreCredentials, resolve_region
 from .awsconfig import (
     configured_endpoint,
@@ -42,7 +48,7 @@ from .awsconfig import (
     unsigned_payload,
 )
 from .base import Chunk
-from .s3errors import has_status, map_error, not_s3_server, unsatisfiable
+from .s3errors import boto_error, has_status, map_error, not_s3_server, unsatisfiable
 
 if TYPE_CHECKING:
     from obstore import GetOptions
@@ -57,6 +63,10 @@ MiB = 1024 * 1024
 WHOLE_RANGE = 16 * MiB
 MAX_PARTS = 10_000
 MIN_PART = 5 * MiB
+#: an incomplete multipart upload of an object that a put does not resume is aborted once
+#: this old (a younger one may be another process's, uploading that object right now)
+STALE_UPLOAD = timedelta(hours=1)
+
 
 def part_size_for(size: int, minimum: int = 8 * MiB) -> int:
     """Smallest whole-MiB part size >= ``minimum`` that keeps ``size`` within 10,000 parts."""
@@ -79,7 +89,9 @@ class S3Store:
     Objects up to ``multipart_threshold`` bytes go up in one PUT; larger ones as a
     multipart upload of ``part_size_for(size, part_size)`` parts, ``max_concurrency`` at a
     time (memory: about ``max_concurrency * part size`` per object in flight). If the
-    chunk iterator raises, obstore aborts the multipart upload before re-raising.
+    chunk iterator raises, obstore aborts the multipart upload before re-raising. An
+    incomplete multipart upload of the same key left by an earlier attempt is resumed,
+    and stale ones are aborted (see ``put``).
     """
 
     def __init__(self, bucket: str, prefix: str = "", *, endpoint: str | None = None,
@@ -262,6 +274,24 @@ class S3Store:
         return bytes(data)
 
     async def put(self, key: str, chunks: AsyncIterable[Chunk], size: int) -> None:
+        """Write ``size`` bytes from ``chunks`` to ``key``: one PUT up to
+        ``multipart_threshold``, else a multipart upload of ``part_size_for(size,
+        part_size)`` parts, ``max_concurrency`` at a time.
+
+        A large object first looks for incomplete multipart uploads of ``key`` left by an
+        earlier attempt (a server or network that went away mid-upload, so it could not be
+        aborted either). One whose parts fit this plan (the same part size) is resumed:
+        every byte is still read from ``chunks`` (and so checked by the caller's hash), each
+        part it holds is kept only if its ETag is the MD5 of our bytes for it, the others
+        are uploaded, and the upload is completed. Uploads of ``key`` not resumed (another
+        part size, or a second one) are aborted once older than ``STALE_UPLOAD``; a younger
+        one may be another process's, uploading right now. If the uploads cannot be listed
+        (access denied, any failure), a fresh upload starts, as it would without them.
+
+        A fresh upload that fails or is cancelled is aborted (best effort); a resumed one
+        is left for the next attempt to resume, unless ``chunks`` itself raised (the source
+        changed): then it is aborted, and nothing appears at ``key``.
+        """
         if size <= self.multipart_threshold:
             buf = bytearray()
             async for chunk in chunks:
@@ -271,11 +301,17 @@ class S3Store:
             return
         store = await self._ob(parts=True)
         counted = _Counted(chunks, lambda got: self._check_size(key, got, size), size)
+        part = part_size_for(size, self.part_size)
+        async with AsyncExitStack() as stack:
+            boto = _Boto(self, stack)
+            found = await self._resumable(boto, key, size, part)
+            if found is not None:
+                await self._put_resumed(boto, key, counted, size, part, found)
+                return
         started = datetime.now(UTC)
         try:
             await obstore.put_async(store, key, counted, use_multipart=True,
-                                    chunk_size=part_size_for(size, self.part_size),
-                                    max_concurrency=self.max_concurrency)
+                                    chunk_size=part, max_concurrency=self.max_concurrency)
             self._answered = True
         except BaseException as exc:
             if counted.failed:
@@ -287,22 +323,134 @@ class S3Store:
                 raise self._error(exc, key) from exc
             raise
 
+    def _full(self, key: str) -> str:
+        """``key`` as the bucket knows it (with the store's prefix)."""
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    async def _resumable(self, boto: _Boto, key: str, size: int, part: int
+                         ) -> _Resumable | None:
+        """The incomplete multipart upload of ``key`` to resume, if one fits the plan
+        (``part`` bytes per part for ``size``); aborts the others older than
+        ``STALE_UPLOAD``. None, silently, if the uploads cannot be listed."""
+        full = self._full(key)
+        count = max(1, -(-size // part))
+        last = size - (count - 1) * part
+        try:  # most often there is none: one plain signed GET says so (see uploads_of)
+            writer = await self.range_writer()
+            if writer is not None:
+                seen = await anyio.to_thread.run_sync(writer.uploads_of, key)
+                if seen is False:
+                    self._answered = True
+                    return None
+        except Exception:  # noqa: BLE001, S110 - then aiobotocore lists them, or cannot
+            pass
+        try:
+            client = await boto.client()
+            uploads = await _list_uploads(client, self.bucket, full)
+        except Exception:  # noqa: BLE001 - not allowed, or failing: a fresh upload
+            return None
+        self._answered = True
+        best: _Resumable | None = None
+        others: list[dict[str, Any]] = []
+        for up in uploads:
+            try:
+                parts = await _list_parts(client, self.bucket, full, up["UploadId"])
+            except Exception:  # noqa: BLE001, S112 - gone meanwhile, or not ours to read
+                continue
+            fits = all(1 <= n <= count and got == (part if n < count else last)
+                       for n, (got, _) in parts.items())
+            if not fits:
+                others.append(up)
+                continue
+            here = _Resumable(up["UploadId"], {n: tag for n, (_, tag) in parts.items()},
+                              sum(got for got, _ in parts.values()), up["Initiated"])
+            if best is None or (here.done, here.initiated) > (best.done, best.initiated):
+                if best is not None:
+                    others.append({"UploadId": best.upload_id, "Initiated": best.initiated})
+                best = here
+            else:
+                others.append(up)
+        old = datetime.now(UTC) - STALE_UPLOAD
+        for up in others:
+            if up["Initiated"] < old:
+                try:
+                    await client.abort_multipart_upload(Bucket=self.bucket, Key=full,
+                                                        UploadId=up["UploadId"])
+                except Exception:  # noqa: BLE001, S112 - cleanup is best effort
+                    continue
+        return best
+
+    async def _put_resumed(self, boto: _Boto, key: str, counted: _Counted, size: int,
+                           part: int, found: _Resumable) -> None:
+        """Finish upload ``found``: read every part from ``counted``, keep those the server
+        holds with the same MD5, upload the others (``max_concurrency`` at a time), then
+        complete it with all of them."""
+        full = self._full(key)
+        etags: dict[int, str] = {}
+        slots = anyio.Semaphore(self.max_concurrency)
+
+        async def send(n: int, data: bytes, md5: bytes) -> None:
+            try:
+                client = await boto.client()
+                r = await client.upload_part(
+                    Bucket=self.bucket, Key=full, UploadId=found.upload_id, PartNumber=n,
+                    Body=data, ContentMD5=base64.b64encode(md5).decode())
+                etags[n] = r["ETag"]
+            finally:
+                slots.release()
+
+        try:
+            try:
+                async with anyio.create_task_group() as tg:
+                    n = 0
+                    async for data in _parts(counted, part):
+                        n += 1
+                        md5 = await anyio.to_thread.run_sync(_md5, data)
+                        held = found.parts.get(n)
+                        if held is not None and held.strip('"').lower() == md5.hex():
+                            etags[n] = held  # already there, with these very bytes
+                            continue
+                        await slots.acquire()
+                        tg.start_soon(send, n, data, md5)
+            except BaseExceptionGroup as group:
+                raise _first_error(group) from None
+            client = await boto.client()
+            await client.complete_multipart_upload(
+                Bucket=self.bucket, Key=full, UploadId=found.upload_id,
+                MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etags[n]}
+                                           for n in sorted(etags)]})
+            self._answered = True
+        except BaseException as exc:
+            if counted.failed:  # the source changed: its parts are no use to anyone
+                with anyio.move_on_after(15, shield=True):
+                    try:
+                        client = await boto.client()
+                        await client.abort_multipart_upload(
+                            Bucket=self.bucket, Key=full, UploadId=found.upload_id)
+                    except Exception:  # noqa: BLE001, S110 - must not hide the source's error
+                        pass
+                raise
+            if not isinstance(exc, Exception):
+                raise  # cancelled: the upload stays, for the next attempt to resume
+            if _code(exc) == "NoSuchUpload":
+                # another process completed (or aborted) it meanwhile
+                if await self.head(key) == size:
+                    return
+                err = StoreUnavailable(f"the multipart upload of {key} to {self.uri} was "
+                                       "completed or aborted by another process meanwhile",
+                                       key=key)
+                raise err from exc
+            raise self._error(boto_error(exc), key) from exc
+
     async def _abort_uploads(self, key: str, since: datetime) -> None:
         """Abort multipart uploads of ``key`` begun since ``since`` (best effort)."""
-        from aiobotocore.session import get_session
-
-        full = f"{self.prefix}/{key}" if self.prefix else key
+        full = self._full(key)
         since -= timedelta(minutes=1)  # clock skew between us and the server
         try:
-            cred = await anyio.to_thread.run_sync(self.credentials)
-            async with get_session().create_client(
-                    "s3", endpoint_url=self.endpoint, region_name=self._region,
-                    aws_access_key_id=cred["access_key_id"],
-                    aws_secret_access_key=cred["secret_access_key"],
-                    aws_session_token=cred.get("token")) as client:
-                r = await client.list_multipart_uploads(Bucket=self.bucket, Prefix=full)
-                for up in r.get("Uploads", []):
-                    if up["Key"] == full and up["Initiated"] >= since:
+            async with AsyncExitStack() as stack:
+                client = await _Boto(self, stack).client()
+                for up in await _list_uploads(client, self.bucket, full):
+                    if up["Initiated"] >= since:
                         await client.abort_multipart_upload(Bucket=self.bucket, Key=full,
                                                             UploadId=up["UploadId"])
         except Exception:  # noqa: BLE001 - cleanup must not hide the original error
@@ -417,3 +565,129 @@ class _Counted:
         except StoreError:
             self.failed = True
             raise
+
+
+@dataclass(slots=True)
+class _Resumable:
+    """An incomplete multipart upload whose parts fit the plan of a put."""
+
+    upload_id: str
+    #: part number -> ETag (quoted hex MD5 of the part's bytes, without SSE-KMS)
+    parts: dict[int, str]
+    #: bytes its parts hold
+    done: int
+    initiated: datetime
+
+
+class _Boto:
+    """An aiobotocore S3 client for the listing, cleanup and resumed multipart uploads of
+    one put (obstore cannot resume an upload), with our credentials, endpoint, region,
+    CA bundle and timeouts; a new one when the credentials are about to expire. Each
+    client is closed with ``stack``."""
+
+    def __init__(self, store: S3Store, stack: AsyncExitStack) -> None:
+        self._store = store
+        self._stack = stack
+        self._client: Any = None
+        self._expires: datetime | None = None
+        self._lock = anyio.Lock()
+
+    def _stale(self) -> bool:
+        return self._client is None or (
+            self._expires is not None
+            and datetime.now(UTC) >= self._expires - timedelta(minutes=5))
+
+    async def client(self) -> Any:
+        if self._stale():
+            async with self._lock:
+                if self._stale():
+                    self._client = await self._new()
+        return self._client
+
+    async def _new(self) -> Any:
+        from aiobotocore.config import AioConfig
+        from aiobotocore.session import get_session
+
+        st = self._store
+        await st._ob()  # resolves the region
+        cred = await anyio.to_thread.run_sync(st.credentials)
+        self._expires = cred.get("expires_at")
+        config = AioConfig(
+            connect_timeout=st._timeouts[0], read_timeout=st._timeouts[1],
+            retries={"mode": "standard", "total_max_attempts": st._retries + 1},
+            # parts carry Content-MD5 instead: no CRC trailers some S3 servers refuse
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            s3={"addressing_style": "path"} if st.endpoint else None)
+        return await self._stack.enter_async_context(get_session().create_client(
+            "s3", endpoint_url=st.endpoint, region_name=st._region,
+            aws_access_key_id=cred["access_key_id"],
+            aws_secret_access_key=cred["secret_access_key"],
+            aws_session_token=cred.get("token"),
+            verify=st._ca[0] if st._ca is not None else None, config=config))
+
+
+async def _list_uploads(client: Any, bucket: str, full: str) -> list[dict[str, Any]]:
+    """The incomplete multipart uploads of exactly ``full`` (every page)."""
+    found: list[dict[str, Any]] = []
+    more: dict[str, str] = {}
+    while True:
+        r = await client.list_multipart_uploads(Bucket=bucket, Prefix=full, **more)
+        found += [up for up in r.get("Uploads", []) if up.get("Key") == full]
+        after = {"KeyMarker": r.get("NextKeyMarker"),
+                 "UploadIdMarker": r.get("NextUploadIdMarker")}
+        if not r.get("IsTruncated") or not after["KeyMarker"] or after == more:
+            return found
+        more = {k: v for k, v in after.items() if v}
+
+
+async def _list_parts(client: Any, bucket: str, full: str, upload_id: str
+                      ) -> dict[int, tuple[int, str]]:
+    """Part number -> (size, ETag) of the parts of upload ``upload_id`` (every page)."""
+    found: dict[int, tuple[int, str]] = {}
+    more: dict[str, int] = {}
+    while True:
+        r = await client.list_parts(Bucket=bucket, Key=full, UploadId=upload_id, **more)
+        for p in r.get("Parts", []):
+            found[int(p["PartNumber"])] = (int(p["Size"]), str(p["ETag"]))
+        after = int(r.get("NextPartNumberMarker") or 0)
+        if not r.get("IsTruncated") or after <= more.get("PartNumberMarker", 0):
+            return found
+        more = {"PartNumberMarker": after}
+
+
+async def _parts(chunks: AsyncIterable[Chunk], part: int) -> AsyncIterator[bytes]:
+    """``chunks`` regrouped into parts of ``part`` bytes (the last one shorter)."""
+    buf = bytearray()
+    async for chunk in chunks:
+        if not buf and len(chunk) == part:
+            yield chunk if isinstance(chunk, bytes) else bytes(chunk)
+            continue
+        buf += chunk
+        while len(buf) >= part:
+            yield bytes(buf[:part])
+            del buf[:part]
+    if buf:
+        yield bytes(buf)
+
+
+def _md5(data: bytes) -> bytes:
+    return hashlib.md5(data, usedforsecurity=False).digest()
+
+
+def _code(exc: BaseException) -> str | None:
+    """The S3 error code of a botocore ``ClientError``."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        return str(code) if code else None
+    return None
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """A task group's first ``Exception`` (depth first), else the group itself."""
+    for exc in group.exceptions:
+        inner = _first_error(exc) if isinstance(exc, BaseExceptionGroup) else exc
+        if isinstance(inner, Exception) and not isinstance(inner, BaseExceptionGroup):
+            return inner
+    return group

@@ -231,3 +231,27 @@ def unsatisfiable(exc: BaseException) -> bool:
     text = str(exc)
     status = _STATUS.search(text)
     return (status is not None and status.group(1) == "416") or "<Code>InvalidRange<" in text
+
+
+def boto_error(exc: BaseException) -> BaseException:
+    """A botocore failure (the aiobotocore requests of a resumed multipart upload) as the
+    text ``map_error`` reads in obstore's: HTTP status and S3 code, or the cause in words."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        error = response.get("Error", {})
+        said = f"status code: {status}: " if status else ""
+        code = f"<Code>{error['Code']}</Code> " if error.get("Code") else ""
+        return RuntimeError(f"{said}{code}{error.get('Message') or ''}".strip())
+    from botocore.exceptions import (
+        ConnectionClosedError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        ReadTimeoutError,
+    )
+
+    if isinstance(exc, ConnectTimeoutError | ReadTimeoutError):
+        return RuntimeError("timed out")
+    if isinstance(exc, EndpointConnectionError | ConnectionClosedError):
+        return RuntimeError("error sending request")
+    return exc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import socket
 import threading
@@ -57,6 +58,31 @@ def test_signature_matches_the_aws_documented_example() -> None:
         "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, "
         "SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, "
         "Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41")
+
+
+def test_the_signer_signs_a_query_as_botocore_does() -> None:
+    """``uploads_of`` signs a ListMultipartUploads GET itself: the same Authorization as
+    botocore's own SigV4 signer gives the same request."""
+    from datetime import UTC, datetime
+    from unittest import mock
+
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    from snapdir.stores.s3ranges import canonical_query
+
+    when = datetime(2026, 11, 29, 12, 34, 56, tzinfo=UTC)
+    query = canonical_query({"uploads": "", "prefix": "p q/.objects/ab~c+d"})
+    ours = Signer("eu-west-3").sign(
+        "GET", "127.0.0.1:9000", "/bucket", {},
+        {"access_key_id": "AKID", "secret_access_key": "SECRET", "token": "TOKEN",
+         "expires_at": None}, when, payload=hashlib.sha256(b"").hexdigest(), query=query)
+    req = AWSRequest(method="GET", url=f"http://127.0.0.1:9000/bucket?{query}")
+    with mock.patch("botocore.auth.get_current_datetime", return_value=when):
+        S3SigV4Auth(Credentials("AKID", "SECRET", "TOKEN"), "s3", "eu-west-3").add_auth(req)
+    assert req.headers["X-Amz-Date"] == ours["x-amz-date"]
+    assert ours["authorization"] == req.headers["Authorization"]
 
 
 def _fetch(writer: RangeWriter, key: str, start: int, end: int, path: Path) -> int:
