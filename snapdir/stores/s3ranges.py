@@ -417,10 +417,9 @@ class RangeWriter:
             except BaseException:
                 sock.close()
                 raise
-            if len(body) == length and fields.get("connection", "").lower() != "close":
-                self.pool.give(sock)
-            else:
-                sock.close()
+            # not kept for reuse: a push has no ranged GETs to reuse it for, and a store
+            # that is never closed would leave it open
+            sock.close()
             if status == 403:
                 return False  # none this caller may see (or resume): a fresh upload
             if status != 200:
