@@ -338,7 +338,10 @@ class S3Store:
         try:  # most often there is none: one plain signed GET says so (see uploads_of)
             writer = await self.range_writer()
             if writer is not None:
-                seen = await anyio.to_thread.run_sync(writer.uploads_of, key)
+                # abandoned on cancel: a server that stopped answering must not hold
+                # Ctrl-C up for the read timeout (the thread ends with it, then closes)
+                seen = await anyio.to_thread.run_sync(writer.uploads_of, key,
+                                                      abandon_on_cancel=True)
                 if seen is False:
                     self._answered = True
                     return None

@@ -8,9 +8,9 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -359,3 +359,33 @@ def test_writes_into_one_file_wait_for_its_lock(tmp_path: Path) -> None:
         writer.pool.close()
     assert got[0] == 10
     assert (tmp_path / "out").read_bytes() == b"0123456789"
+
+
+async def test_a_large_put_is_stopped_at_once_while_a_silent_server_lists_uploads(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before a large upload, one GET asks for uploads of the key left over; a server that
+    takes the request and never answers must not hold Ctrl-C up for the read timeout."""
+    release = threading.Event()
+
+    def serve(conn: socket.socket, n: int) -> None:
+        _request(conn)
+        release.wait(30)  # never answers
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+    with fake_s3(serve) as (endpoint, accepted):
+        st = S3Store("b", "p", endpoint=endpoint, multipart_threshold=5 * MiB,
+                     part_size=5 * MiB, read_timeout=timedelta(seconds=20))
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b"x" * (6 * MiB)
+
+        t0 = time.monotonic()
+        with anyio.move_on_after(0.5) as scope:
+            await st.put("k", chunks(), 6 * MiB)
+        took = time.monotonic() - t0
+        release.set()
+        await st.aclose()
+    assert scope.cancelled_caught
+    assert accepted  # the listing was sent
+    assert took < 3, took  # not the 20 s read timeout
