@@ -158,6 +158,33 @@ class Connections:
                 self._tls = context
             return self._tls
 
+    def exchange(self, request: bytes,
+                 claim: Callable[[socket.socket], None] | None = None,
+                 stopped: Callable[[], bool] = lambda: False
+                 ) -> tuple[socket.socket, int, dict[str, str], bytes]:
+        """Send ``request`` on a kept-alive connection (a new one if none is idle) and read
+        the reply's head: (the connection, status, header fields, the body's first bytes).
+        A kept connection the server closed while it sat idle is replaced once, unless
+        ``stopped()``. ``claim(sock)`` hears of each connection before it is used (it may
+        raise to refuse it: the connection is closed)."""
+        for fresh in (False, True):
+            sock, reused = self.take()
+            try:
+                if claim is not None:
+                    claim(sock)
+                sock.sendall(request)
+                status, fields, rest = _read_head(sock)
+            except (OSError, EOFError):
+                sock.close()
+                if reused and not fresh and not stopped():
+                    continue  # the server closed it while it sat idle: once more, anew
+                raise
+            except BaseException:
+                sock.close()
+                raise
+            return sock, status, fields, rest
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
     def give(self, sock: socket.socket) -> None:
         with self._lock:
             self._idle.append(sock)
@@ -226,26 +253,10 @@ class RangeCall:
         w = self._w
         headers = w.signer.sign("GET", w.pool.host, w.path(self.key),
                                 {"range": f"bytes={self.start}-{self.end - 1}"}, w.creds)
-        request = (f"GET {w.path(self.key)} HTTP/1.1\r\n"
-                   + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-                   + "user-agent: snapdir\r\n\r\n").encode()
+        request = _get(w.path(self.key), headers)
         try:
-            for fresh in (False, True):
-                sock, reused = w.pool.take()
-                try:
-                    self._use(sock)
-                except _Stopped:
-                    sock.close()
-                    raise
-                try:
-                    sock.sendall(request)
-                    status, fields, rest = _read_head(sock)
-                except (OSError, EOFError):
-                    sock.close()
-                    if reused and not fresh and not self._stopped:
-                        continue  # the server closed it while it sat idle: once more, anew
-                    raise
-                break
+            sock, status, fields, rest = w.pool.exchange(
+                request, claim=self._use, stopped=lambda: self._stopped)
             try:
                 keep = self._body(sock, status, fields, rest)
             except BaseException:
@@ -339,6 +350,12 @@ def _pwrite(fd: int, data: memoryview, offset: int) -> None:
         raise _WriteFailed(exc) from exc
 
 
+def _get(target: str, headers: dict[str, str]) -> bytes:
+    """An HTTP/1.1 GET of ``target`` (path and query, already encoded) with ``headers``."""
+    return (f"GET {target} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+            + "user-agent: snapdir\r\n\r\n").encode()
+
+
 def _read_head(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
     """Status, header fields (lower-case names) and whatever of the body came with them."""
     data = b""
@@ -390,21 +407,8 @@ class RangeWriter:
         path = "/" + quote(self._bucket, safe="")
         query = canonical_query({"uploads": "", "prefix": full})
         headers = self.signer.sign("GET", self.pool.host, path, {}, self.creds, query=query)
-        request = (f"GET {path}?{query} HTTP/1.1\r\n"
-                   + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-                   + "user-agent: snapdir\r\n\r\n").encode()
         try:
-            for fresh in (False, True):
-                sock, reused = self.pool.take()
-                try:
-                    sock.sendall(request)
-                    status, fields, body = _read_head(sock)
-                except (OSError, EOFError):
-                    sock.close()
-                    if reused and not fresh:
-                        continue  # closed by the server while idle: once more, anew
-                    raise
-                break
+            sock, status, fields, body = self.pool.exchange(_get(f"{path}?{query}", headers))
             try:
                 length = int(fields.get("content-length", "-1"))
                 if length < 0 or length > _MAX_LISTING:
@@ -414,12 +418,10 @@ class RangeWriter:
                     if not more:
                         raise EOFError
                     body += more
-            except BaseException:
+            finally:
+                # not kept for reuse: a push has no ranged GETs to reuse it for, and a
+                # store that is never closed would leave it open
                 sock.close()
-                raise
-            # not kept for reuse: a push has no ranged GETs to reuse it for, and a store
-            # that is never closed would leave it open
-            sock.close()
             if status == 403:
                 return False  # none this caller may see (or resume): a fresh upload
             if status != 200:
