@@ -12,7 +12,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from ..errors import UsageError, redact_userinfo
-from .base import Store
+from .base import Store, file_uri, s3_uri
 
 __all__ = ["Store", "canonical_uri", "check_store", "open_store"]
 
@@ -128,9 +128,8 @@ def canonical_uri(uri: str) -> str:
     except UsageError:
         return shown_uri(uri)
     if kind == "file":
-        return shown or Path(os.path.abspath(where)).as_uri()
-    prefix = (shown or "").strip("/")
-    return f"s3://{where}/{prefix}" if prefix else f"s3://{where}"  # as S3Store has it
+        return shown or file_uri(where)
+    return s3_uri(where, shown or "")
 
 
 def check_store(uri: str) -> None:

@@ -9,7 +9,9 @@ layer's job (``transfer/retry.py``), not the store's.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterable, AsyncIterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeAlias, runtime_checkable
 
 if TYPE_CHECKING:
@@ -22,6 +24,17 @@ HISTORY = ".snapdir-history"  # revision records; snapdir 1.x ignores this prefi
 #: what ``Store.get`` yields and ``Store.put`` takes: bytes, or a view of a buffer already
 #: held (S3 bodies are handed over without a copy); hashers and writes take either.
 Chunk: TypeAlias = bytes | memoryview
+
+
+def s3_uri(bucket: str, prefix: str) -> str:
+    """The URI an S3 store goes by (``S3Store.uri``): no slashes around the prefix."""
+    prefix = prefix.strip("/")
+    return f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+
+
+def file_uri(root: str | os.PathLike[str]) -> str:
+    """The URI a file store at ``root`` goes by unless given one (``FileStore.uri``)."""
+    return Path(os.path.abspath(os.fspath(root))).as_uri()
 
 
 def shard(digest: str) -> str:

@@ -29,7 +29,7 @@ from ..errors import AccessDenied, ObjectNotFound, StoreError, StoreMissing, Sto
 from ..fileio import write_all
 from ..transfer.batch import Batcher
 from ..transfer.threads import run_sync
-from .base import Chunk
+from .base import Chunk, file_uri
 
 TMP_PREFIX = ".tmp-"
 #: A temp file whose writer cannot be asked (another host's, or one named by a snapdir
@@ -48,7 +48,7 @@ class FileStore:
     def __init__(self, root: str | os.PathLike[str], *, uri: str | None = None,
                  fsync: bool = False, threads: int = 16, list_chunk: int = 1000) -> None:
         self.root = Path(os.path.abspath(os.fspath(root)))
-        self.uri = uri or self.root.as_uri()
+        self.uri = uri or file_uri(self.root)
         self.fsync = fsync
         self.list_chunk = list_chunk
         self._limiter = anyio.CapacityLimiter(threads)

@@ -47,7 +47,7 @@ from .awsconfig import (
     region_problem,
     unsigned_payload,
 )
-from .base import Chunk
+from .base import Chunk, s3_uri
 from .s3errors import boto_error, has_status, map_error, not_s3_server, unsatisfiable
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ class S3Store:
             raise ValueError("max_concurrency and multipart_threshold must be positive")
         self.bucket = bucket
         self.prefix = prefix.strip("/")
-        self.uri = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
+        self.uri = s3_uri(bucket, self.prefix)
         where = "given"
         if not endpoint and (found := configured_endpoint(profile)) is not None:
             endpoint, where = found  # the environment, then the AWS config; None: AWS itself
