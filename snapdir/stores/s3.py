@@ -143,6 +143,8 @@ class S3Store:
         self._lock = anyio.Lock()
         #: the server has answered at least once (see ``map_error``)
         self._answered = False
+        #: whether an empty listing has been checked for a server that is not S3
+        self._probed = False
         self._ranges: tuple[Connections, Signer] | None = None
         self._timeouts = (connect_timeout.total_seconds(), read_timeout.total_seconds())
 
@@ -207,9 +209,7 @@ class S3Store:
         corrupt."""
         kind = str(result.attributes.get("Content-Type", ""))
         if result.meta.get("e_tag") is None and kind.startswith("text/html"):
-            raise not_s3_server(self.endpoint or f"s3.{self._region}.amazonaws.com", key,
-                                self.uri, "an HTML page without the ETag S3 always sends",
-                                self._endpoint_from)
+            raise self._foreign(key, "an HTML page without the ETag S3 always sends")
 
     async def head(self, key: str) -> int | None:
         store = await self._ob()
@@ -221,7 +221,13 @@ class S3Store:
         except Exception as exc:
             raise self._error(exc, key) from exc
         self._answered = True
+        if meta.get("e_tag") is None:
+            raise self._foreign(key, "no ETag header, which S3 always sends")
         return meta["size"]
+
+    def _foreign(self, key: str, answer: str) -> StoreError:
+        return not_s3_server(self.endpoint or f"s3.{self._region}.amazonaws.com", key,
+                             self.uri, answer, self._endpoint_from)
 
     async def get(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[Chunk]:
         if end is not None and end <= start:
@@ -476,14 +482,32 @@ class S3Store:
         store = await self._ob()
         # obstore lists whole path segments; filter for a plain string prefix.
         base = prefix.rsplit("/", 1)[0] if "/" in prefix else None
+        listed = False
         try:
             async for metas in obstore.list(store, base, chunk_size=self.list_chunk):
                 self._answered = True
+                listed = listed or bool(metas)
                 keys = [m["path"] for m in metas if m["path"].startswith(prefix)]
                 if keys:
                     yield keys
         except Exception as exc:
             raise self._error(exc, prefix) from exc
+        if not listed and not self._probed:
+            await self._probe(prefix)
+
+    async def _probe(self, prefix: str) -> None:
+        """After an empty listing: ask for a key that does not exist. A web server or
+        proxy answering every request with 200 and a page of its own parses as an empty
+        listing; S3 answers this with 404 (or 403), never with an object without an ETag.
+        Any other failure is left to the requests that follow."""
+        self._probed = True
+        key = f"{prefix.rsplit('/', 1)[0]}/.snapdir-probe" if "/" in prefix else ".snapdir-probe"
+        try:
+            meta = await obstore.head_async(await self._ob(), key)
+        except Exception:  # noqa: BLE001 - 404, 403, unreachable: for what follows to say
+            return
+        if meta.get("e_tag") is None:
+            raise self._foreign(prefix, "200 OK for a key that does not exist, and no ETag")
 
     async def delete(self, key: str) -> None:
         store = await self._ob()

@@ -179,7 +179,8 @@ class _WebServer:
 def test_an_endpoint_that_is_not_s3_is_named(s3_cli: Cli, bucket: Bucket, tmp_path: Path,
                                              status: int) -> None:
     """AWS_ENDPOINT_URL at a web server that is not S3: said so, naming it and the variable,
-    not "connection failed", "not in the store" or "the store is corrupt"."""
+    not "connection failed", "not in the store", "the store is corrupt" or (listings) an
+    empty answer."""
     src = make_tree(tmp_path / "src", {"a.txt": b"not s3\n"})
     uri = bucket.unique_uri("not-s3")
     real = s3_cli.env["AWS_ENDPOINT_URL"]
@@ -188,7 +189,10 @@ def test_an_endpoint_that_is_not_s3_is_named(s3_cli: Cli, bucket: Bucket, tmp_pa
         s3_cli.env["AWS_ENDPOINT_URL"] = web.endpoint
         for args in (("push", "-q", "--store", uri, str(src)),
                      ("pull", "-q", "--store", uri, "--id", "a" * 64, str(tmp_path / "d")),
-                     ("verify", "--store", uri, "--id", "a" * 64)):
+                     ("verify", "--store", uri, "--id", "a" * 64),
+                     # listings: a page of HTML with 200 parses as an empty listing
+                     ("revisions", "--store", uri, "src"),
+                     ("ancestors", "--store", uri, "a" * 64)):
             r = s3_cli(*args, check=False)
             assert r.rc == 1, r
             line = one_line(r.err)
@@ -205,3 +209,5 @@ def test_an_endpoint_that_is_not_s3_is_named(s3_cli: Cli, bucket: Bucket, tmp_pa
                check=False)
     assert r.rc == 1, r
     assert f"snapshot {'a' * 64} is not in {uri}" in one_line(r.err)
+    r = s3_cli("revisions", "--store", uri, "src")  # an empty listing from S3 is just empty
+    assert (r.rc, r.out, r.err) == (0, "", ""), r
