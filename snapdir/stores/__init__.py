@@ -106,6 +106,10 @@ def _locate(uri: str) -> tuple[str, str, str | None]:
     if scheme == "s3":
         return ("s3", *_s3_location(uri, rest))
     if scheme == "file":
+        if "?" in rest or "#" in rest:  # urlsplit would drop them: another directory
+            raise UsageError(f"file store URI {uri!r} has a '?' or '#', which a URI does "
+                             "not take as part of the path: write them as %3F and %23, or "
+                             "give the store as a plain path")
         parts = urlsplit(uri)
         if parts.netloc not in ("", "localhost"):
             raise UsageError(f"file store URI {uri!r} names host {parts.netloc!r}: "

@@ -9,6 +9,7 @@ temp files, which are ignored and cleaned by the next writer of that object.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -21,6 +22,10 @@ from ..fileio import write_all
 from ..stores.base import manifest_key, object_key
 
 TMP_PREFIX = ".snapdir-tmp-"
+#: exactly what ``temp_name`` makes (the pid captured, at most 7 digits as Linux's pid_max
+#: allows): a file in a destination that only starts like one (``.snapdir-tmp-notes-2024-01``,
+#: or a pid too large for ``os.kill``) is the user's, not a leftover
+_TEMP_NAME = re.compile(r"\.snapdir-tmp-.{0,16}-([1-9][0-9]{0,6})-[0-9a-f]{8}\Z", re.DOTALL)
 
 
 def temp_name(final: Path) -> Path:
@@ -38,10 +43,9 @@ def remove_stale_temps(directory: Path, keep: Container[str] = ()) -> None:
     for name in names:
         if name in keep:
             continue
-        try:
-            pid = int(name.rsplit("-", 2)[-2])
-        except (ValueError, IndexError):
+        if (m := _TEMP_NAME.match(name)) is None:
             continue
+        pid = int(m.group(1))
         if pid == os.getpid():
             continue
         try:

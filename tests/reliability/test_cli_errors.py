@@ -168,6 +168,26 @@ def test_bad_store_uris(cli: Cli, tmp_path: Path, store: str, needle: str,
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "home") == ["src"]
 
 
+@pytest.mark.parametrize("tail", ["h#x", "h?x", "h#x?y", "h?"])
+def test_a_file_uri_with_a_query_or_fragment_is_refused(cli: Cli, tmp_path: Path,
+                                                        tail: str) -> None:
+    """``file:///dir/h#x`` used to push to ``/dir/h`` (urlsplit drops the fragment and the
+    query), silently, while the reference 1.12 writes to ``/dir/h#x``: refused instead,
+    naming the escapes; written escaped, it is the directory with those characters."""
+    src = make_tree(tmp_path / "src", {"a.txt": b"a"})
+    top = tmp_path / "st"
+    top.mkdir()
+    for args in (["push", "--store", f"file://{top}/{tail}", str(src)],
+                 ["pull", "--store", f"file://{top}/{tail}", "--id", GOOD_ID,
+                  str(tmp_path / "d")]):
+        one_line_error(cli(*args, check=False), code=2, needle="%23")
+    assert list(top.iterdir()) == []
+    assert not (tmp_path / "d").exists()
+    escaped = tail.replace("?", "%3F").replace("#", "%23")
+    cli("push", "-q", "--store", f"file://{top}/{escaped}", str(src))
+    assert [p.name for p in top.iterdir()] == [tail]
+
+
 @pytest.mark.parametrize("bucket", ["ab", "-abc", "abc.", "a" * 256, "my%bucket"])
 def test_a_bad_bucket_name_message_says_what_is_accepted(cli: Cli, tmp_path: Path,
                                                          bucket: str) -> None:

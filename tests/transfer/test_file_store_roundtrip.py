@@ -825,6 +825,35 @@ def test_files_named_like_our_temps_are_pulled_and_kept(cli: Cli, tmp_path: Path
         assert cli("status", "--exit-code", "--id", sid, str(dest)).rc == 0
 
 
+def test_user_files_only_starting_like_our_temps_survive_a_pull(cli: Cli, tmp_path: Path
+                                                                ) -> None:
+    """Files of the destination's own, not in the snapshot, that start with
+    ``.snapdir-tmp-`` but are not shaped as our temp names are not a dead pull's
+    leftovers: a pull without --delete used to remove ``.snapdir-tmp-notes-2024-01``
+    (2024 taken for a dead pid) and to stop on an internal OverflowError at a huge
+    "pid". A real leftover (exact shape, dead pid) is still cleared."""
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    src = make_tree(tmp_path / "src", {"a.txt": b"a\n"})
+    store = tmp_path / "store"
+    sid = cli("push", "--store", str(store), str(src)).out.strip()
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    mine = [".snapdir-tmp-notes-2024-01", ".snapdir-tmp-x-99999-y",
+            ".snapdir-tmp-a-99999999999999999999-0badf00d"]
+    for name in mine:
+        (dest / name).write_bytes(b"precious\n")
+    leftover = dest / f".snapdir-tmp-a.txt-{dead}-0badf00d"
+    leftover.write_bytes(b"partial")
+    cli("pull", "--store", str(store), "--id", sid, str(dest))
+    assert (dest / "a.txt").read_bytes() == b"a\n"
+    assert all((dest / name).read_bytes() == b"precious\n" for name in mine)
+    assert not leftover.exists()
+
+
 def test_a_snapshot_of_another_context_is_not_called_corrupt(cli: Cli, tmp_path: Path) -> None:
     """Pushed with SNAPDIR_MANIFEST_CONTEXT, pulled without it (or with another): every
     object fails its hash. That used to be reported as a corrupt store only, with advice to
