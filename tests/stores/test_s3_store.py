@@ -428,6 +428,12 @@ def test_ranged_get_sockets_trust_the_bundle_from_the_first_connection(
     ("NotValidForNameContext { expected: ... }", None,
      "not issued for this host name: use the host name it was issued for in AWS_ENDPOINT_URL"),
     ("ExpiredContext { time: ... }", None, "expired: the server needs a valid certificate"),
+    # a self-made certificate that is a CA (openssl req -x509's default): refused even
+    # when the bundle holds it, so not the bundle's advice (it said "is Other: the CA
+    # bundle ... does not hold the CA that signed it")
+    ("Other(\n OtherError(\n CaUsedAsEndEntity,\n ),\n )", "/etc/corp.pem",
+     ("a CA's certificate (CA:TRUE), which TLS does not take as a server's own: give the "
+      "server a certificate with basicConstraints CA:FALSE")),
 ])
 def test_certificate_problems_get_their_own_advice(monkeypatch: pytest.MonkeyPatch, said: str,
                                                    bundle: str | None, advice: str) -> None:
