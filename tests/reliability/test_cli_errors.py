@@ -157,6 +157,7 @@ def test_an_empty_snapdir_store_variable_is_unset(cli: Cli, tmp_path: Path) -> N
     ("s3://bucket/a//b", "segment"),
     ("s3://bucket//b", "segment"),
     ("s3://bucket/a/../b", "segment"),
+    ("file:///tmp/st%00ore", "NUL byte"),  # was an internal error (ValueError) on push
 ])
 def test_bad_store_uris(cli: Cli, tmp_path: Path, store: str, needle: str,
                         monkeypatch: pytest.MonkeyPatch) -> None:
