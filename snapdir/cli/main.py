@@ -270,6 +270,11 @@ def main() -> None:
         cli.main(standalone_mode=False, prog_name="snapdir")
     except (click.exceptions.Abort, Interrupted):
         _stopped()
+    except click.exceptions.NoArgsIsHelpError as exc:
+        # `snapdir` alone: the help, laid out as --help lays it out (on stderr, exit 2),
+        # not flattened into one "usage error" line of a thousand characters
+        exc.show()
+        sys.exit(exc.exit_code)
     except click.UsageError as exc:
         # one line, like every other error (click's own format spans four)
         where = exc.ctx.command_path if exc.ctx is not None else _command_path()

@@ -52,6 +52,16 @@ def test_bad_ids_and_usage(cli: Cli, tmp_path: Path, args: list[str]) -> None:
     assert not (tmp_path / "dest").exists()
 
 
+def test_snapdir_alone_shows_the_help_laid_out(cli: Cli) -> None:
+    """``snapdir`` with no command: the help as ``--help`` lays it out, on stderr (stdout
+    carries only ids) with exit 2; it was one "usage error" line with the whole help
+    flattened into it."""
+    r = cli(check=False)
+    assert (r.rc, r.out) == (2, "")
+    assert r.err == cli("--help").out
+    assert r.err.startswith("Usage: snapdir [OPTIONS] COMMAND [ARGS]...\n")
+
+
 @pytest.mark.parametrize(("args", "help_of"), [
     (["pull", "--id"], "snapdir pull --help"),  # an option without its value
     (["push", "--store"], "snapdir push --help"),
