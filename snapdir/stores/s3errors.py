@@ -100,9 +100,13 @@ def map_error(exc: BaseException, key: str, uri: str, bucket: str,
                     if took else 0.0)
             why = (f"no answer in {secs:.0f} s" if secs >= 5
                    else "the connection failed")
+            from .s3ranges import proxy_variable
+
+            proxy = proxy_variable(endpoint)
+            via = f", the proxy in {proxy}" if proxy else ""
             err = StoreUnavailable(
-                f"cannot reach {endpoint or 'S3'} for {where}: {why}; check {endpoint_from} "
-                "(or the network) and that the server is up", key=key)
+                f"cannot reach {endpoint or 'S3'} for {where}: {why}; check {endpoint_from}"
+                f"{via} (or the network) and that the server is up", key=key)
             err.retryable = False
             return err
         return StoreUnavailable(f"cannot reach {endpoint or uri} for {where}: "
