@@ -15,13 +15,31 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import NoReturn
+
+
+class Terminated(BaseException):
+    """SIGTERM while no event loop has the signal (imports, parsing, a command's work
+    outside ``run_async``: hashing for ``id``, ``manifest``, ``status``): the one line
+    SIGINT gets there too, not a silent death."""
+
+
+def _terminate(signum: int, frame: object) -> NoReturn:
+    raise Terminated
 
 
 def main() -> None:
+    import signal
+
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:  # not if whoever started us
+        signal.signal(signal.SIGTERM, _terminate)         # ignores it
     try:
         _run()
     except SystemExit as exc:
         code = exc.code
+    except Terminated:
+        sys.stderr.write(f"snapdir: terminated; {again(_verb())}\n")
+        code = 143
     except KeyboardInterrupt:
         # Ctrl-C before the CLI takes SIGINT over (importing click and the commands, ~30
         # ms): its one line, not Python's traceback. Before this function runs (interpreter

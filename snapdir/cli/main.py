@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import signal
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn, TypeVar, cast
@@ -60,6 +61,10 @@ _LISTED = 20
 
 def fail(exc: BaseException) -> NoReturn:
     """Print one line for ``exc`` and exit with its code."""
+    from .fast import Terminated
+
+    if isinstance(exc, Terminated):
+        _signalled.append(signal.SIGTERM)
     if _signalled:
         _stopped()
     if isinstance(exc, SnapdirError):
@@ -130,10 +135,9 @@ def run_async(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
     async def guarded() -> tuple[bool, T | None]:
         import asyncio
-        import signal
 
         loop = asyncio.get_running_loop()
-        installed: list[int] = []
+        installed: list[tuple[int, Any]] = []  # (signal, its handler before the loop's)
         result: T | None = None
         with anyio.CancelScope() as scope:
 
@@ -148,16 +152,22 @@ def run_async(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 if signal.getsignal(sig) is signal.SIG_IGN:
                     continue  # ignored by whoever started us (SIGINT in a background job)
+                before = signal.getsignal(sig)
                 try:
                     loop.add_signal_handler(sig, stop, sig)
                 except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
                     continue
-                installed.append(sig)
+                installed.append((sig, before))
             try:
                 result = await fn()
             finally:
-                for done in installed:
+                for done, before in installed:
                     loop.remove_signal_handler(done)
+                    # the loop leaves Python's default behind (a KeyboardInterrupt, which
+                    # click answers with a blank line; death without a word on SIGTERM):
+                    # the CLI's own handlers again, for work after the loop (status hashes)
+                    if before is not None:  # None: not set from Python, nothing to put back
+                        signal.signal(done, before)
         return scope.cancel_called, result
 
     try:
@@ -260,6 +270,11 @@ def main() -> None:
         cli.main(standalone_mode=False, prog_name="snapdir")
     except (click.exceptions.Abort, Interrupted):
         _stopped()
+    except click.exceptions.NoArgsIsHelpError as exc:
+        # `snapdir` alone: the help, laid out as --help lays it out (on stderr, exit 2),
+        # not flattened into one "usage error" line of a thousand characters
+        exc.show()
+        sys.exit(exc.exit_code)
     except click.UsageError as exc:
         # one line, like every other error (click's own format spans four)
         where = exc.ctx.command_path if exc.ctx is not None else _command_path()

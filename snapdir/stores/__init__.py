@@ -115,6 +115,9 @@ def _locate(uri: str) -> tuple[str, str, str | None]:
             raise UsageError(f"file store URI {uri!r} names host {parts.netloc!r}: "
                              f"use file:///absolute/path")
         path = unquote(parts.path)
+        if "\0" in path:  # no file name can hold one: os calls raise ValueError
+            raise UsageError(f"file store URI {uri!r} has a NUL byte (%00) in its path: "
+                             "remove it")
         if not path.startswith("/"):
             raise UsageError(f"file store URI {uri!r} is not absolute: use file:///absolute/path")
         return "file", path, uri.rstrip("/") if path != "/" else uri

@@ -89,6 +89,12 @@ class FileStore:
                                 f"directory's owner and mode", key=key)
         if exc.errno in (errno.EIO, errno.ETIMEDOUT, errno.ESTALE, errno.EAGAIN):
             return StoreUnavailable(f"I/O error on {where}: {exc.strerror}", key=key)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return StoreError(f"cannot write {where}: {exc.strerror}; free space on the "
+                              "store's filesystem", key=key)
+        if exc.errno == errno.EROFS:  # (the cache's store too: no --store to change there)
+            return StoreError(f"cannot write {where}: {exc.strerror}; the store must be "
+                              "a writable directory", key=key)
         return StoreError(f"cannot access {where}: {exc.strerror or exc}", key=key)
 
     async def head(self, key: str) -> int | None:

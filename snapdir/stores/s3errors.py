@@ -100,9 +100,13 @@ def map_error(exc: BaseException, key: str, uri: str, bucket: str,
                     if took else 0.0)
             why = (f"no answer in {secs:.0f} s" if secs >= 5
                    else "the connection failed")
+            from .s3ranges import proxy_variable
+
+            proxy = proxy_variable(endpoint)
+            via = f", the proxy in {proxy}" if proxy else ""
             err = StoreUnavailable(
-                f"cannot reach {endpoint or 'S3'} for {where}: {why}; check {endpoint_from} "
-                "(or the network) and that the server is up", key=key)
+                f"cannot reach {endpoint or 'S3'} for {where}: {why}; check {endpoint_from}"
+                f"{via} (or the network) and that the server is up", key=key)
             err.retryable = False
             return err
         return StoreUnavailable(f"cannot reach {endpoint or uri} for {where}: "
@@ -174,13 +178,18 @@ def _cause(exc: BaseException, text: str) -> str:
 #: rustls' (obstore's) and OpenSSL's words for a certificate that is not trusted
 _UNTRUSTED = "signed by a CA this machine does not trust"
 _WRONG_NAME = "not issued for this host name"
+#: a self-made certificate that says it is a CA (``openssl req -x509`` makes one unless
+#: told otherwise): rustls refuses it as a server's own even when it is in the CA bundle
+_CA_AS_SERVER = "a CA's certificate (CA:TRUE), which TLS does not take as a server's own"
 _CERT_WHY = {"UnknownIssuer": _UNTRUSTED, "NotValidForName": _WRONG_NAME,
              "Expired": "expired", "NotValidYet": "not valid yet",
+             "CaUsedAsEndEntity": _CA_AS_SERVER,
              "unable to get local issuer certificate": _UNTRUSTED,
              "self-signed certificate": "self-signed", "Hostname mismatch": _WRONG_NAME,
              "certificate has expired": "expired", "certificate is not yet valid":
              "not valid yet"}
-_RUSTLS_CERT = re.compile(r"InvalidCertificate\(\s*(\w+)")
+#: (webpki's own reasons come wrapped: ``InvalidCertificate(Other(OtherError(Reason)))``)
+_RUSTLS_CERT = re.compile(r"InvalidCertificate\(\s*(?:Other\(\s*OtherError\(\s*)?(\w+)")
 
 
 def _tls_problem(exc: BaseException, text: str, endpoint: str,
@@ -216,6 +225,10 @@ def _cert_advice(why: str, endpoint_from: str) -> str:
         return f"use the host name it was issued for in {endpoint_from}"
     if why in ("expired", "not valid yet"):
         return "the server needs a valid certificate (or this machine's clock is wrong)"
+    if why == _CA_AS_SERVER:
+        return ("give the server a certificate with basicConstraints CA:FALSE (openssl req "
+                "-x509 ... -addext basicConstraints=critical,CA:FALSE), or one signed by "
+                "that CA")
     from .awsconfig import ca_bundle
 
     bundle = ca_bundle()

@@ -53,6 +53,15 @@ def proxied() -> bool:
     return any(os.environ.get(name) for name in _PROXY_VARS)
 
 
+def proxy_variable(endpoint: str | None) -> str | None:
+    """The variable naming the proxy requests to ``endpoint`` (None: AWS, over https) go
+    through, if one is set (for messages: a dead proxy looks like a dead endpoint)."""
+    scheme = "http" if (endpoint or "").lower().startswith("http://") else "https"
+    return next((name for name in _PROXY_VARS
+                 if name.lower() in (f"{scheme}_proxy", "all_proxy") and os.environ.get(name)),
+                None)
+
+
 class Signer:
     """AWS Signature Version 4 for one region's S3 (header-signed, unsigned payload)."""
 

@@ -52,6 +52,16 @@ def test_bad_ids_and_usage(cli: Cli, tmp_path: Path, args: list[str]) -> None:
     assert not (tmp_path / "dest").exists()
 
 
+def test_snapdir_alone_shows_the_help_laid_out(cli: Cli) -> None:
+    """``snapdir`` with no command: the help as ``--help`` lays it out, on stderr (stdout
+    carries only ids) with exit 2; it was one "usage error" line with the whole help
+    flattened into it."""
+    r = cli(check=False)
+    assert (r.rc, r.out) == (2, "")
+    assert r.err == cli("--help").out
+    assert r.err.startswith("Usage: snapdir [OPTIONS] COMMAND [ARGS]...\n")
+
+
 @pytest.mark.parametrize(("args", "help_of"), [
     (["pull", "--id"], "snapdir pull --help"),  # an option without its value
     (["push", "--store"], "snapdir push --help"),
@@ -157,6 +167,7 @@ def test_an_empty_snapdir_store_variable_is_unset(cli: Cli, tmp_path: Path) -> N
     ("s3://bucket/a//b", "segment"),
     ("s3://bucket//b", "segment"),
     ("s3://bucket/a/../b", "segment"),
+    ("file:///tmp/st%00ore", "NUL byte"),  # was an internal error (ValueError) on push
 ])
 def test_bad_store_uris(cli: Cli, tmp_path: Path, store: str, needle: str,
                         monkeypatch: pytest.MonkeyPatch) -> None:

@@ -488,7 +488,8 @@ def test_a_signal_stops_a_checkout_between_files(cli: Cli, tmp_path: Path, same_
 @pytest.mark.parametrize(("verb", "sig", "code"), [
     ("push", signal.SIGTERM, 143),
     ("push", signal.SIGINT, 130),
-    ("id", signal.SIGINT, 130)])
+    ("id", signal.SIGINT, 130),
+    ("id", signal.SIGTERM, 143)])  # no event loop: was a death without a word
 def test_a_signal_stops_hashing_a_large_file(cli: Cli, tmp_path: Path, verb: str, sig: int,
                                              code: int) -> None:
     """Ctrl-C or SIGTERM while a push (or `snapdir id`) hashes a file of many GB: it stops
@@ -512,3 +513,30 @@ def test_a_signal_stops_hashing_a_large_file(cli: Cli, tmp_path: Path, verb: str
     assert err == f"snapdir: {said}; {advice}\n"
     assert took < 1.5, f"hashed on for {took:.1f} s after the signal"
     assert not (store / ".manifests").exists() or not any((store / ".manifests").iterdir())
+
+
+@pytest.mark.parametrize(("verb", "sig", "code", "said"), [
+    ("status", signal.SIGINT, 130, "interrupted"),
+    ("status", signal.SIGTERM, 143, "terminated"),
+    ("manifest", signal.SIGTERM, 143, "terminated")])
+def test_a_signal_while_hashing_outside_the_event_loop_is_one_line(
+        cli: Cli, tmp_path: Path, verb: str, sig: int, code: int, said: str) -> None:
+    """`status` hashes DIR after the event loop has read the snapshot's manifest, and
+    `manifest` hashes with no event loop at all: Ctrl-C or SIGTERM there is the same one
+    line as anywhere else (it was a blank line first, from click's KeyboardInterrupt, once
+    the loop had handed SIGINT back to Python; and SIGTERM killed without a word)."""
+    store = tmp_path / "store"
+    sid = cli("push", "-q", "--store", str(store), str(small_tree(tmp_path / "small", 3, 1))).out
+    src = tmp_path / "src"
+    src.mkdir()
+    with open(src / "huge.bin", "wb") as fh:
+        fh.truncate(16 << 30)  # sparse: no disk space, and seconds to hash
+    args = (["status", "--store", str(store), "--id", sid.strip()] if verb == "status"
+            else ["manifest"]) + ["--no-stat-cache", str(src)]
+    started = time.monotonic()
+    rc, out, err, took = _signal_when(
+        _sigint_default([sys.executable, "-m", "snapdir", *args]), cli.env,
+        lambda: time.monotonic() >= started + 1.5, sig, wait=120)  # started up, hashing
+    assert (rc, out) == (code, ""), err
+    assert err == f"snapdir: {said}; run the same command again\n"
+    assert took < 1.5, f"hashed on for {took:.1f} s after the signal"

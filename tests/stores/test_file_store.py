@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -153,6 +154,22 @@ def test_permission_error_maps_to_access_denied(tmp_path: Path) -> None:
     assert isinstance(err, AccessDenied)
     assert err.key == KEY
     assert KEY in str(err)
+
+
+@pytest.mark.parametrize(("code", "advice"), [
+    (errno.ENOSPC, "free space on the store's filesystem"),
+    (errno.EDQUOT, "free space on the store's filesystem"),
+    (errno.EROFS, "the store must be a writable directory")])
+def test_a_full_or_read_only_store_says_what_to_do(tmp_path: Path, code: int,
+                                                  advice: str) -> None:
+    """`snapdir push --store DIR` on a full disk or a read-only mount: the message names
+    the key and says what to do (it was "cannot access KEY in URI: No space left on
+    device", and nothing more)."""
+    err = FileStore(tmp_path)._error(OSError(code, os.strerror(code)), KEY)
+    assert str(err).startswith(f"cannot write {KEY} in {FileStore(tmp_path).uri}: "
+                               f"{os.strerror(code)}; {advice}")
+    assert err.key == KEY
+    assert not err.retryable
 
 
 async def test_get_small_reads_whole_small_objects_only(tmp_path: Path) -> None:

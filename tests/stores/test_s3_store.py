@@ -258,6 +258,29 @@ def test_map_error_before_the_server_ever_answered() -> None:
     assert later.retryable is True  # once it has answered, a timeout is a passing fault
 
 
+@pytest.mark.parametrize(("endpoint", "variable", "named"), [
+    ("http://10.0.0.9:9000", "HTTP_PROXY", True),
+    ("http://10.0.0.9:9000", "all_proxy", True),
+    ("http://10.0.0.9:9000", "HTTPS_PROXY", False),  # not the one an http:// URL goes by
+    (None, "https_proxy", True),  # AWS itself: https
+])
+def test_a_connection_failure_through_a_proxy_names_the_proxy(
+        monkeypatch: pytest.MonkeyPatch, endpoint: str | None, variable: str,
+        named: bool) -> None:
+    """The endpoint cannot be reached and requests go through a proxy: the proxy is
+    named too (it said only "check AWS_ENDPOINT_URL ... and that the server is up",
+    for a server that was up behind a proxy that was not)."""
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
+                 "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(variable, "http://127.0.0.1:1")
+    text = "Generic S3 error: Error performing GET url in 2ms - HTTP error: error sending request"
+    err = map_error(RuntimeError(text), "k", "s3://b/p", "b", endpoint=endpoint,
+                    answered=False)
+    assert ("the proxy in " + variable in str(err)) is named, str(err)
+    assert "check AWS_ENDPOINT_URL" in str(err)
+
+
 @pytest.mark.parametrize(("text", "says"), [
     (("Generic S3 error: Error performing POST http://127.0.0.1:8333/b/k?uploads= in 219ms, "
      "after 2 retries, max_retries: 2, retry_timeout: 60s - HTTP error: error sending "
@@ -428,6 +451,12 @@ def test_ranged_get_sockets_trust_the_bundle_from_the_first_connection(
     ("NotValidForNameContext { expected: ... }", None,
      "not issued for this host name: use the host name it was issued for in AWS_ENDPOINT_URL"),
     ("ExpiredContext { time: ... }", None, "expired: the server needs a valid certificate"),
+    # a self-made certificate that is a CA (openssl req -x509's default): refused even
+    # when the bundle holds it, so not the bundle's advice (it said "is Other: the CA
+    # bundle ... does not hold the CA that signed it")
+    ("Other(\n OtherError(\n CaUsedAsEndEntity,\n ),\n )", "/etc/corp.pem",
+     ("a CA's certificate (CA:TRUE), which TLS does not take as a server's own: give the "
+      "server a certificate with basicConstraints CA:FALSE")),
 ])
 def test_certificate_problems_get_their_own_advice(monkeypatch: pytest.MonkeyPatch, said: str,
                                                    bundle: str | None, advice: str) -> None:
