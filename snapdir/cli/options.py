@@ -98,7 +98,8 @@ def id_option(fn: F) -> F:
 
 def transfer_options(fn: F) -> F:
     fn = click.option("-j", "--jobs", type=JOBS, default=None,
-                      help="Network requests in flight (env SNAPDIR_JOBS, default 32).")(fn)
+                      help="Objects moved at once: requests in flight to a store, copies for a "
+                      "local one (env SNAPDIR_JOBS, default 32).")(fn)
     fn = click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")(fn)
     fn = click.option("--progress", "progress", is_flag=True,
                       help="Progress lines on stderr even when it is not a terminal.")(fn)
