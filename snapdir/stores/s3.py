@@ -322,6 +322,16 @@ class S3Store:
         except BaseException as exc:
             if counted.failed:
                 raise  # the source's own error: obstore has aborted the upload already
+            if isinstance(exc, Exception) and "<Code>NoSuchUpload</Code>" in str(exc):
+                # another process resumed our upload and completed it (or aborted it)
+                # meanwhile: nothing of ours is left to abort, and aborting the uploads
+                # begun since we started would take that process's own
+                if await self.head(key) == size:
+                    return
+                err = StoreUnavailable(f"the multipart upload of {key} to {self.uri} was "
+                                       "completed or aborted by another process meanwhile",
+                                       key=key)
+                raise err from exc
             # Cancelled (obstore just drops the upload) or failed: abort it ourselves.
             with anyio.move_on_after(15, shield=True):
                 await self._abort_uploads(key, started)

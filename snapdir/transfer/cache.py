@@ -41,24 +41,39 @@ def remove_stale_temps(directory: Path, keep: Container[str] = ()) -> None:
     except OSError:
         return
     for name in names:
-        if name in keep:
+        if name in keep or not left_by_dead(name):
             continue
-        if (m := _TEMP_NAME.match(name)) is None:
-            continue
-        pid = int(m.group(1))
-        if pid == os.getpid():
-            continue
-        try:
-            os.kill(pid, 0)
-            continue  # still running
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            continue  # alive, another user's
         try:
             os.unlink(directory / name)
         except (FileNotFoundError, IsADirectoryError, PermissionError):
             pass
+
+
+def in_use_by_another(name: str) -> bool:
+    """Is ``name`` a temp file of another process that is still running (a concurrent
+    pull or checkout into the same directory, about to rename it into place)?"""
+    pid = _writer(name)
+    if pid is None or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, another user's
+    return True
+
+
+def left_by_dead(name: str) -> bool:
+    """Is ``name`` a temp file whose writer has died (a crash or kill -9)?"""
+    pid = _writer(name)
+    return pid is not None and pid != os.getpid() and not in_use_by_another(name)
+
+
+def _writer(name: str) -> int | None:
+    """The process id in a temp file's name (see ``temp_name``), or None."""
+    m = _TEMP_NAME.match(name)
+    return int(m.group(1)) if m is not None else None
 
 
 def open_cache() -> LocalCache:

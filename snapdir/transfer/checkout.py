@@ -33,7 +33,7 @@ from ..errors import DestinationError, IntegrityError, SnapdirError, check_stop
 from ..fileio import write_all
 from ..hashing import hash_file
 from ..stores.base import HISTORY, MANIFESTS, OBJECTS
-from .cache import TMP_PREFIX, remove_stale_temps, temp_name
+from .cache import TMP_PREFIX, in_use_by_another, remove_stale_temps, temp_name
 
 FICLONE = 0x40049409
 
@@ -489,7 +489,8 @@ def _mirror(dest: Path, manifest: Manifest, stop: threading.Event | None = None)
                 removed += 1
         for name in filenames:
             rel = rel_dir + name
-            if rel not in keep:
+            if rel not in keep and not in_use_by_another(name):
+                # (another pull or checkout into ``dest``, at work: it renames it into place)
                 check_stop(stop)
                 os.unlink(os.path.join(dirpath, name))
                 removed += 1

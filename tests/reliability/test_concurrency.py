@@ -67,3 +67,39 @@ def test_eight_pulls_of_one_id(s3_env, cli: Cli, tmp_path: Path,
     assert ids == {sid}
     if shared_cache:
         assert check_content_addressed(Path(shared.env["SNAPDIR_CACHE_DIR"]) / "store") > 0
+
+
+@pytest.mark.parametrize("verb", ["checkout", "pull"])
+def test_a_delete_mirror_leaves_another_live_processs_temp_files(cli: Cli, tmp_path: Path,
+                                                                 verb: str) -> None:
+    """Two pulls (or checkouts) with --delete into one destination at once: the mirror of
+    the first to finish must not remove the temp files the other is about to rename into
+    place (it failed with 'cannot write ./f there (No such file or directory)'). Those of
+    a dead process go, as before."""
+    src = small_tree(tmp_path / "src", 20, seed=5)
+    store = str(tmp_path / "store")
+    sid = cli("push", "-q", "--store", store, str(src)).out.strip()
+    cli("fetch", "-q", "--store", store, "--id", sid)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        live = dest / f".snapdir-tmp-f0-{other.pid}-0123abcd"
+        gone = dest / f".snapdir-tmp-f0-{dead}-0123abcd"
+        live.write_bytes(b"half of a file")
+        gone.write_bytes(b"half of a file")
+        (dest / "extra").write_bytes(b"not in the snapshot")
+        if verb == "pull":
+            cli("pull", "-q", "--delete", "--store", store, "--id", sid, str(dest))
+        else:
+            cli("checkout", "--delete", "--id", sid, str(dest))
+        assert live.exists()
+        assert not gone.exists()
+        assert not (dest / "extra").exists()
+    finally:
+        other.kill()
+        other.wait()
+    live.unlink()
+    assert cli("id", str(dest)).out.strip() == sid

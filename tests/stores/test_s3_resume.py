@@ -255,3 +255,42 @@ async def test_a_fresh_large_put_asks_one_plain_get_and_makes_no_boto_client(
     assert await anyio.to_thread.run_sync(writer.uploads_of, KEY) is True
     assert await anyio.to_thread.run_sync(writer.uploads_of, KEY + "0") is False
     await st.aclose()
+
+
+async def test_a_put_whose_upload_another_process_resumed_and_completed_succeeds(
+        s3_env: SeaweedFS, proxy: Any) -> None:
+    """Two pushes of one dataset at once: the second resumes the first's upload (it cannot
+    tell it from one left by a crash) and completes it first. The first's next part then
+    gets NoSuchUpload: the object is there, whole, so its put succeeds too, and it aborts
+    nobody's upload (one begun since it started may be a third process's, at work)."""
+    a = make(s3_env, "resume-race")
+    b = S3Store(a.bucket, a.prefix, multipart_threshold=PART, part_size=PART,
+                max_concurrency=2)
+    _made.append(b)
+    full = f"{a.prefix}/{KEY}"
+    data = os.urandom(3 * PART + 5)
+    parts = split(data)
+    asked, go_on = anyio.Event(), anyio.Event()
+
+    async def slow() -> AsyncIterator[bytes]:
+        for n, part in enumerate(parts):
+            if n == 2:  # a's upload has begun, its first two parts are on their way
+                asked.set()
+                await go_on.wait()
+            yield part
+
+    async def first() -> None:
+        await a.put(KEY, slow(), len(data))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(first)
+        with anyio.fail_after(30):
+            await asked.wait()
+        assert len(await uploads_of(s3_env, full)) == 1
+        await b.put(KEY, chunks_of(data), len(data))  # resumes a's upload, completes it
+        other = await start_upload(s3_env, full, {1: parts[0]})  # a third process's
+        go_on.set()
+    assert await a.get_bytes(KEY) == data
+    assert await uploads_of(s3_env, full) == [other]
+    async with client(s3_env) as c:
+        await c.abort_multipart_upload(Bucket=s3_env.bucket, Key=full, UploadId=other)
