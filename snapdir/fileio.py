@@ -86,6 +86,18 @@ def write_all(fd: int, data: Chunk) -> None:
         view.release()
 
 
+def running(pid: int) -> bool:
+    """Whether process ``pid`` is alive (another user's too): the writer named in a
+    temp file's name, still at work, or gone and its temp file a leftover."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, another user's
+    return True
+
+
 def enable_direct(fd: int) -> bool:
     """Switch ``fd`` to writes that bypass the page cache (``O_DIRECT``); False where the
     platform or the filesystem has no such thing (tmpfs, many FUSE filesystems)."""

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import blake3
 
+from .fileio import running
 from .scan import PendingFile
 
 RACY_NS = 2_000_000_000
@@ -122,11 +123,26 @@ class StatCache(NoStatCache):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp.write_bytes(marshal.dumps((_VERSION, fresh)))
             os.replace(tmp, self.path)
+            self._remove_left_temps()
         except OSError as exc:
             with contextlib.suppress(OSError):  # the cache dir may be a file, or unreadable
                 tmp.unlink(missing_ok=True)
             sys.stderr.write(
                 f"snapdir: warning: stat cache not updated in {self.path.parent} ({exc})\n")
+
+
+    def _remove_left_temps(self) -> None:
+        """Remove this index's temp files whose writer died mid-save (kill -9): nothing
+        else ever would, and a large tree's index is tens of MB."""
+        head = f"{self.path.name}."
+        with contextlib.suppress(OSError):
+            for name in os.listdir(self.path.parent):
+                pid, _, rest = name.removeprefix(head).partition(".")
+                if (name.startswith(head) and rest.endswith(".tmp") and pid.isdigit()
+                        and len(pid) <= 7 and int(pid) != os.getpid()
+                        and not running(int(pid))):
+                    with contextlib.suppress(OSError):
+                        os.unlink(self.path.parent / name)
 
 
 def open_stat_cache(cache_dir: Path, root: str, tag: str, enabled: bool = True) -> NoStatCache:

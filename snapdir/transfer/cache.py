@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..core.manifest import Manifest, digest_hex, parse
 from ..errors import IntegrityError
-from ..fileio import write_all
+from ..fileio import running, write_all
 from ..stores.base import manifest_key, object_key
 
 TMP_PREFIX = ".snapdir-tmp-"
@@ -53,15 +53,7 @@ def in_use_by_another(name: str) -> bool:
     """Is ``name`` a temp file of another process that is still running (a concurrent
     pull or checkout into the same directory, about to rename it into place)?"""
     pid = _writer(name)
-    if pid is None or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # alive, another user's
-    return True
+    return pid is not None and pid != os.getpid() and running(pid)
 
 
 def left_by_dead(name: str) -> bool:

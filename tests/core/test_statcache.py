@@ -265,3 +265,28 @@ def test_file_growing_while_hashed_is_file_changed(tmp_path: Path, size: int) ->
         assert "\n" not in ei.value.format_message()
         os.truncate(grow, size)
         del attempt
+
+
+def test_a_save_killed_midway_leaves_no_temp_file_behind(tmp_path: Path,
+                                                         cache_dir: Path) -> None:
+    """A process killed while writing the index (kill -9) leaves its temp file; the next
+    save of that index removes it. A live process's temp file is left alone."""
+    root = tmp_path / "tree"
+    build_tree(root, _files(), DIRS)
+    time.sleep(RACY_S + 0.3)
+    ours(root)
+    (index,) = (cache_dir / "stat").glob("*.idx")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    left = index.with_name(f"{index.name}.{dead}.1795999999000000000.tmp")
+    left.write_bytes(b"\0" * 4096)  # what a save killed mid-write leaves
+    live = index.with_name(f"{index.name}.{os.getpid()}.1795999999000000001.tmp")
+    live.write_bytes(b"being written")
+    other = index.with_name(f"{index.name}.tmp.notes")  # not one of ours
+    other.write_bytes(b"x")
+    write_file(root / "small", b"changed")  # so the next run saves the index
+    time.sleep(RACY_S + 0.3)
+    ours(root)
+    assert not left.exists()
+    assert live.exists()
+    assert other.exists()
