@@ -15,8 +15,11 @@ from .options import directory_argument, emit_json, id_option
 @click.option("--delete", is_flag=True, help="Make DIR an exact mirror: remove what the "
               "snapshot does not have.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="Accepted as by the other transfer "
+              "commands: checkout shows no progress, and writes to stderr only if it fails.")
 @directory_argument
-def checkout_command(snapshot_id: str, delete: bool, as_json: bool, directory: str) -> None:
+def checkout_command(snapshot_id: str, delete: bool, as_json: bool, quiet: bool,
+                     directory: str) -> None:
     """Materialise snapshot ID from the local cache into DIRECTORY."""
     from ..api import acheckout
 

@@ -227,7 +227,8 @@ def test_fetch_then_checkout_and_stage(cli: Cli, tmp_path: Path) -> None:
     third = cli.machine("third")
     staged = third("stage", str(src)).out.strip()
     assert staged == sid
-    third("checkout", "--id", sid, str(tmp_path / "co2"))
+    r = third("checkout", "-q", "--id", sid, str(tmp_path / "co2"))  # -q as elsewhere
+    assert (r.out, r.err) == ("", "")
     assert third("id", str(tmp_path / "co2")).out.strip() == sid
 
 
