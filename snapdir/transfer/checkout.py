@@ -381,6 +381,7 @@ def checkout_manifest(
     placed: set[str] | None = None,
     kept: set[str] | None = None,
     verify_sources: bool = False,
+    refetch: Callable[[], str] = lambda: "snapdir fetch",
     prepared: list[tuple[Path, int]] | None = None,
     stop: threading.Event | None = None,
 ) -> CheckoutResult:
@@ -389,7 +390,8 @@ def checkout_manifest(
     ``placed``: manifest paths already written and verified by the caller (pull);
     ``kept``: paths the caller found already matching (mode fixed), left alone.
     ``verify_sources``: hash each source object (once) before its bytes are placed, and
-    fail naming it if it does not hold its digest (objects from the local cache).
+    fail naming it if it does not hold its digest (objects from the local cache), with
+    ``refetch()``, the command that gets it again, as the advice.
     ``prepared``: what the caller's own ``prepare_dirs`` on ``dest`` returned (its checks
     and store guard run, the directories made): not done a second time.
     ``stop``: once set, ``Stopped`` is raised before the next file (see ``run_interruptible``);
@@ -434,7 +436,7 @@ def checkout_manifest(
                         gone = "" if os.path.lexists(src) else " and was removed"
                         raise IntegrityError(
                             f"object {e.checksum} (for {e.path[2:]}) in the local cache is "
-                            f"{problem}{gone}; run `snapdir fetch` again to restore it",
+                            f"{problem}{gone}; run `{refetch()}` again to restore it",
                             key=e.checksum, expected=e.checksum)
                     verified.add(e.checksum)
                 tmp = temp_name(target)

@@ -104,7 +104,8 @@ async def checkout(snapshot_id: str, dest: str | Path, *, delete: bool = False,
                                  "DIR (pull keeps no second copy in the cache unless the "
                                  "filesystem has reflinks)")
         return checkout_manifest(manifest, Path(dest), cache.object_path, delete=delete,
-                                 hasher=hasher, verify_sources=True, stop=stop)
+                                 hasher=hasher, verify_sources=True, stop=stop,
+                                 refetch=lambda: f"snapdir fetch {_store_flag(sid)} --id {sid}")
 
     return await run_interruptible(run)
 

@@ -606,6 +606,9 @@ def test_a_corrupt_object_in_the_local_cache_never_reaches_the_destination(
     assert "victim.bin" in r.err
     assert "is corrupt" in r.err
     assert "Traceback" not in r.err
+    # the advice names the store it came from (a bare `fetch` goes to the default store)
+    assert f"run `snapdir fetch --store file://{store} --id {sid}` again to restore it" \
+        in r.err, r.err
     for rel in ("victim.bin", "copy/victim.bin"):
         p = tmp_path / "co" / rel
         assert not p.exists() or p.read_bytes() == payload
