@@ -326,12 +326,8 @@ class S3Store:
                 # another process resumed our upload and completed it (or aborted it)
                 # meanwhile: nothing of ours is left to abort, and aborting the uploads
                 # begun since we started would take that process's own
-                if await self.head(key) == size:
-                    return
-                err = StoreUnavailable(f"the multipart upload of {key} to {self.uri} was "
-                                       "completed or aborted by another process meanwhile",
-                                       key=key)
-                raise err from exc
+                await self._taken_over(key, size, exc)
+                return
             # Cancelled (obstore just drops the upload) or failed: abort it ourselves.
             with anyio.move_on_after(15, shield=True):
                 await self._abort_uploads(key, started)
@@ -453,13 +449,19 @@ class S3Store:
                 raise  # cancelled: the upload stays, for the next attempt to resume
             if _code(exc) == "NoSuchUpload":
                 # another process completed (or aborted) it meanwhile
-                if await self.head(key) == size:
-                    return
-                err = StoreUnavailable(f"the multipart upload of {key} to {self.uri} was "
-                                       "completed or aborted by another process meanwhile",
-                                       key=key)
-                raise err from exc
+                await self._taken_over(key, size, exc)
+                return
             raise self._error(boto_error(exc), key) from exc
+
+    async def _taken_over(self, key: str, size: int, exc: Exception) -> None:
+        """After S3 said our multipart upload of ``key`` no longer exists: another process
+        completed (or aborted) it meanwhile. Done if the object is there whole; else an
+        error that is retried."""
+        if await self.head(key) == size:
+            return
+        err = StoreUnavailable(f"the multipart upload of {key} to {self.uri} was "
+                               "completed or aborted by another process meanwhile", key=key)
+        raise err from exc
 
     async def _abort_uploads(self, key: str, since: datetime) -> None:
         """Abort multipart uploads of ``key`` begun since ``since`` (best effort)."""
@@ -503,15 +505,15 @@ class S3Store:
         except Exception as exc:
             raise self._error(exc, prefix) from exc
         if not listed and not self._probed:
-            await self._probe(prefix)
+            await self._probe(prefix, base)
 
-    async def _probe(self, prefix: str) -> None:
+    async def _probe(self, prefix: str, base: str | None) -> None:
         """After an empty listing: ask for a key that does not exist. A web server or
         proxy answering every request with 200 and a page of its own parses as an empty
         listing; S3 answers this with 404 (or 403), never with an object without an ETag.
         Any other failure is left to the requests that follow."""
         self._probed = True
-        key = f"{prefix.rsplit('/', 1)[0]}/.snapdir-probe" if "/" in prefix else ".snapdir-probe"
+        key = f"{base}/.snapdir-probe" if base else ".snapdir-probe"
         try:
             meta = await obstore.head_async(await self._ob(), key)
         except Exception:  # noqa: BLE001 - 404, 403, unreachable: for what follows to say

@@ -59,7 +59,7 @@ def in_use_by_another(name: str) -> bool:
 def left_by_dead(name: str) -> bool:
     """Is ``name`` a temp file whose writer has died (a crash or kill -9)?"""
     pid = _writer(name)
-    return pid is not None and pid != os.getpid() and not in_use_by_another(name)
+    return pid is not None and pid != os.getpid() and not running(pid)
 
 
 def _writer(name: str) -> int | None:
