@@ -200,13 +200,21 @@ def endpoint_problem(value: str, where: str) -> str | None:
     needs a URL with its scheme: ``127.0.0.1:9000`` alone made it panic."""
     from urllib.parse import urlsplit
 
+    bad_port = False
     try:
         url = urlsplit(value)
-        url.port  # noqa: B018 - raises on a port that is not a number
-    except ValueError:
+    except ValueError:  # an unclosed [ of an IPv6 address
         url = None
+    try:
+        if url is not None:
+            url.port  # noqa: B018 - raises on a port that is not a number in 0-65535
+    except ValueError:
+        bad_port = True
+    shown = shown_endpoint(value)
+    if bad_port:
+        return (f"the S3 endpoint {shown!r} ({where}) has a port that is not a number "
+                "from 1 to 65535; correct it, e.g. http://127.0.0.1:9000")
     if url is None or url.scheme.lower() not in ("http", "https") or not url.hostname:
-        shown = shown_endpoint(value)
         return (f"the S3 endpoint {shown!r} ({where}) is not an http:// or https:// URL; "
                 "write it in full, e.g. http://127.0.0.1:9000")
     return None

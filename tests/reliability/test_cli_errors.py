@@ -337,6 +337,16 @@ def test_an_endpoint_that_is_not_a_url(cli: Cli, tmp_path: Path, endpoint: str) 
     assert cli("defaults", check=False).rc == 2  # shown as INVALID there too
 
 
+@pytest.mark.parametrize("endpoint", ["http://127.0.0.1:99999", "http://127.0.0.1:port"])
+def test_an_endpoint_with_a_bad_port_says_so(cli: Cli, tmp_path: Path, endpoint: str) -> None:
+    """``http://127.0.0.1:99999`` was called 'not an http:// or https:// URL', which it is."""
+    cli.env.update(AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="k", AWS_SECRET_ACCESS_KEY="s")
+    src = make_tree(tmp_path / "src", {"a.txt": b"a"})
+    r = cli("push", "-q", "--store", "s3://bkt/p", str(src), check=False)
+    one_line_error(r, code=2, needle="port")
+    assert "not an http://" not in r.err
+
+
 @pytest.mark.s3
 def test_an_upper_case_endpoint_scheme_works(s3_env, cli: Cli, tmp_path: Path) -> None:
     src = make_tree(tmp_path / "src", {"a.txt": b"a"})
