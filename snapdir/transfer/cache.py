@@ -32,16 +32,35 @@ def temp_name(final: Path) -> Path:
     return final.with_name(f"{TMP_PREFIX}{final.name[:16]}-{os.getpid()}-{secrets.token_hex(4)}")
 
 
-def remove_stale_temps(directory: Path, keep: Container[str] = ()) -> None:
+#: on a large object's temp file: ``DIGEST BYTES``, its first BYTES are in and hashed; a
+#: later download of DIGEST into the same directory takes the file over from there
+RESUME_ATTR = "user.snapdir.resume"
+
+
+def partial_of(path: Path | str) -> tuple[str, int] | None:
+    """(digest, bytes in) of a large object's partial download at ``path``, or None."""
+    try:
+        digest, _, done = os.getxattr(path, RESUME_ATTR, follow_symlinks=False).partition(b" ")
+        return digest.decode("ascii"), int(done)
+    except (OSError, ValueError):
+        return None
+
+
+def remove_stale_temps(directory: Path, keep: Container[str] = (),
+                       resumable: Container[str] = ()) -> None:
     """Remove ``.snapdir-tmp-*`` files left in ``directory`` by a process that died (a
     crash or kill -9); those of live processes (a concurrent checkout) are left alone, and
-    so are the names in ``keep`` (a snapshot's own files may be named like that)."""
+    so are the names in ``keep`` (a snapshot's own files may be named like that) and the
+    partial downloads of the objects in ``resumable`` (the download about to start takes
+    them over)."""
     try:
         names = [n for n in os.listdir(directory) if n.startswith(TMP_PREFIX)]
     except OSError:
         return
     for name in names:
         if name in keep or not left_by_dead(name):
+            continue
+        if resumable and (part := partial_of(directory / name)) and part[0] in resumable:
             continue
         try:
             os.unlink(directory / name)
@@ -91,9 +110,11 @@ class LocalCache:
     def manifest_path(self, snapshot_id: str) -> Path:
         return self.root / manifest_key(snapshot_id)
 
-    def clean_temps(self, digest: str) -> None:
-        """Remove what a killed process left while writing ``digest`` (its temp files)."""
-        remove_stale_temps(self.object_path(digest).parent)
+    def clean_temps(self, digest: str, resume: bool = True) -> None:
+        """Remove what a killed process left while writing ``digest`` (its temp files),
+        but for its partial download if ``resume`` (a fetch into the cache takes it over)."""
+        remove_stale_temps(self.object_path(digest).parent,
+                           resumable={digest} if resume else ())
 
     def usable(self, digest: str, size: int | None) -> bool:
         """Is ``digest`` cached as a regular file of ``size`` bytes (any size if None: see

@@ -279,12 +279,20 @@ def _ensure_dir(path: Path, delete: bool) -> None:
                            "--delete")
 
 
+#: files at least this large may have a partial download to resume (a ranged download:
+#: ``TransferConfig.multipart_threshold``, 64 MiB by default)
+RESUMABLE_SIZE = 1024 * 1024
+
+
 def prepare_dirs(manifest: Manifest, dest: Path, delete: bool,
                  stores: Sequence[Path] = (), *,
-                 stop: threading.Event | None = None) -> list[tuple[Path, int]]:
+                 stop: threading.Event | None = None,
+                 resume: bool = False) -> list[tuple[Path, int]]:
     """Make every directory of ``manifest`` a real directory under ``dest``; with
     ``delete``, first refuse a mirror that would delete a store (``guard_stores``). Failed
-    or stopped, the directories made so far get their modes back."""
+    or stopped, the directories made so far get their modes back. With ``resume`` (a pull
+    is about to download), a dead process's partial download of a large object of the
+    snapshot is left where it is, for the download of that object to take over."""
     tops = {e.path[2:].rstrip("/") for e in manifest.dirs()}
     check_destination(dest, delete, stores, own=[m for m in STORE_MARKERS if m in tops])
     if delete:
@@ -292,10 +300,14 @@ def prepare_dirs(manifest: Manifest, dest: Path, delete: bool,
     dest.mkdir(parents=True, exist_ok=True)
     # a snapshot's own files named like our temps (rare) are not a dead process's leftovers
     own_temps: dict[str, set[str]] = {}
+    #: directory -> its large files' objects (only large objects come in resumable ranges)
+    large: dict[str, set[str]] = {}
     for e in manifest.files():
         parent, _, name = e.path[2:].rpartition("/")
         if name.startswith(TMP_PREFIX):
             own_temps.setdefault(parent, set()).add(name)
+        if resume and (e.object_size is None or e.size >= RESUMABLE_SIZE):
+            large.setdefault(parent, set()).add(e.checksum)
     dirs: list[tuple[Path, int]] = []
     try:
         for e in manifest.dirs():
@@ -303,7 +315,8 @@ def prepare_dirs(manifest: Manifest, dest: Path, delete: bool,
             rel = e.path[2:]
             target = dest / rel if rel else dest
             _ensure_dir(target, delete)
-            remove_stale_temps(target, own_temps.get(rel.rstrip("/"), ()))
+            remove_stale_temps(target, own_temps.get(rel.rstrip("/"), ()),
+                               large.get(rel.rstrip("/"), ()))
             dirs.append((target, e.mode))
     except BaseException:
         apply_dir_modes(dirs, best_effort=True)

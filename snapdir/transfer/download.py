@@ -27,7 +27,7 @@ from ..fileio import DIRECT_ALIGN, enable_direct, pwrite_all, pwrite_direct, wri
 from ..hashing import hash_range, threaded_blake3
 from ..stores.base import Chunk, Store, WritesRanges, object_key
 from .batch import Batcher
-from .cache import temp_name
+from .cache import RESUME_ATTR, TMP_PREFIX, left_by_dead, partial_of, temp_name
 from .config import TransferConfig
 from .pool import first_error
 from .threads import run_stoppable, run_sync
@@ -67,6 +67,33 @@ def write_small(tmp: Path, final: Path, chunks: list[Chunk], digest: str,
     return actual
 
 
+def adopt_partial(final: Path, digest: str, size: int, tmp: Path) -> int:
+    """Take over a partial download of ``digest`` that a process which died (kill -9, a
+    lost node) or was stopped left next to ``final``: it is renamed to ``tmp``; returns how
+    many of its first bytes are in (0: none to take over). Its bytes are hashed again
+    with the rest, so a wrong one fails the download as ever. Other partial downloads
+    of ``digest`` there are removed."""
+    try:
+        names = [n for n in os.listdir(final.parent) if n.startswith(TMP_PREFIX)]
+    except OSError:
+        return 0
+    done = 0
+    for name in names:
+        path = final.parent / name
+        part = partial_of(path)
+        if part is None or part[0] != digest or not left_by_dead(name):
+            continue
+        try:
+            if done == 0 and 0 < part[1] <= min(size, os.lstat(path).st_size):
+                os.rename(path, tmp)  # atomic: of two processes, one takes it over
+                done = part[1]
+            else:
+                os.unlink(path)
+        except OSError:  # taken over (or removed) by another process meanwhile
+            continue
+    return done
+
+
 def _open_write(path: Path) -> BinaryIO:
     return open(path, "wb", buffering=0)  # written through fileio.write_all
 
@@ -93,6 +120,7 @@ async def download_object(store: Store, digest: str, final: Path, hasher: Hasher
     key = object_key(digest)
     label = label or key
     tmp = temp_name(final)
+    resumable = [False]  # the temp file is a partial download the next one can take over
 
     async def place_small(chunks: list[Chunk]) -> None:
         """Verify bytes held in memory and write them into place (batched if we can)."""
@@ -119,8 +147,10 @@ async def download_object(store: Store, digest: str, final: Path, hasher: Hasher
                 pool = buffers or RangeBuffers(config.range_size, config.range_window)
                 try:
                     async with large or anyio.CapacityLimiter(1):
+                        resume = await run_sync(adopt_partial, final, digest, size, tmp)
                         actual = await _ranged(store, key, tmp, final, size, config,
-                                               hasher, pool, on_bytes)
+                                               hasher, pool, on_bytes, resume=resume,
+                                               digest=digest, resumable=resumable)
                 finally:
                     if own:
                         pool.close()
@@ -165,8 +195,12 @@ async def download_object(store: Store, digest: str, final: Path, hasher: Hasher
                 fh.close()
         os.replace(tmp, final)
         return held
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except BaseException as exc:
+        # stopped (Ctrl-C, SIGTERM, another object's failure): a large object's bytes in
+        # so far stay for the next download to take over; anything else goes
+        if not (resumable[0] and isinstance(exc, (anyio.get_cancelled_exc_class(),
+                                                  KeyboardInterrupt, SystemExit))):
+            tmp.unlink(missing_ok=True)
         raise
 
 
@@ -217,7 +251,8 @@ class RangeBuffers:
 
 async def _ranged(store: Store, key: str, tmp: Path, final: Path, size: int,
                   config: TransferConfig, hasher: Hasher, buffers: RangeBuffers,
-                  on_bytes: Callable[[int], None] | None = None) -> str:
+                  on_bytes: Callable[[int], None] | None = None, *, resume: int = 0,
+                  digest: str = "", resumable: list[bool] | None = None) -> str:
     """Parallel ranged GETs into ``tmp``; returns the digest of the bytes received.
 
     From a store that writes ranges itself (S3, through the page cache), each range is
@@ -227,11 +262,24 @@ async def _ranged(store: Store, key: str, tmp: Path, final: Path, size: int,
     from it. Ranges take their slot (and buffer) in file order and give it back once
     hashed: a slow range holds up at most ``range_window`` behind it. A retried range
     resumes where its last attempt stopped.
+
+    ``resume``: the first bytes of ``tmp`` are a partial download taken over (hashed
+    first, then the ranges after them come). As the hashed part grows, ``tmp`` records it
+    with ``digest`` (``cache.RESUME_ATTR``) and ``resumable[0]`` becomes True: if the
+    download stops, the next one takes over from there.
     """
     final.parent.mkdir(parents=True, exist_ok=True)
     part = buffers.size
-    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    trunc = 0 if resume else os.O_TRUNC
+    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | trunc | os.O_CLOEXEC, 0o644)
     try:
+        h = threaded_blake3(hasher)
+        if resume and await run_sync(hash_range, fd, 0, resume, h) != resume:
+            # shorter than it said (unreachable: its size was checked): start afresh
+            h, resume = threaded_blake3(hasher), 0
+            os.ftruncate(fd, 0)
+        if resume and on_bytes is not None:
+            on_bytes(resume)
         direct = config.direct_io and enable_direct(fd)
         # Through the page cache, a store that can (S3) writes each range into the file
         # itself as it arrives, and the range is hashed from the page cache; other stores'
@@ -242,14 +290,14 @@ async def _ranged(store: Store, key: str, tmp: Path, final: Path, size: int,
         sockets = ranged is not None and await ranged.range_writer() is not None
         if sockets:
             os.ftruncate(fd, size)  # ranges land anywhere; hash_range maps what is there
-        h = threaded_blake3(hasher)
+        record = resumable is not None and bool(digest)
         #: one write into the file at a time, whichever range it is from (see ``fileio``)
         write_lock = threading.Lock()
         #: range start -> (its buffer or None, bytes of it received so far, the chunks
         #: themselves when they are kept instead of copied)
         held: dict[int, tuple[mmap.mmap | None, list[int], list[Chunk]]] = {}
         done: set[int] = set()
-        hashed = 0
+        hashed = resume
         hashing = anyio.Lock()
 
         def arrived(n: int) -> None:
@@ -323,7 +371,7 @@ async def _ranged(store: Store, key: str, tmp: Path, final: Path, size: int,
                 h.update(view[:length])
 
         async def advance() -> None:
-            nonlocal hashed
+            nonlocal hashed, record
             async with hashing:
                 while hashed in done:
                     buf, got, kept = held.pop(hashed)
@@ -332,6 +380,12 @@ async def _ranged(store: Store, key: str, tmp: Path, final: Path, size: int,
                     finally:
                         buffers.give(buf)
                     hashed += got[0]
+                    if record and resumable is not None:
+                        try:
+                            os.setxattr(fd, RESUME_ATTR, f"{digest} {hashed}".encode())
+                            resumable[0] = True
+                        except OSError:  # no user attributes here: nothing to resume
+                            record = False
 
         limiter = anyio.CapacityLimiter(config.part_concurrency)
 
@@ -344,7 +398,7 @@ async def _ranged(store: Store, key: str, tmp: Path, final: Path, size: int,
 
         try:
             async with anyio.create_task_group() as tg:
-                for start in range(0, size, part):
+                for start in range(resume, size, part):
                     # in file order: the range the hash waits for always has its buffer
                     held[start] = (await buffers.take(copy), [0], [])
                     tg.start_soon(one, start, min(size, start + part))

@@ -159,7 +159,7 @@ async def pull(snapshot_id: str, store: Store, dest: str | Path, *,
         manifest = select(manifest, include)
     hasher = Hasher("b3sum", settings.manifest_context())
     dirs = await run_interruptible(lambda stop: prepare_dirs(
-        manifest, target, delete, local, stop=stop))
+        manifest, target, delete, local, stop=stop, resume=True))
     # Memory per file matters at millions of files: the first entry of each object (shared
     # with the manifest) and two sets of paths; no per-file Path objects, no work list.
     first: dict[str, Entry] = {}
@@ -190,7 +190,9 @@ async def pull(snapshot_id: str, store: Store, dest: str | Path, *,
                 from_cache.add(d)  # re-hashed just now: checkout copies it
             else:
                 if not no_cache:
-                    cache.clean_temps(d)  # a killed pull's partial copy into the cache
+                    # a killed pull's partial copy into the cache (this pull downloads
+                    # into the destination: a partial download there is the one it resumes)
+                    cache.clean_temps(d, resume=False)
                 if os.path.isdir(final) and not os.path.islink(final):
                     if not delete:
                         raise DestinationError(f"{final}: is a directory where the snapshot "

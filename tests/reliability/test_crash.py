@@ -376,6 +376,60 @@ def test_sigterm_during_a_pull_is_one_line_and_leaves_no_partial_file(
         assert f.name.startswith(".snapdir-tmp-") or f.read_bytes() == want[f.name]
 
 
+def _partial_download(root: Path) -> int:
+    """Bytes in (and hashed) of the largest partial download of a large object under
+    ``root`` (0: none yet)."""
+    from snapdir.transfer.cache import partial_of
+
+    best = 0
+    for p in root.rglob(".snapdir-tmp-*") if root.exists() else ():
+        got = partial_of(p)
+        best = max(best, got[1] if got else 0)
+    return best
+
+
+@pytest.mark.s3
+@pytest.mark.parametrize(("verb", "sig"), [("pull", signal.SIGKILL), ("pull", signal.SIGTERM),
+                                           ("fetch", signal.SIGKILL)])
+def test_a_large_object_is_resumed_where_a_stopped_pull_left_it(
+        s3_env, cli: Cli, tmp_path: Path, verb: str, sig: int) -> None:
+    """A pull (or fetch) killed -9 or stopped part-way through a large object: the next
+    run downloads only the ranges that were not in yet, and the result is verified."""
+    src = tmp_path / "src"
+    size = 160 * 1024 * 1024
+    big_file(src / "model.bin", size, seed=77)
+    uri = s3_env.unique_uri(f"resume-{verb}-{sig}")
+    sid = cli("push", "-q", "--store", uri, str(src)).out.strip()
+    digest = digest_hex((src / "model.bin").read_bytes())
+    m = cli.machine("node")
+    dest = tmp_path / "dest"
+    args = ([verb, "-q", "--store", uri, "--id", sid]
+            + ([str(dest)] if verb == "pull" else []))
+    where = dest if verb == "pull" else cache_root(m)
+    ranges = -(-size // (16 * 1024 * 1024))
+    with FaultProxy(s3_env.endpoint, rate=0.0) as counter:
+        m.env["AWS_ENDPOINT_URL"] = counter.endpoint
+        rc, _, err, _ = _signal_when(
+            _sigint_ignored([sys.executable, "-m", "snapdir", *args]), m.env,
+            lambda: _partial_download(where) >= 48 * 1024 * 1024, sig)
+        assert rc == -signal.SIGKILL if sig == signal.SIGKILL else rc == 143, err
+        assert not (dest / "model.bin").exists()
+        assert _partial_download(where) >= 48 * 1024 * 1024
+        seen = -1
+        while seen != counter.requests:  # requests the killed process sent, still coming in
+            seen = counter.requests
+            time.sleep(0.3)
+        counter.log.clear()
+        m(*args)
+        gets = [t for method, t in counter.log
+                if method == "GET" and object_key(digest) in t]
+    assert 0 < len(gets) <= ranges - 3, f"{len(gets)} ranged GETs of {ranges} again"
+    if verb == "fetch":
+        m("checkout", "--id", sid, str(dest))
+    assert cli("id", str(dest)).out.strip() == sid
+    assert list(where.rglob(".snapdir-tmp-*")) == []
+
+
 def test_ctrl_c_before_the_event_loop_is_one_line(cli: Cli, tmp_path: Path) -> None:
     """Ctrl-C while a command is still being set up (click parsing, imports), before the
     event loop takes SIGINT over: the same single line, no blank line first (click answers

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -233,3 +234,140 @@ async def test_progress_counts_a_large_object_as_its_ranges_arrive(tmp_path: Pat
     assert len(partial) >= 4  # range by range
     assert all(0 < b for b in partial)
     assert seen[-1] == (1, len(data))  # exactly once in the end
+
+
+def _dead_pid() -> int:
+    """The process id of a process that has exited (and been reaped)."""
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def _as_left_by_a_dead_process(directory: Path) -> Path:
+    """The one temp file in ``directory``, renamed as if its writer had since exited."""
+    (tmp,) = [p for p in directory.iterdir() if p.name.startswith(".snapdir-tmp-")]
+    head, _pid, tail = tmp.name.rsplit("-", 2)
+    dead = tmp.with_name(f"{head}-{_dead_pid()}-{tail}")
+    tmp.rename(dead)
+    return dead
+
+
+class GatedStore(MemoryStore):
+    """Ranges from ``gate`` on wait until ``open`` is set (a download stopped part-way)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = 0
+        self.open = anyio.Event()
+        self.ranges: list[int] = []
+
+    async def get(self, key: str, start: int = 0, end: int | None = None
+                  ) -> AsyncIterator[bytes]:
+        self.ranges.append(start)
+        if start >= self.gate:
+            await self.open.wait()
+        async for chunk in super().get(key, start, end):
+            yield chunk
+
+
+async def _stopped_part_way(tmp_path: Path, data: bytes, part: int, gate: int
+                            ) -> tuple[GatedStore, Path, TransferConfig]:
+    """Start downloading ``data``, stop the download (as Ctrl-C does) once the ranges
+    before ``gate`` are in."""
+    from snapdir.transfer.cache import partial_of
+
+    digest = blake3.blake3(data).hexdigest()
+    store = GatedStore()
+    store.gate = gate
+    await store.put_bytes(object_key(digest), data)
+    cfg = TransferConfig(multipart_threshold=6 * MiB, range_size=part, part_concurrency=8,
+                         range_window=8)
+    final = tmp_path / "d" / "big.bin"
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(partial(download_object, store, digest, final, Hasher(), cfg,
+                                  size_hint=len(data)))
+            with anyio.fail_after(10):
+                while True:
+                    await anyio.sleep(0.01)
+                    temps = list(final.parent.glob(".snapdir-tmp-*"))
+                    if temps and (p := partial_of(temps[0])) and p[1] >= gate:
+                        break
+            scope.cancel()
+    assert not final.exists()
+    return store, final, cfg
+
+
+async def test_a_stopped_large_download_is_taken_over_where_it_stopped(tmp_path: Path
+                                                                       ) -> None:
+    """A pull stopped (or killed) in the middle of a large object: the next one downloads
+    only the ranges that were not in, and the bytes are verified whole as ever."""
+    from snapdir.transfer.cache import partial_of
+
+    part = 5 * MiB
+    data = os.urandom(31 * MiB + 11)
+    digest = blake3.blake3(data).hexdigest()
+    _, final, cfg = await _stopped_part_way(tmp_path, data, part, gate=3 * part)
+    left = _as_left_by_a_dead_process(final.parent)
+    assert partial_of(left) == (digest, 3 * part)
+
+    again = GatedStore()
+    again.open.set()
+    await again.put_bytes(object_key(digest), data)
+    seen: list[int] = []
+    size = await download_object(again, digest, final, Hasher(), cfg, size_hint=len(data),
+                                 on_bytes=seen.append)
+    assert size == len(data)
+    assert final.read_bytes() == data
+    assert sorted(again.ranges) == list(range(3 * part, len(data), part))  # the rest only
+    assert sum(seen) == len(data)  # progress counts the bytes taken over
+    assert os.listdir(final.parent) == ["big.bin"]
+
+
+async def test_a_taken_over_partial_download_with_a_wrong_byte_is_refused(tmp_path: Path
+                                                                          ) -> None:
+    """The bytes taken over are hashed again: one flipped on disk since fails the object
+    (not a corrupt file under its real name), and the download after starts afresh."""
+    part = 5 * MiB
+    data = os.urandom(26 * MiB)
+    digest = blake3.blake3(data).hexdigest()
+    _, final, cfg = await _stopped_part_way(tmp_path, data, part, gate=2 * part)
+    left = _as_left_by_a_dead_process(final.parent)
+    fd = os.open(left, os.O_RDWR)
+    try:
+        os.pwrite(fd, bytes([os.pread(fd, 1, part + 7)[0] ^ 1]), part + 7)
+    finally:
+        os.close(fd)
+
+    again = GatedStore()
+    again.open.set()
+    await again.put_bytes(object_key(digest), data)
+    with pytest.raises(IntegrityError, match=digest):
+        await download_object(again, digest, final, Hasher(), cfg, size_hint=len(data))
+    assert os.listdir(final.parent) == []  # the bad partial is gone with the attempt
+    again.ranges.clear()
+    await download_object(again, digest, final, Hasher(), cfg, size_hint=len(data))
+    assert final.read_bytes() == data
+    assert sorted(again.ranges) == list(range(0, len(data), part))
+
+
+async def test_a_partial_download_of_a_live_process_is_left_alone(tmp_path: Path) -> None:
+    """Another process still downloading the same object keeps its file: this one
+    downloads the object itself."""
+    part = 5 * MiB
+    data = os.urandom(21 * MiB)
+    digest = blake3.blake3(data).hexdigest()
+    _, final, cfg = await _stopped_part_way(tmp_path, data, part, gate=2 * part)
+    (live,) = final.parent.iterdir()  # named with this process's own (live) id
+    other = live.with_name(live.name.replace(f"-{os.getpid()}-", "-1-"))  # pid 1: init
+    live.rename(other)
+    again = GatedStore()
+    again.open.set()
+    await again.put_bytes(object_key(digest), data)
+    await download_object(again, digest, final, Hasher(), cfg, size_hint=len(data))
+    assert final.read_bytes() == data
+    assert sorted(again.ranges) == list(range(0, len(data), part))
+    assert other.exists()
