@@ -156,18 +156,18 @@ class PendingFile:
     ctime_ns: int
 
 
-def _check_name(name: str, where: str) -> None:
+def _check_name(name: str, where: str, advice: str = "rename it or --exclude it") -> None:
     if "\n" in name:
         raise UnsupportedName(
-            f"{where!r}: a name holding a newline cannot be written in a manifest; rename it "
-            "or --exclude it", where)
+            f"{where!r}: a name holding a newline cannot be written in a manifest; {advice}",
+            where)
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
         shown = where.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
         raise UnsupportedName(
             f"{shown!r}: the name is not valid UTF-8 and cannot be written in a manifest; "
-            "rename it or --exclude it", shown) from None
+            f"{advice}", shown) from None
 
 
 def walk(
@@ -192,6 +192,9 @@ def walk(
     if not stat.S_ISDIR(target.st_mode):
         raise SourceError(f"{root}: not a directory; give a directory to snapshot", root)
     prefix = abs_root.rstrip("/") + "/" if absolute_paths else "./"
+    if absolute_paths and ("\n" in prefix or not prefix.isascii()):
+        # every manifest path starts with it: no --exclude helps
+        _check_name(prefix, prefix, "rename it or leave out --absolute")
     top = DirNode(prefix, stat.S_IMODE(st.st_mode), [], [])
     pending: list[PendingFile] = []
     # stack of (fs path, manifest path, node, ancestors' (dev, ino))

@@ -468,6 +468,19 @@ def test_non_utf8_name_is_refused(tmp_path: Path, where: str) -> None:
         ours(root, follow=False)
 
 
+@pytest.mark.parametrize("name", ["new\nline", "caf\udce9-latin1"], ids=["newline", "non-utf8"])
+def test_absolute_root_that_cannot_be_written_is_refused(tmp_path: Path, name: str) -> None:
+    """With --absolute every path starts with the root's: a root holding a newline or
+    bytes that are not UTF-8 is refused (1.x wrote a manifest it could not read back)."""
+    root = tmp_path / name
+    make_dir(root, 0o755)
+    write_file(root / "f", b"f")
+    assert ours(root).startswith("D 755 ")  # relative paths never show the root's name
+    with pytest.raises(UnsupportedName) as ei:
+        ours(root, absolute=True)
+    assert "--absolute" in _one_line(ei.value)
+
+
 @pytest.mark.timeout(20)
 @pytest.mark.parametrize(("link", "target"), [
     ("self", "."),
