@@ -14,32 +14,122 @@ import re
 import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from .core.manifest import DirNode
-from .errors import SourceError, SymlinkCycle, UnsupportedName
+from .errors import SourceError, SymlinkCycle, UnsupportedName, UsageError
 
 _POSIX_CLASSES = {
     "alnum": "a-zA-Z0-9", "alpha": "a-zA-Z", "digit": "0-9", "lower": "a-z", "upper": "A-Z",
     "space": r" \t\r\n\v\f", "xdigit": "0-9A-Fa-f", "punct": r"!-/:-@\[-`{-~", "blank": r" \t",
-    "word": r"\w", "cntrl": r"\x00-\x1f\x7f", "print": r"\x20-\x7e", "graph": r"\x21-\x7e",
+    "word": "0-9A-Za-z_", "ascii": r"\x00-\x7f", "cntrl": r"\x00-\x1f\x7f", "print": r"\x20-\x7e",
+    "graph": r"\x21-\x7e",
 }
 
 
-def compile_excludes(patterns: Sequence[str]) -> re.Pattern[str] | None:
-    """Compile extended regexes (POSIX bracket classes such as [[:digit:]] accepted)."""
+class Excludes(Protocol):
+    """What the walk asks of ``--exclude``: a search in an entry's absolute path."""
+
+    def search(self, string: str, /) -> object: ...
+
+
+class _AnyOf:
+    """Several ``--exclude`` patterns, each compiled on its own: joined into one
+    alternation, a pattern's leading inline flags (``(?i)``) would no longer lead."""
+
+    __slots__ = ("_patterns",)
+
+    def __init__(self, patterns: list[re.Pattern[str]]) -> None:
+        self._patterns = patterns
+
+    def search(self, string: str, /) -> re.Match[str] | None:
+        for p in self._patterns:
+            if m := p.search(string):
+                return m
+        return None
+
+
+def _refuse(pattern: str, why: str) -> UsageError:
+    return UsageError(f"--exclude {pattern!r} {why}")
+
+
+def _to_python(p: str) -> str:
+    """Rust-regex syntax (what snapdir 1.x takes) to Python's ``re`` where they differ.
+
+    POSIX classes (``[[:digit:]]``, ``[[:^digit:]]``) are expanded only inside a bracket
+    expression (``[:digit:]`` alone is the set of ``:digit`` in both dialects); ``\\<``,
+    ``\\>`` and ``\\z`` become their Python spellings. Nested classes and set operations
+    (``&&``, ``--``, ``~~``) are refused by the caller (Python reads them differently).
+    """
+    out: list[str] = []
+    i, n = 0, len(p)
+    in_class = False
+    while i < n:
+        c = p[i]
+        if c == "\\" and i + 1 < n:
+            nxt = p[i + 1]
+            if not in_class and nxt in "<>z":
+                out.append({"<": r"\b(?=\w)", ">": r"\b(?<=\w)", "z": r"\Z"}[nxt])
+            else:
+                out.append(p[i:i + 2])
+            i += 2
+            continue
+        if not in_class:
+            if c == "[":
+                in_class = True
+                j = i + 1 + (p[i + 1:i + 2] == "^")
+                if p[j:j + 1] == "]":  # a leading ']' is a member
+                    j += 1
+                if m := re.match(r"\[:\^(\w+):\]\]", p[j:]):
+                    # [[:^name:]] alone: the negated class
+                    if j == i + 1 and m.group(1) in _POSIX_CLASSES:
+                        out.append(f"[^{_POSIX_CLASSES[m.group(1)]}]")
+                        i = j + m.end()
+                        in_class = False
+                        continue
+                    raise _refuse(p, "negates a POSIX class inside a larger bracket "
+                                  "expression, which snapdir cannot translate; rewrite it")
+                out.append(p[i:j])
+                i = j
+                continue
+            out.append(c)
+            i += 1
+            continue
+        if c == "]":
+            in_class = False
+        elif c == "[" and (m := re.match(r"\[:(\^?)(\w+):\]", p[i:])):
+            if m.group(1) or m.group(2) not in _POSIX_CLASSES:
+                raise _refuse(p, f"uses the POSIX class {m.group(0)!r}, which snapdir cannot "
+                              "translate; rewrite it")
+            out.append(_POSIX_CLASSES[m.group(2)])
+            i += m.end()
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def compile_excludes(patterns: Sequence[str]) -> Excludes | None:
+    """Compile extended regexes as snapdir 1.x (Rust regex) reads them, or refuse them."""
     if not patterns:
         return None
-    parts = []
-    for p in patterns:
-        q = re.sub(r"\[:(\w+):\]", lambda m: _POSIX_CLASSES.get(m.group(1), m.group(0)), p)
-        try:
-            re.compile(q)
-        except re.error as exc:
-            from .errors import UsageError
+    import warnings
 
-            raise UsageError(f"--exclude {p!r} is not a valid regular expression: {exc}") from None
-        parts.append(f"(?:{q})")
-    return re.compile("|".join(parts))
+    compiled = []
+    for p in patterns:
+        q = _to_python(p)
+        try:
+            with warnings.catch_warnings():
+                # Python warns where it reads a Rust construct differently: a nested class
+                # or a set operation in a bracket expression
+                warnings.simplefilter("error", FutureWarning)
+                compiled.append(re.compile(q))
+        except FutureWarning as exc:
+            raise _refuse(p, f"uses a nested character class or a set operation ({exc}), "
+                          "which snapdir cannot read as snapdir 1.x does; rewrite it") from None
+        except re.error as exc:
+            raise _refuse(p, f"is not a valid regular expression: {exc}") from None
+    return compiled[0] if len(compiled) == 1 else _AnyOf(compiled)
 
 
 def absolute(path: str) -> str:
@@ -66,25 +156,25 @@ class PendingFile:
     ctime_ns: int
 
 
-def _check_name(name: str, where: str) -> None:
+def _check_name(name: str, where: str, advice: str = "rename it or --exclude it") -> None:
     if "\n" in name:
         raise UnsupportedName(
-            f"{where!r}: a name holding a newline cannot be written in a manifest; rename it "
-            "or --exclude it", where)
+            f"{where!r}: a name holding a newline cannot be written in a manifest; {advice}",
+            where)
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
         shown = where.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
         raise UnsupportedName(
             f"{shown!r}: the name is not valid UTF-8 and cannot be written in a manifest; "
-            "rename it or --exclude it", shown) from None
+            f"{advice}", shown) from None
 
 
 def walk(
     root: str,
     *,
     follow: bool = True,
-    exclude: re.Pattern[str] | None = None,
+    exclude: Excludes | None = None,
     absolute_paths: bool = False,
     batch: int = 256,
 ) -> Iterator[list[PendingFile] | DirNode]:
@@ -102,6 +192,9 @@ def walk(
     if not stat.S_ISDIR(target.st_mode):
         raise SourceError(f"{root}: not a directory; give a directory to snapshot", root)
     prefix = abs_root.rstrip("/") + "/" if absolute_paths else "./"
+    if absolute_paths and ("\n" in prefix or not prefix.isascii()):
+        # every manifest path starts with it: no --exclude helps
+        _check_name(prefix, prefix, "rename it or leave out --absolute")
     top = DirNode(prefix, stat.S_IMODE(st.st_mode), [], [])
     pending: list[PendingFile] = []
     # stack of (fs path, manifest path, node, ancestors' (dev, ino))

@@ -124,6 +124,14 @@ def test_exclude_repeated(tmp_path: Path) -> None:
     assert out == model_manifest({"b.txt": F(0o644, b"b")}, {"": 0o755})
 
 
+def test_exclude_with_inline_flags(tmp_path: Path) -> None:
+    """A leading (?i) is valid for 1.x; it was an internal error (exit 70) here."""
+    root = tmp_path / "x"
+    build_tree(root, {"a.LOG": F(0o644, b"l"), "b.txt": F(0o644, b"b")}, {"": 0o755})
+    out = ok("manifest", "--exclude", "/nothing", "--exclude", r"(?i)\.log$", str(root))
+    assert out == model_manifest({"b.txt": F(0o644, b"b")}, {"": 0o755})
+
+
 def test_bad_exclude_regex_is_a_usage_error(hello: Path) -> None:
     proc = snapdir("manifest", "--exclude", "(unclosed", str(hello))
     assert proc.returncode == 2

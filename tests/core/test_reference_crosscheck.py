@@ -82,6 +82,11 @@ def test_rich_tree_absolute(rich: Path) -> None:
     (r"/file[[:digit:]]+$", r"/[[:space:]]"),
     (r"^/",),
     (r"/real$",),  # the links into it still show the target's content
+    # Rust regex syntax that Python's re reads differently unless translated
+    (r"(?i)/SUB$",),
+    (r"\<sub\>", r"(?i)EMOJI"),
+    (r"/file[[:^alpha:]]", r"[:space:]"),
+    (r"\.txt\z",),
 ])
 def test_rich_tree_excludes(rich: Path, exclude: tuple[str, ...]) -> None:
     _check(rich, exclude=exclude)

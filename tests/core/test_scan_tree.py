@@ -30,7 +30,13 @@ from coreutil import (
     write_file,
 )
 
-from snapdir.errors import SnapdirError, SourceError, SymlinkCycle, UnsupportedName
+from snapdir.errors import (
+    SnapdirError,
+    SourceError,
+    SymlinkCycle,
+    UnsupportedName,
+    UsageError,
+)
 
 RICH_FILES = {
     "a.txt": F(0o644, b"alpha\n"),
@@ -280,6 +286,43 @@ def test_exclude(tmp_path: Path, patterns: list[str], gone: set[str]) -> None:
     assert {ln for ln in got.splitlines() if ln.startswith("F ")} == kept_files
 
 
+_SUB = {"./sub/", "./sub/inner.txt", "./sub/deep/", "./sub/deep/x.log"}
+
+
+@pytest.mark.parametrize(("patterns", "gone"), [
+    # leading inline flags, alone and with other patterns (they were an internal error)
+    ([r"(?i)/KEEP\.TXT$"], {"./keep.txt"}),
+    ([r"\.log$", r"(?i)/FILEX$"], {"./drop.log", "./sub/deep/x.log", "./fileX"}),
+    ([r"(?x) /file \d+ $"], {"./file1", "./file22"}),
+    # Rust regex spellings Python reads differently
+    ([r"/file[[:^digit:]]$"], {"./fileX"}),
+    ([r"/\<sub\>"], _SUB),  # word boundaries: not ./subway
+    ([r"\.log\z"], {"./drop.log", "./sub/deep/x.log"}),
+    # '[:alnum:]' outside brackets is the set {: a l n u m}, as in Rust regex
+    ([r"/s[:alnum:]b"], _SUB | {"./subway"}),
+], ids=["flags", "flags-second", "verbose", "negated-posix", "word-bounds", "z", "bare-posix"])
+def test_exclude_rust_regex_syntax(tmp_path: Path, patterns: list[str], gone: set[str]
+                                   ) -> None:
+    """--exclude reads regexes as snapdir 1.x (Rust regex) does."""
+    root = tmp_path / "t"
+    _exclude_tree(root)
+    full_paths = [ln.split(" ", 4)[4] for ln in ours(root).splitlines()]
+    got_paths = [ln.split(" ", 4)[4] for ln in ours(root, exclude=tuple(patterns)).splitlines()]
+    assert got_paths == [p for p in full_paths if p not in gone]
+
+
+@pytest.mark.parametrize("pattern", [r"[[a]]", r"[a-z&&[^aeiou]]", r"[a-c--b]", r"[[:foo:]]",
+                                     r"[a[:^digit:]]", r"(unclosed"])
+def test_exclude_python_would_misread_is_refused(tmp_path: Path, pattern: str) -> None:
+    """Nested classes and set operations mean something else to Python's re: refused with
+    one line naming the pattern, never a silently different manifest (or a warning)."""
+    root = tmp_path / "t"
+    _exclude_tree(root)
+    with pytest.raises(UsageError) as ei:
+        ours(root, exclude=(pattern,))
+    assert pattern in _one_line(ei.value)
+
+
 def test_exclude_searches_absolute_path_root_never_excluded(tmp_path: Path) -> None:
     root = tmp_path / "t"
     _exclude_tree(root)
@@ -423,6 +466,19 @@ def test_non_utf8_name_is_refused(tmp_path: Path, where: str) -> None:
     assert "latin1" in msg
     with pytest.raises(UnsupportedName):
         ours(root, follow=False)
+
+
+@pytest.mark.parametrize("name", ["new\nline", "caf\udce9-latin1"], ids=["newline", "non-utf8"])
+def test_absolute_root_that_cannot_be_written_is_refused(tmp_path: Path, name: str) -> None:
+    """With --absolute every path starts with the root's: a root holding a newline or
+    bytes that are not UTF-8 is refused (1.x wrote a manifest it could not read back)."""
+    root = tmp_path / name
+    make_dir(root, 0o755)
+    write_file(root / "f", b"f")
+    assert ours(root).startswith("D 755 ")  # relative paths never show the root's name
+    with pytest.raises(UnsupportedName) as ei:
+        ours(root, absolute=True)
+    assert "--absolute" in _one_line(ei.value)
 
 
 @pytest.mark.timeout(20)
