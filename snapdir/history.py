@@ -368,13 +368,15 @@ class Catalog:
     def add_revision(self, rev: Revision) -> None:
         with self._db() as db:
             db.execute("INSERT INTO revisions VALUES (?,?,?,?,?)",
-                       (rev.id, rev.name, rev.store, json.dumps(rev.to_json()), rev.time))
+                       (rev.id, _text(rev.name), _text(rev.store), json.dumps(rev.to_json()),
+                        rev.time))
 
     def add_event(self, snapshot_id: str, kind: str, location: str,
                   store: str | None) -> None:
         with self._db() as db:
             db.execute("INSERT INTO events VALUES (?,?,?,?,?)",
-                       (snapshot_id, kind, location, store, time.time()))
+                       (snapshot_id, kind, _text(location),
+                        None if store is None else _text(store), time.time()))
 
     def revisions_of(self, snapshot_id: str) -> list[Revision]:
         try:
@@ -420,6 +422,12 @@ class Catalog:
             rows = db.execute("SELECT store FROM events WHERE id=? AND store IS NOT NULL "
                               "ORDER BY time DESC", (snapshot_id,)).fetchall()
         return list(dict.fromkeys(r[0] for r in rows))
+
+
+def _text(s: str) -> str:
+    """``s`` as SQLite text can hold it: the bytes of a path that are not UTF-8 (surrogates
+    in Python) shown as ``\\xff`` escapes."""
+    return s.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def catalog() -> Catalog:

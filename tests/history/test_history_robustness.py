@@ -1,4 +1,5 @@
-"""Damaged history in a file store: a warning, never an internal error (exit 70)."""
+"""Damaged history in a file store and odd names: a warning or one clear line, never an
+internal error (exit 70)."""
 
 from __future__ import annotations
 
@@ -73,3 +74,35 @@ def test_a_store_given_as_a_relative_path_is_read_once(cli: Cli, tmp_path: Path)
     r = cli.machine("auditor")("ancestors", "--store", rel, v2)
     assert lines(r.out) == [v1]
     assert r.err.count("skipping history record") == 1, r.err
+
+
+def test_names_that_are_not_utf8_are_refused_before_any_work(cli: Cli,
+                                                             tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    src = make_tree(tmp_path / os.fsdecode(b"bad\xffname"), {"f": b"x\n"})
+    r = cli("push", "--store", str(store), str(src), check=False)
+    assert r.rc == 2, r.err
+    assert lines(r.err) == [lines(r.err)[0]]
+    assert "not valid UTF-8: give --name" in r.err
+    assert not store.exists()
+    bad = os.fsdecode(b"n\xffm")
+    r = cli("push", "--store", str(store), "--name", bad, str(src), check=False)
+    assert (r.rc, len(lines(r.err))) == (2, 1), r.err
+    r = cli("revisions", "--store", str(store), bad, check=False)
+    assert (r.rc, len(lines(r.err))) == (2, 1), r.err
+
+
+def test_paths_that_are_not_utf8_are_recorded_in_the_catalog(cli: Cli,
+                                                             tmp_path: Path) -> None:
+    """The transfer used to succeed and the catalog write after it to end in an internal
+    error (SQLite text is UTF-8)."""
+    store = str(tmp_path / "store")
+    src = make_tree(tmp_path / os.fsdecode(b"src\xff"), {"f": b"x\n"})
+    sid = cli("push", "-q", "--store", store, "--name", "ok", str(src)).out.strip()
+    dest = tmp_path / os.fsdecode(b"dest\xfe")
+    cli("pull", "-q", "--store", store, "--id", sid, str(dest))
+    assert (dest / "f").read_bytes() == b"x\n"
+    assert cli("stage", str(src)).out.strip() == sid
+    got = {ln.split("\t")[1]: ln.split("\t")[0] for ln in lines(cli("locations", sid).out)}
+    assert got == {"push": f"{tmp_path}/src\\xff", "pull": f"{tmp_path}/dest\\xfe",
+                   "stage": f"{tmp_path}/src\\xff"}
