@@ -11,7 +11,7 @@ import anyio
 import anyio.to_thread
 
 from .core.manifest import Manifest
-from .errors import UsageError, nonempty_path
+from .errors import SnapdirError, UsageError, nonempty_path
 from .snapshot import ManifestOptions, build_manifest
 
 PathLike = str | os.PathLike[str]
@@ -326,12 +326,19 @@ def revisions(name: str, store: str | None = None) -> list[str]:
 def locations(snapshot_id: str) -> list[Location]:
     """Where this machine pushed, pulled, fetched, staged or checked out ``snapshot_id``
     (64 hex characters, any case)."""
+    import sqlite3
+
     from . import history, settings
     from .transfer.fetch import check_id
 
     sid = check_id(snapshot_id)
     settings.checked_data_dir()  # the catalog's home: a file there is a bad setting
-    return history.catalog().locations(sid)
+    cat = history.catalog()
+    try:
+        return cat.locations(sid)
+    except sqlite3.DatabaseError as exc:  # not a database, corrupt, unreadable
+        raise SnapdirError(f"cannot read the local catalog {cat.path} ({exc}): move it "
+                           "aside (a new one is started on the next transfer)") from None
 
 
 def _dest_id(dest: str) -> str | None:

@@ -1,5 +1,5 @@
-"""Damaged history in a file store and odd names: a warning or one clear line, never an
-internal error (exit 70)."""
+"""Damaged history in a file store, odd names and a damaged local catalog: a warning or one
+clear line, never an internal error (exit 70)."""
 
 from __future__ import annotations
 
@@ -106,3 +106,15 @@ def test_paths_that_are_not_utf8_are_recorded_in_the_catalog(cli: Cli,
     got = {ln.split("\t")[1]: ln.split("\t")[0] for ln in lines(cli("locations", sid).out)}
     assert got == {"push": f"{tmp_path}/src\\xff", "pull": f"{tmp_path}/dest\\xfe",
                    "stage": f"{tmp_path}/src\\xff"}
+
+
+def test_a_catalog_that_is_not_a_database_is_one_clear_line(cli: Cli,
+                                                             tmp_path: Path) -> None:
+    catalog = Path(cli.env["SNAPDIR_DATA_DIR"]) / "catalog.sqlite"
+    catalog.parent.mkdir(parents=True)
+    catalog.write_bytes(b"garbage " * 100)
+    r = cli("locations", "a" * 64, check=False)
+    assert r.rc == 1, r.err
+    want = (f"snapdir: error: cannot read the local catalog {catalog} (file is not a "
+            "database): move it aside (a new one is started on the next transfer)")
+    assert lines(r.err) == [want]
