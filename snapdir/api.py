@@ -11,7 +11,7 @@ import anyio
 import anyio.to_thread
 
 from .core.manifest import Manifest
-from .errors import UsageError, nonempty_path
+from .errors import SnapdirError, UsageError, nonempty_path
 from .snapshot import ManifestOptions, build_manifest
 
 PathLike = str | os.PathLike[str]
@@ -124,6 +124,10 @@ async def apush(path: PathLike, store: str | None = None, *, name: str | None = 
         raise UsageError("the revision name is empty: give a name, or None for the "
                          "directory's base name")
     rev_name = name or os.path.basename(os.path.abspath(os.fspath(path))) or "root"
+    if not _utf8(rev_name):
+        raise UsageError(f"the revision name {rev_name!r} is not valid UTF-8: give --name"
+                         if name is None else
+                         f"the revision name {rev_name!r} is not valid UTF-8: give another")
     st = _open(uri, config)
     try:
         previous: list[str] | None = None
@@ -280,6 +284,16 @@ def ancestors(snapshot_id: str, store: str | None = None) -> list[Ancestor]:
     return _run(lambda: aancestors(snapshot_id, store))
 
 
+def _utf8(name: str) -> bool:
+    """Whether ``name`` is text (a name from bytes that are not UTF-8 holds surrogates: it
+    can be neither a store key nor a history record)."""
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _require_store(st: Store, looking_for: str) -> None:
     """Reading from a file store that is not there is an error, not an empty answer."""
     from .stores.file import FileStore
@@ -294,6 +308,9 @@ async def arevisions(name: str, store: str | None = None) -> list[str]:
 
     if name == "":
         raise UsageError("the revision name is empty: give the name it was pushed under")
+    if not _utf8(name):
+        raise UsageError(f"the revision name {name!r} is not valid UTF-8 (a push records "
+                         "none such): give the name it was pushed under")
     st = _open(store_uri(store))
     try:
         _require_store(st, f"the revisions named {name!r}")
@@ -309,12 +326,19 @@ def revisions(name: str, store: str | None = None) -> list[str]:
 def locations(snapshot_id: str) -> list[Location]:
     """Where this machine pushed, pulled, fetched, staged or checked out ``snapshot_id``
     (64 hex characters, any case)."""
+    import sqlite3
+
     from . import history, settings
     from .transfer.fetch import check_id
 
     sid = check_id(snapshot_id)
     settings.checked_data_dir()  # the catalog's home: a file there is a bad setting
-    return history.catalog().locations(sid)
+    cat = history.catalog()
+    try:
+        return cat.locations(sid)
+    except sqlite3.DatabaseError as exc:  # not a database, corrupt, unreadable
+        raise SnapdirError(f"cannot read the local catalog {cat.path} ({exc}): move it "
+                           "aside (a new one is started on the next transfer)") from None
 
 
 def _dest_id(dest: str) -> str | None:

@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote, unquote, urlsplit
 
 from . import __version__, settings
-from .errors import ObjectNotFound, StoreError
+from .errors import ObjectNotFound, StoreError, UsageError
 from .stores.base import HISTORY, Store, manifest_key
 
 FORMAT = 1
@@ -87,12 +87,24 @@ class Revision:
         src = obj.get("source") or {}
         if not _is_id(obj.get("id")) or not isinstance(obj.get("name"), str):
             raise ValueError("bad id or name")
+        if not isinstance(src, dict):
+            raise ValueError("bad source")
+        try:
+            when = float(obj.get("time", 0.0))
+            files, nbytes = int(obj.get("files", 0)), int(obj.get("bytes", 0))
+        except (TypeError, OverflowError) as exc:  # null, a list, inf, ...
+            raise ValueError(f"bad time, files or bytes ({exc})") from None
+        if not _MIN_TIME <= when <= _MAX_TIME:  # NaN, 1e300: no date to show
+            raise ValueError(f"bad time {when!r}")
         return Revision(
             id=obj["id"], name=obj["name"], store=str(obj.get("store", "")),
             parents=tuple(parents), host=str(src.get("host", "")),
             path=str(src.get("path", "")), user=str(obj.get("user", "")),
-            time=float(obj.get("time", 0.0)), tool=str(obj.get("tool", "")),
-            files=int(obj.get("files", 0)), bytes=int(obj.get("bytes", 0)))
+            time=when, tool=str(obj.get("tool", "")), files=files, bytes=nbytes)
+
+
+#: the times a record may carry: 1970 to the year 9999 (what a date can be shown for)
+_MIN_TIME, _MAX_TIME = 0.0, 253402300799.0
 
 
 def _is_id(v: Any) -> bool:
@@ -192,7 +204,10 @@ async def records_in_store(store: Store, snapshot_id: str) -> list[Revision]:
     for key in sorted(keys):
         try:
             data = await _retried(partial(store.get_bytes, key))
-            out.append(Revision.from_json(json.loads(data)))
+            rev = Revision.from_json(json.loads(data))
+            if rev.id != snapshot_id:
+                raise ValueError(f"it is the record of {rev.id}")
+            out.append(rev)
         except (ValueError, UnicodeDecodeError) as exc:
             warn(f"skipping history record {key} in {store.uri}: {exc}")
         except StoreError as exc:
@@ -246,12 +261,15 @@ async def ancestors(snapshot_id: str, store_uri: str,
     raises, and so does an id that neither the store nor the local catalog knows (an empty
     answer would read as "no ancestors"). Ancestors elsewhere that cannot be read are
     warned about and skipped."""
-    stores: dict[str, Store] = {}
+    from .stores import canonical_uri
+
+    stores: dict[str, Store] = {}  # by canonical URI: ./st and file:///abs/st are one store
 
     def get_store(uri: str) -> Store:
-        if uri not in stores:
-            stores[uri] = open_store(uri)
-        return stores[uri]
+        key = canonical_uri(uri)
+        if key not in stores:
+            stores[key] = open_store(uri)
+        return stores[key]
 
     seen = {snapshot_id}
     out: list[Ancestor] = []
@@ -260,12 +278,16 @@ async def ancestors(snapshot_id: str, store_uri: str,
         while frontier:
             sid, uri, depth = frontier.pop(0)
             recs: list[Revision] = []
-            for candidate in dict.fromkeys([uri, store_uri]):
-                if candidate is None:
-                    continue
+            # the record's store, then the one asked (once if they are one store, however
+            # each was written)
+            candidates = [c for c in (uri, store_uri) if c is not None]
+            if len(candidates) == 2 and canonical_uri(uri or "") == canonical_uri(store_uri):
+                candidates.pop()
+            for candidate in candidates:
                 try:
                     recs = await records_in_store(get_store(candidate), sid)
-                except StoreError as exc:
+                except (StoreError, UsageError) as exc:
+                    # (a usage error: a record naming a store URI that cannot be one)
                     if depth == 0:
                         raise
                     warn(f"cannot read history of {sid} in {candidate}: {exc}")
@@ -346,13 +368,15 @@ class Catalog:
     def add_revision(self, rev: Revision) -> None:
         with self._db() as db:
             db.execute("INSERT INTO revisions VALUES (?,?,?,?,?)",
-                       (rev.id, rev.name, rev.store, json.dumps(rev.to_json()), rev.time))
+                       (rev.id, _text(rev.name), _text(rev.store), json.dumps(rev.to_json()),
+                        rev.time))
 
     def add_event(self, snapshot_id: str, kind: str, location: str,
                   store: str | None) -> None:
         with self._db() as db:
             db.execute("INSERT INTO events VALUES (?,?,?,?,?)",
-                       (snapshot_id, kind, location, store, time.time()))
+                       (snapshot_id, kind, _text(location),
+                        None if store is None else _text(store), time.time()))
 
     def revisions_of(self, snapshot_id: str) -> list[Revision]:
         try:
@@ -398,6 +422,12 @@ class Catalog:
             rows = db.execute("SELECT store FROM events WHERE id=? AND store IS NOT NULL "
                               "ORDER BY time DESC", (snapshot_id,)).fetchall()
         return list(dict.fromkeys(r[0] for r in rows))
+
+
+def _text(s: str) -> str:
+    """``s`` as SQLite text can hold it: the bytes of a path that are not UTF-8 (surrogates
+    in Python) shown as ``\\xff`` escapes."""
+    return s.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def catalog() -> Catalog:
