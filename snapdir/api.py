@@ -87,7 +87,60 @@ def _run(fn: Callable[[], Awaitable[T]]) -> T:
         opts: dict[str, Any] = {"use_uvloop": True}
     except ImportError:
         opts = {}
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # the usual case: no event loop in this thread
+        in_loop = False
+    else:
+        in_loop = True
+    if in_loop:
+        # called from inside a running loop (a notebook, an async script): this thread's
+        # loop cannot run another, so the call gets its own in a worker thread and this
+        # one waits for it, as any blocking call would
+        return _run_in_thread(fn, opts)
     return anyio.run(fn, backend="asyncio", backend_options=opts)
+
+
+def _run_in_thread(fn: Callable[[], Awaitable[T]], opts: dict[str, Any]) -> T:
+    """``anyio.run(fn)`` in a new thread, waited for; Ctrl-C while waiting cancels it (as
+    it cancels ``anyio.run`` in this thread: uploads aborted, temp files removed)."""
+    import asyncio
+    import threading
+
+    box: dict[str, Any] = {}
+    ready = threading.Event()
+
+    async def main() -> T:
+        with anyio.CancelScope() as scope:
+            box["cancel"] = (asyncio.get_running_loop(), scope)
+            ready.set()
+            return await fn()
+        raise KeyboardInterrupt  # cancelled from the waiting thread
+
+    def work() -> None:
+        try:
+            box["result"] = anyio.run(main, backend="asyncio", backend_options=opts)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+            box["error"] = exc
+        finally:
+            ready.set()
+
+    worker = threading.Thread(target=work, name="snapdir-sync", daemon=True)
+    worker.start()
+    try:
+        worker.join()
+    except KeyboardInterrupt:
+        ready.wait()
+        if "cancel" in box:
+            loop, scope = box["cancel"]
+            loop.call_soon_threadsafe(scope.cancel)
+        worker.join()
+        raise
+    if "error" in box:
+        raise box["error"]
+    return box["result"]  # type: ignore[no-any-return]
 
 
 def store_uri(store: str | None) -> str:

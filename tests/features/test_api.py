@@ -309,3 +309,27 @@ def test_a_pull_with_delete_prepares_the_directories_once(
     assert tree_bytes(out) == files
     assert snapdir.id(out) == sid
     assert oct(out.stat().st_mode & 0o777) == "0o750"
+
+
+def test_the_sync_api_works_inside_a_running_event_loop(tmp_path: Path) -> None:
+    """A notebook or an async training script calling the sync API: it runs (in a thread
+    of its own) instead of failing with asyncio's RuntimeError, and its errors are the
+    typed ones."""
+    import asyncio
+
+    files = sample_tree(tmp_path / "data", shards=1, per_shard=2)
+    store = str(tmp_path / "store")
+
+    async def main() -> None:
+        sid = snapdir.push(tmp_path / "data", store).id
+        assert snapdir.verify(sid, store).bad == []
+        assert snapdir.pull(sid, tmp_path / "out", store).id == sid
+        assert snapdir.ensure(sid, dest=tmp_path / "ens", store=store) == tmp_path / "ens"
+        assert snapdir.revisions("data", store) == [sid]
+        with pytest.raises(snapdir.ObjectNotFound):
+            snapdir.pull("0" * 64, tmp_path / "none", store)
+
+    asyncio.run(main())
+    assert tree_bytes(tmp_path / "out") == files
+    assert tree_bytes(tmp_path / "ens") == files
+
