@@ -333,3 +333,35 @@ def test_the_sync_api_works_inside_a_running_event_loop(tmp_path: Path) -> None:
     assert tree_bytes(tmp_path / "out") == files
     assert tree_bytes(tmp_path / "ens") == files
 
+
+def test_arguments_of_the_wrong_type_are_usage_errors(tmp_path: Path) -> None:
+    """``None`` from an unset ``os.environ.get``, a number, bytes: a UsageError naming the
+    argument, not an AttributeError or TypeError from deep inside; one str where a list
+    is expected is one item (not its letters), and a pathlib.Path is a local store."""
+    files = sample_tree(tmp_path / "data", shards=2, per_shard=1)
+    store = tmp_path / "store"
+    sid = snapdir.push(tmp_path / "data", store, parents=None).id
+    for call in (lambda: snapdir.pull(None, tmp_path / "o", store),  # type: ignore[arg-type]
+                 lambda: snapdir.ensure(None, dest=tmp_path / "o"),  # type: ignore[arg-type]
+                 lambda: snapdir.verify(123, store),  # type: ignore[arg-type]
+                 lambda: snapdir.locations(None),  # type: ignore[arg-type]
+                 lambda: snapdir.push(tmp_path / "data", store, parents=[1]),  # type: ignore[list-item]
+                 lambda: snapdir.pull(sid, None, store),  # type: ignore[arg-type]
+                 lambda: snapdir.ensure(sid, dest=None, store=store),  # type: ignore[arg-type]
+                 lambda: snapdir.checkout(sid, None),  # type: ignore[arg-type]
+                 lambda: snapdir.push(None, store),  # type: ignore[arg-type]
+                 lambda: snapdir.id(None),  # type: ignore[arg-type]
+                 lambda: snapdir.push(tmp_path / "data", store, name=5),  # type: ignore[arg-type]
+                 lambda: snapdir.revisions(None, store),  # type: ignore[arg-type]
+                 lambda: snapdir.pull(sid, tmp_path / "o", 5),  # type: ignore[arg-type]
+                 lambda: snapdir.pull(sid, tmp_path / "o", store, include=5),  # type: ignore[arg-type]
+                 lambda: snapdir.manifest(tmp_path / "data", exclude=[1])):  # type: ignore[list-item]
+        with pytest.raises(snapdir.UsageError):
+            call()
+    assert not (tmp_path / "o").exists()
+    r = snapdir.pull(sid, tmp_path / "part", store, include="shard-01")
+    assert tree_bytes(tmp_path / "part") == {"shard-01/part-0.bin": files["shard-01/part-0.bin"]}
+    whole = snapdir.manifest(tmp_path / "data")
+    assert snapdir.manifest(tmp_path / "data", exclude="shard-01").entries == \
+        snapdir.manifest(tmp_path / "data", exclude=["shard-01"]).entries != whole.entries
+    assert r.id == snapdir.verify(sid, store).id == sid
