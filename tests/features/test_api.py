@@ -365,3 +365,16 @@ def test_arguments_of_the_wrong_type_are_usage_errors(tmp_path: Path) -> None:
     assert snapdir.manifest(tmp_path / "data", exclude="shard-01").entries == \
         snapdir.manifest(tmp_path / "data", exclude=["shard-01"]).entries != whole.entries
     assert r.id == snapdir.verify(sid, store).id == sid
+
+
+def test_manifest_options_take_one_exclude_regex_as_a_str(tmp_path: Path) -> None:
+    """``ManifestOptions(exclude="shard")`` left out every path holding an s, h, a, r or d
+    (one regex per letter): the push sent an empty snapshot without a word."""
+    files = sample_tree(tmp_path / "data", shards=2, per_shard=1)
+    store = str(tmp_path / "store")
+    one = snapdir.ManifestOptions(exclude="/shard-01")
+    assert one.exclude == ("/shard-01",)
+    r = snapdir.push(tmp_path / "data", store, options=one)
+    assert r.files == len(files) - 1
+    with pytest.raises(snapdir.UsageError, match="exclude"):
+        snapdir.ManifestOptions(exclude=[1])  # type: ignore[list-item]
