@@ -378,3 +378,15 @@ def test_manifest_options_take_one_exclude_regex_as_a_str(tmp_path: Path) -> Non
     assert r.files == len(files) - 1
     with pytest.raises(snapdir.UsageError, match="exclude"):
         snapdir.ManifestOptions(exclude=[1])  # type: ignore[list-item]
+
+
+def test_diff_of_manifests_and_a_usage_error_for_anything_else(tmp_path: Path) -> None:
+    sample_tree(tmp_path / "a", shards=1, per_shard=2)
+    sample_tree(tmp_path / "b", shards=1, per_shard=2)
+    (tmp_path / "b" / "meta.json").unlink()
+    changes = list(snapdir.diff(snapdir.manifest(tmp_path / "a"), snapdir.manifest(tmp_path / "b")))
+    assert [(c.change.value, c.path) for c in changes] == [
+        ("D", "./meta.json"), ("M", "./shard-00/part-0.bin"), ("M", "./shard-00/part-1.bin")]
+    sid = snapdir.id(tmp_path / "a")
+    with pytest.raises(snapdir.UsageError, match="two Manifests"):
+        snapdir.diff(sid, snapdir.manifest(tmp_path / "b"))  # type: ignore[arg-type]
