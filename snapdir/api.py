@@ -416,6 +416,42 @@ def _dest_id(dest: str) -> str | None:
         return None
 
 
+def _ensure_args(snapshot_id_: str, dest: PathLike) -> tuple[str, str]:
+    from .transfer.fetch import check_id
+
+    return check_id(snapshot_id_), os.path.abspath(nonempty_path(dest, "the destination"))
+
+
+def _lock_fd(target: str) -> int:
+    """An open file descriptor of ``target``'s lock file (closing it releases a flock)."""
+    from . import settings
+    from .core.manifest import digest_hex
+
+    locks = settings.cache_dir() / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    name = digest_hex(target.encode())[:32] + ".lock"
+    return os.open(locks / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+
+
+def _try_lock(fd: int) -> bool:
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _pulled(target: str, sid: str, dest_id: str | None) -> None:
+    if dest_id != sid:
+        from .errors import IntegrityError
+
+        raise IntegrityError(
+            f"{target} does not hash to {sid} after the pull (the snapshot holds "
+            "symlinks, which check out as files?); use `snapdir pull` instead")
+
+
 def ensure(snapshot_id_: str, *, dest: PathLike, store: PathLike | None = None,
            config: TransferConfig | None = None) -> Path:
     """Make ``dest`` hold exactly ``snapshot_id_`` and return it, for training scripts.
@@ -429,37 +465,41 @@ def ensure(snapshot_id_: str, *, dest: PathLike, store: PathLike | None = None,
     """
     import fcntl
 
-    from . import settings
-    from .core.manifest import digest_hex
-    from .transfer.fetch import check_id
-
-    sid = check_id(snapshot_id_)
-    target = os.path.abspath(nonempty_path(dest, "the destination"))
+    sid, target = _ensure_args(snapshot_id_, dest)
     if _dest_id(target) == sid:
         return Path(target)
-    locks = settings.cache_dir() / "locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    with open(locks / (digest_hex(target.encode())[:32] + ".lock"), "a") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            if _dest_id(target) != sid:
-                # exactly: what an older version left that this one lacks goes
-                pull(sid, target, store, config=config, delete=True)
-                if _dest_id(target) != sid:
-                    from .errors import IntegrityError
-
-                    raise IntegrityError(
-                        f"{target} does not hash to {sid} after the pull (the snapshot holds "
-                        "symlinks, which check out as files?); use `snapdir pull` instead")
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    fd = _lock_fd(target)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if _dest_id(target) != sid:
+            # exactly: what an older version left that this one lacks goes
+            pull(sid, target, store, config=config, delete=True)
+            _pulled(target, sid, _dest_id(target))
+    finally:
+        os.close(fd)  # releases the lock
     return Path(target)
 
 
 async def aensure(snapshot_id_: str, *, dest: PathLike, store: PathLike | None = None,
                   config: TransferConfig | None = None) -> Path:
-    """Async twin of :func:`ensure` (runs it in a worker thread)."""
-    from functools import partial
+    """Async twin of :func:`ensure`. Cancelling it (a timeout) cancels the pull, as for
+    :func:`apull`, and lets the lock go; a rank waiting for another's pull waits without
+    holding a thread."""
+    sid, target = _ensure_args(snapshot_id_, dest)
 
-    return await anyio.to_thread.run_sync(
-        partial(ensure, snapshot_id_, dest=dest, store=store, config=config))
+    async def dest_id() -> str | None:
+        # hashing only reads: a cancelled call need not wait for it
+        return await anyio.to_thread.run_sync(_dest_id, target, abandon_on_cancel=True)
+
+    if await dest_id() == sid:
+        return Path(target)
+    fd = _lock_fd(target)
+    try:
+        while not _try_lock(fd):  # noqa: ASYNC110 - another process holds it: no Event
+            await anyio.sleep(0.05)
+        if await dest_id() != sid:
+            await apull(sid, target, store, config=config, delete=True)
+            _pulled(target, sid, await dest_id())
+    finally:
+        os.close(fd)  # releases the lock
+    return Path(target)

@@ -390,3 +390,41 @@ def test_diff_of_manifests_and_a_usage_error_for_anything_else(tmp_path: Path) -
     sid = snapdir.id(tmp_path / "a")
     with pytest.raises(snapdir.UsageError, match="two Manifests"):
         snapdir.diff(sid, snapdir.manifest(tmp_path / "b"))  # type: ignore[arg-type]
+
+
+def test_a_cancelled_aensure_stops_its_pull_and_lets_the_lock_go(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``aensure`` under a timeout: the pull is cancelled with it (it ran in a worker
+    thread that went on pulling, holding the ranks' lock, after the caller gave up)."""
+    from snapdir import api
+    from snapdir.transfer import pull as pull_module
+
+    sample_tree(tmp_path / "data", shards=1, per_shard=1)
+    store = str(tmp_path / "store")
+    sid = snapdir.push(tmp_path / "data", store).id
+    real = pull_module.pull
+    stalls = 0
+
+    async def stalled(*args: Any, **kw: Any) -> Any:
+        nonlocal stalls
+        if stalls == 0:
+            stalls += 1
+            await anyio.sleep(5)  # a slow network
+        return await real(*args, **kw)
+
+    monkeypatch.setattr(pull_module, "pull", stalled)
+    dest = tmp_path / "train"
+
+    async def main() -> None:
+        with anyio.move_on_after(0.5) as scope:
+            await snapdir.aensure(sid, dest=dest, store=store)
+        assert scope.cancelled_caught
+        fd = api._lock_fd(str(dest))
+        try:
+            assert api._try_lock(fd), "the cancelled ensure still holds the lock"
+        finally:
+            os.close(fd)
+        assert await snapdir.aensure(sid, dest=dest, store=store) == dest
+
+    anyio.run(main)
+    assert snapdir.id(dest) == sid
