@@ -22,23 +22,24 @@ def manifest(
     path: PathLike,
     *,
     follow: bool = True,
-    exclude: tuple[str, ...] | list[str] = (),
+    exclude: Sequence[str] | str = (),
     checksum_bin: str = "b3sum",
     absolute: bool = False,
     stat_cache: bool | None = None,
 ) -> Manifest:
     """The manifest of the directory ``path``."""
-    opts = ManifestOptions(follow=follow, exclude=tuple(exclude), checksum_bin=checksum_bin,
+    excludes = tuple(_items(exclude, "exclude"))  # one regex as a str is one, not its letters
+    opts = ManifestOptions(follow=follow, exclude=excludes, checksum_bin=checksum_bin,
                            absolute=absolute)
     if stat_cache is not None:
-        opts = ManifestOptions(follow=follow, exclude=tuple(exclude),
+        opts = ManifestOptions(follow=follow, exclude=excludes,
                                checksum_bin=checksum_bin, absolute=absolute,
                                stat_cache=stat_cache)
     return build_manifest(Path(nonempty_path(path, "the directory to snapshot")), opts)
 
 
 def snapshot_id(path: PathLike, *, follow: bool = True,
-                exclude: tuple[str, ...] | list[str] = (),
+                exclude: Sequence[str] | str = (),
                 stat_cache: bool | None = None) -> str:
     """The snapshot id of the directory ``path`` (64 lowercase hex)."""
     return manifest(path, follow=follow, exclude=exclude, stat_cache=stat_cache).id
@@ -48,7 +49,7 @@ id = snapshot_id
 
 
 async def amanifest(path: PathLike, *, follow: bool = True,
-                    exclude: tuple[str, ...] | list[str] = (), checksum_bin: str = "b3sum",
+                    exclude: Sequence[str] | str = (), checksum_bin: str = "b3sum",
                     absolute: bool = False, stat_cache: bool | None = None) -> Manifest:
     """Async twin of :func:`manifest` (hashing runs in worker threads)."""
     def run() -> Manifest:
@@ -58,7 +59,7 @@ async def amanifest(path: PathLike, *, follow: bool = True,
 
 
 async def asnapshot_id(path: PathLike, *, follow: bool = True,
-                       exclude: tuple[str, ...] | list[str] = (),
+                       exclude: Sequence[str] | str = (),
                        stat_cache: bool | None = None) -> str:
     """Async twin of :func:`snapshot_id`."""
     return (await amanifest(path, follow=follow, exclude=exclude, stat_cache=stat_cache)).id
@@ -87,11 +88,72 @@ def _run(fn: Callable[[], Awaitable[T]]) -> T:
         opts: dict[str, Any] = {"use_uvloop": True}
     except ImportError:
         opts = {}
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # the usual case: no event loop in this thread
+        in_loop = False
+    else:
+        in_loop = True
+    if in_loop:
+        # called from inside a running loop (a notebook, an async script): this thread's
+        # loop cannot run another, so the call gets its own in a worker thread and this
+        # one waits for it, as any blocking call would
+        return _run_in_thread(fn, opts)
     return anyio.run(fn, backend="asyncio", backend_options=opts)
 
 
-def store_uri(store: str | None) -> str:
+def _run_in_thread(fn: Callable[[], Awaitable[T]], opts: dict[str, Any]) -> T:
+    """``anyio.run(fn)`` in a new thread, waited for; Ctrl-C while waiting cancels it (as
+    it cancels ``anyio.run`` in this thread: uploads aborted, temp files removed)."""
+    import asyncio
+    import threading
+
+    box: dict[str, Any] = {}
+    ready = threading.Event()
+
+    async def main() -> T:
+        with anyio.CancelScope() as scope:
+            box["cancel"] = (asyncio.get_running_loop(), scope)
+            ready.set()
+            return await fn()
+        raise KeyboardInterrupt  # cancelled from the waiting thread
+
+    def work() -> None:
+        try:
+            box["result"] = anyio.run(main, backend="asyncio", backend_options=opts)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+            box["error"] = exc
+        finally:
+            ready.set()
+
+    worker = threading.Thread(target=work, name="snapdir-sync", daemon=True)
+    worker.start()
+    try:
+        worker.join()
+    except KeyboardInterrupt:
+        ready.wait()
+        if "cancel" in box:
+            loop, scope = box["cancel"]
+            loop.call_soon_threadsafe(scope.cancel)
+        worker.join()
+        raise
+    if "error" in box:
+        raise box["error"]
+    return box["result"]  # type: ignore[no-any-return]
+
+
+def store_uri(store: PathLike | None) -> str:
     from . import settings
+
+    if store is not None and not isinstance(store, str):
+        # a pathlib.Path to a local store is that path; anything else is refused
+        text = os.fspath(store) if isinstance(store, os.PathLike) else None
+        if not isinstance(text, str):
+            raise UsageError(f"store is {store!r}: give a URI as a str (s3://bucket/prefix, "
+                             "file:///path or a path)")
+        store = text
 
     # "" is not None: open_store refuses it, instead of it meaning the default store
     return settings.store_to_use(store)
@@ -106,8 +168,24 @@ def _open(uri: str, config: TransferConfig | None = None) -> Store:
                       part_size=cfg.part_size, part_concurrency=cfg.part_concurrency)
 
 
-async def apush(path: PathLike, store: str | None = None, *, name: str | None = None,
-                parents: Sequence[str] = (), options: ManifestOptions | None = None,
+def _items(value: Sequence[str] | str | None, what: str) -> list[str]:
+    """``value`` as a list: one str is one item (a str is a Sequence of 1-character
+    strings), ``None`` none; anything else that is not a sequence is a usage error."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    try:
+        items = list(value)
+    except TypeError:
+        items = [value]  # type: ignore[list-item]  # refused below
+    if not all(isinstance(v, str) for v in items):
+        raise UsageError(f"{what} is {value!r}: give a list of str, or one str")
+    return items
+
+
+async def apush(path: PathLike, store: PathLike | None = None, *, name: str | None = None,
+                parents: Sequence[str] | str | None = (), options: ManifestOptions | None = None,
                 config: TransferConfig | None = None, progress: str = "off",
                 record: bool = True, force: bool = False) -> PushResult:
     """Push directory ``path``; record a revision named ``name`` (default: the directory's
@@ -117,11 +195,14 @@ async def apush(path: PathLike, store: str | None = None, *, name: str | None = 
     from .transfer.fetch import check_id
     from .transfer.push import push as _push
 
-    # one id given as a str is one parent (a str is a Sequence of 1-character strings)
-    parent_ids = [check_id(p) for p in ([parents] if isinstance(parents, str) else parents)]
+    path = nonempty_path(path, "the directory to snapshot")
+    parent_ids = [check_id(p) for p in _items(parents, "parents")]
     uri = store_uri(store)
     if name == "":
         raise UsageError("the revision name is empty: give a name, or None for the "
+                         "directory's base name")
+    if name is not None and not isinstance(name, str):
+        raise UsageError(f"the revision name is {name!r}: give a str, or None for the "
                          "directory's base name")
     rev_name = name or os.path.basename(os.path.abspath(os.fspath(path))) or "root"
     if not _utf8(rev_name):
@@ -155,42 +236,46 @@ async def apush(path: PathLike, store: str | None = None, *, name: str | None = 
         await st.aclose()
 
 
-def push(path: PathLike, store: str | None = None, *, name: str | None = None,
-         parents: Sequence[str] = (), options: ManifestOptions | None = None,
+def push(path: PathLike, store: PathLike | None = None, *, name: str | None = None,
+         parents: Sequence[str] | str | None = (), options: ManifestOptions | None = None,
          config: TransferConfig | None = None) -> PushResult:
     """Sync twin of :func:`apush`."""
     return _run(lambda: apush(path, store, name=name, parents=parents, options=options,
                               config=config))
 
 
-async def apull(snapshot_id: str, dest: PathLike, store: str | None = None, *,
+async def apull(snapshot_id: str, dest: PathLike, store: PathLike | None = None, *,
                 no_cache: bool = False, delete: bool = False,
                 config: TransferConfig | None = None, progress: str = "off",
-                include: Sequence[str] = ()) -> PullResult:
-    """Fetch ``snapshot_id`` from ``store`` and check it out into ``dest``, verified."""
+                include: Sequence[str] | str | None = ()) -> PullResult:
+    """Fetch ``snapshot_id`` from ``store`` and check it out into ``dest``, verified;
+    only the paths matching ``include`` (globs, or one glob as a str) if given."""
     from . import history
     from .transfer.pull import pull as _pull
 
+    dest = nonempty_path(dest, "the destination")
+    patterns = _items(include, "include")
     uri = store_uri(store)
     st = _open(uri, config)
     try:
         r = await _pull(snapshot_id, st, os.fspath(dest), config=config, no_cache=no_cache,
-                        delete=delete, progress=progress, include=include)
+                        delete=delete, progress=progress, include=patterns)
     finally:
         await st.aclose()
     history.safe_event(r.id, "pull", os.path.abspath(os.fspath(dest)), st.uri)
     return r
 
 
-def pull(snapshot_id: str, dest: PathLike, store: str | None = None, *,
+def pull(snapshot_id: str, dest: PathLike, store: PathLike | None = None, *,
          no_cache: bool = False, delete: bool = False,
-         config: TransferConfig | None = None, include: Sequence[str] = ()) -> PullResult:
+         config: TransferConfig | None = None, include: Sequence[str] | str | None = ()
+         ) -> PullResult:
     """Sync twin of :func:`apull`."""
     return _run(lambda: apull(snapshot_id, dest, store, no_cache=no_cache, delete=delete,
                               config=config, include=include))
 
 
-async def afetch(snapshot_id: str, store: str | None = None, *,
+async def afetch(snapshot_id: str, store: PathLike | None = None, *,
                  config: TransferConfig | None = None, progress: str = "off") -> FetchResult:
     from . import history, settings
     from .transfer.fetch import fetch as _fetch
@@ -205,7 +290,7 @@ async def afetch(snapshot_id: str, store: str | None = None, *,
     return r
 
 
-def fetch(snapshot_id: str, store: str | None = None, *,
+def fetch(snapshot_id: str, store: PathLike | None = None, *,
           config: TransferConfig | None = None) -> FetchResult:
     return _run(lambda: afetch(snapshot_id, store, config=config))
 
@@ -217,6 +302,7 @@ async def acheckout(snapshot_id: str, dest: PathLike, *, delete: bool = False
     from .transfer.pull import checkout as _checkout
 
     sid = check_id(snapshot_id)  # recorded as the id, whatever case it was given in
+    dest = nonempty_path(dest, "the destination")
     r = await _checkout(sid, os.fspath(dest), delete=delete)
     history.safe_event(sid, "checkout", os.path.abspath(os.fspath(dest)), None)
     return r
@@ -234,6 +320,7 @@ async def astage(path: PathLike, *, options: ManifestOptions | None = None,
     from .transfer.cache import open_cache
     from .transfer.push import push as _push
 
+    path = nonempty_path(path, "the directory to snapshot")
     open_cache()  # a cache directory that cannot be one is refused before any hashing
     st = FileStore(settings.object_cache_dir())
     # the cache holds manifests without their objects (push and pull keep them there):
@@ -248,7 +335,7 @@ def stage(path: PathLike, *, options: ManifestOptions | None = None) -> PushResu
     return _run(lambda: astage(path, options=options))
 
 
-async def averify(snapshot_id: str, store: str | None = None, *,
+async def averify(snapshot_id: str, store: PathLike | None = None, *,
                   config: TransferConfig | None = None, progress: str = "off"
                   ) -> VerifyResult:
     from .transfer.verify import verify as _verify
@@ -260,12 +347,12 @@ async def averify(snapshot_id: str, store: str | None = None, *,
         await st.aclose()
 
 
-def verify(snapshot_id: str, store: str | None = None, *,
+def verify(snapshot_id: str, store: PathLike | None = None, *,
            config: TransferConfig | None = None) -> VerifyResult:
     return _run(lambda: averify(snapshot_id, store, config=config))
 
 
-async def aancestors(snapshot_id: str, store: str | None = None) -> list[Ancestor]:
+async def aancestors(snapshot_id: str, store: PathLike | None = None) -> list[Ancestor]:
     """Ancestors of ``snapshot_id``, nearest first, across stores."""
     from . import history
     from .transfer.fetch import check_id
@@ -280,7 +367,7 @@ async def aancestors(snapshot_id: str, store: str | None = None) -> list[Ancesto
     return await history.ancestors(sid, uri, _open)
 
 
-def ancestors(snapshot_id: str, store: str | None = None) -> list[Ancestor]:
+def ancestors(snapshot_id: str, store: PathLike | None = None) -> list[Ancestor]:
     return _run(lambda: aancestors(snapshot_id, store))
 
 
@@ -302,12 +389,13 @@ def _require_store(st: Store, looking_for: str) -> None:
         raise gone
 
 
-async def arevisions(name: str, store: str | None = None) -> list[str]:
+async def arevisions(name: str, store: PathLike | None = None) -> list[str]:
     """Ids pushed under ``name`` to ``store``, newest first."""
     from . import history
 
-    if name == "":
-        raise UsageError("the revision name is empty: give the name it was pushed under")
+    if name == "" or not isinstance(name, str):
+        raise UsageError(f"the revision name is {'empty' if name == '' else repr(name)}: "
+                         "give the name it was pushed under")
     if not _utf8(name):
         raise UsageError(f"the revision name {name!r} is not valid UTF-8 (a push records "
                          "none such): give the name it was pushed under")
@@ -319,7 +407,7 @@ async def arevisions(name: str, store: str | None = None) -> list[str]:
         await st.aclose()
 
 
-def revisions(name: str, store: str | None = None) -> list[str]:
+def revisions(name: str, store: PathLike | None = None) -> list[str]:
     return _run(lambda: arevisions(name, store))
 
 
@@ -352,7 +440,43 @@ def _dest_id(dest: str) -> str | None:
         return None
 
 
-def ensure(snapshot_id_: str, *, dest: PathLike, store: str | None = None,
+def _ensure_args(snapshot_id_: str, dest: PathLike) -> tuple[str, str]:
+    from .transfer.fetch import check_id
+
+    return check_id(snapshot_id_), os.path.abspath(nonempty_path(dest, "the destination"))
+
+
+def _lock_fd(target: str) -> int:
+    """An open file descriptor of ``target``'s lock file (closing it releases a flock)."""
+    from . import settings
+    from .core.manifest import digest_hex
+
+    locks = settings.cache_dir() / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    name = digest_hex(target.encode())[:32] + ".lock"
+    return os.open(locks / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+
+
+def _try_lock(fd: int) -> bool:
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _pulled(target: str, sid: str, dest_id: str | None) -> None:
+    if dest_id != sid:
+        from .errors import IntegrityError
+
+        raise IntegrityError(
+            f"{target} does not hash to {sid} after the pull (the snapshot holds "
+            "symlinks, which check out as files?); use `snapdir pull` instead")
+
+
+def ensure(snapshot_id_: str, *, dest: PathLike, store: PathLike | None = None,
            config: TransferConfig | None = None) -> Path:
     """Make ``dest`` hold exactly ``snapshot_id_`` and return it, for training scripts.
 
@@ -365,37 +489,41 @@ def ensure(snapshot_id_: str, *, dest: PathLike, store: str | None = None,
     """
     import fcntl
 
-    from . import settings
-    from .core.manifest import digest_hex
-    from .transfer.fetch import check_id
-
-    sid = check_id(snapshot_id_)
-    target = os.path.abspath(nonempty_path(dest, "the destination"))
+    sid, target = _ensure_args(snapshot_id_, dest)
     if _dest_id(target) == sid:
         return Path(target)
-    locks = settings.cache_dir() / "locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    with open(locks / (digest_hex(target.encode())[:32] + ".lock"), "a") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            if _dest_id(target) != sid:
-                # exactly: what an older version left that this one lacks goes
-                pull(sid, target, store, config=config, delete=True)
-                if _dest_id(target) != sid:
-                    from .errors import IntegrityError
-
-                    raise IntegrityError(
-                        f"{target} does not hash to {sid} after the pull (the snapshot holds "
-                        "symlinks, which check out as files?); use `snapdir pull` instead")
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    fd = _lock_fd(target)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if _dest_id(target) != sid:
+            # exactly: what an older version left that this one lacks goes
+            pull(sid, target, store, config=config, delete=True)
+            _pulled(target, sid, _dest_id(target))
+    finally:
+        os.close(fd)  # releases the lock
     return Path(target)
 
 
-async def aensure(snapshot_id_: str, *, dest: PathLike, store: str | None = None,
+async def aensure(snapshot_id_: str, *, dest: PathLike, store: PathLike | None = None,
                   config: TransferConfig | None = None) -> Path:
-    """Async twin of :func:`ensure` (runs it in a worker thread)."""
-    from functools import partial
+    """Async twin of :func:`ensure`. Cancelling it (a timeout) cancels the pull, as for
+    :func:`apull`, and lets the lock go; a rank waiting for another's pull waits without
+    holding a thread."""
+    sid, target = _ensure_args(snapshot_id_, dest)
 
-    return await anyio.to_thread.run_sync(
-        partial(ensure, snapshot_id_, dest=dest, store=store, config=config))
+    async def dest_id() -> str | None:
+        # hashing only reads: a cancelled call need not wait for it
+        return await anyio.to_thread.run_sync(_dest_id, target, abandon_on_cancel=True)
+
+    if await dest_id() == sid:
+        return Path(target)
+    fd = _lock_fd(target)
+    try:
+        while not _try_lock(fd):  # noqa: ASYNC110 - another process holds it: no Event
+            await anyio.sleep(0.05)
+        if await dest_id() != sid:
+            await apull(sid, target, store, config=config, delete=True)
+            _pulled(target, sid, await dest_id())
+    finally:
+        os.close(fd)  # releases the lock
+    return Path(target)

@@ -160,7 +160,13 @@ def check_stop(stop: threading.Event | None) -> None:
 def nonempty_path(path: str | os.PathLike[str], what: str) -> str:
     """``os.fspath(path)``, refusing ``""``: it would mean the current directory (and to
     the scanner, ``/``), which a caller with an unset variable never meant."""
-    text = os.fspath(path)
+    try:
+        text = os.fspath(path)
+    except TypeError:  # None (an unset os.environ.get), a number...
+        text = None
+    if not isinstance(text, str):  # bytes too: paths are str throughout
+        raise UsageError(f"{what} is {path!r}, not a path: give a directory as a str or "
+                         "a pathlib.Path (an unset variable?)")
     if text == "":
         raise UsageError(f"{what} is an empty path: give a directory (an unset variable?)")
     return text

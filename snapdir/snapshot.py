@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import settings
 from .core.manifest import FILE, DirNode, Entry, Hasher, Manifest, assemble, check_checksum_bin
-from .errors import Stopped, check_stop, nonempty_path
+from .errors import Stopped, UsageError, check_stop, nonempty_path
 from .hashing import HAS_NOWAIT, LARGE_FILE, hash_file
 from .scan import PendingFile, absolute, compile_excludes, walk
 from .statcache import now_ns, open_stat_cache
@@ -119,6 +119,13 @@ class ManifestOptions:
 
     def __post_init__(self) -> None:
         check_checksum_bin(self.checksum_bin)  # refused here, before any walking
+        # one regex as a str is that regex, not one per letter (which leaves out nearly
+        # every path: an empty snapshot pushed without a word)
+        exclude = (self.exclude,) if isinstance(self.exclude, str) else tuple(self.exclude)
+        if not all(isinstance(x, str) for x in exclude):
+            raise UsageError(f"exclude is {self.exclude!r}: give a list of regexes (str), "
+                             "or one str")
+        object.__setattr__(self, "exclude", exclude)
 
     def hasher(self) -> Hasher:
         return Hasher(self.checksum_bin, self.context)

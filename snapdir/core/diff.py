@@ -6,6 +6,7 @@ import enum
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from ..errors import UsageError
 from .manifest import Manifest
 
 
@@ -26,6 +27,16 @@ class PathChange:
 
 
 def diff(old: Manifest, new: Manifest) -> Iterator[PathChange]:
+    """Changes from ``old`` to ``new`` (manifests, e.g. ``snapdir.manifest(path)``) in path
+    order; anything else is a UsageError here, not an AttributeError once iterated."""
+    for arg in (old, new):
+        if not isinstance(arg, Manifest):
+            raise UsageError(f"diff takes two Manifests (snapdir.manifest(path)), not "
+                             f"{type(arg).__name__} {arg!r:.80}")
+    return _diff(old, new)
+
+
+def _diff(old: Manifest, new: Manifest) -> Iterator[PathChange]:
     """Changes from ``old`` to ``new`` in path order. A file is modified when its content
     or mode differs. A directory is reported when it is added or deleted (an empty one
     changes the snapshot as much as a file) or its own mode differs, never for its

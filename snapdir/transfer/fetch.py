@@ -52,7 +52,8 @@ class FetchResult:
 def check_id(snapshot_id: str) -> str:
     from ..errors import UsageError
 
-    sid = snapshot_id.strip().lower()
+    # not a str (None from an unset os.environ.get, bytes, a number): the same usage error
+    sid = snapshot_id.strip().lower() if isinstance(snapshot_id, str) else ""
     if len(sid) != 64 or any(c not in "0123456789abcdef" for c in sid):
         raise UsageError(f"{snapshot_id!r} is not a snapshot id (64 hex characters); "
                          "copy it from `snapdir push` or `snapdir id`")

@@ -309,3 +309,122 @@ def test_a_pull_with_delete_prepares_the_directories_once(
     assert tree_bytes(out) == files
     assert snapdir.id(out) == sid
     assert oct(out.stat().st_mode & 0o777) == "0o750"
+
+
+def test_the_sync_api_works_inside_a_running_event_loop(tmp_path: Path) -> None:
+    """A notebook or an async training script calling the sync API: it runs (in a thread
+    of its own) instead of failing with asyncio's RuntimeError, and its errors are the
+    typed ones."""
+    import asyncio
+
+    files = sample_tree(tmp_path / "data", shards=1, per_shard=2)
+    store = str(tmp_path / "store")
+
+    async def main() -> None:
+        sid = snapdir.push(tmp_path / "data", store).id
+        assert snapdir.verify(sid, store).bad == []
+        assert snapdir.pull(sid, tmp_path / "out", store).id == sid
+        assert snapdir.ensure(sid, dest=tmp_path / "ens", store=store) == tmp_path / "ens"
+        assert snapdir.revisions("data", store) == [sid]
+        with pytest.raises(snapdir.ObjectNotFound):
+            snapdir.pull("0" * 64, tmp_path / "none", store)
+
+    asyncio.run(main())
+    assert tree_bytes(tmp_path / "out") == files
+    assert tree_bytes(tmp_path / "ens") == files
+
+
+def test_arguments_of_the_wrong_type_are_usage_errors(tmp_path: Path) -> None:
+    """``None`` from an unset ``os.environ.get``, a number, bytes: a UsageError naming the
+    argument, not an AttributeError or TypeError from deep inside; one str where a list
+    is expected is one item (not its letters), and a pathlib.Path is a local store."""
+    files = sample_tree(tmp_path / "data", shards=2, per_shard=1)
+    store = tmp_path / "store"
+    sid = snapdir.push(tmp_path / "data", store, parents=None).id
+    for call in (lambda: snapdir.pull(None, tmp_path / "o", store),  # type: ignore[arg-type]
+                 lambda: snapdir.ensure(None, dest=tmp_path / "o"),  # type: ignore[arg-type]
+                 lambda: snapdir.verify(123, store),  # type: ignore[arg-type]
+                 lambda: snapdir.locations(None),  # type: ignore[arg-type]
+                 lambda: snapdir.push(tmp_path / "data", store, parents=[1]),  # type: ignore[list-item]
+                 lambda: snapdir.pull(sid, None, store),  # type: ignore[arg-type]
+                 lambda: snapdir.ensure(sid, dest=None, store=store),  # type: ignore[arg-type]
+                 lambda: snapdir.checkout(sid, None),  # type: ignore[arg-type]
+                 lambda: snapdir.push(None, store),  # type: ignore[arg-type]
+                 lambda: snapdir.id(None),  # type: ignore[arg-type]
+                 lambda: snapdir.push(tmp_path / "data", store, name=5),  # type: ignore[arg-type]
+                 lambda: snapdir.revisions(None, store),  # type: ignore[arg-type]
+                 lambda: snapdir.pull(sid, tmp_path / "o", 5),  # type: ignore[arg-type]
+                 lambda: snapdir.pull(sid, tmp_path / "o", store, include=5),  # type: ignore[arg-type]
+                 lambda: snapdir.manifest(tmp_path / "data", exclude=[1])):  # type: ignore[list-item]
+        with pytest.raises(snapdir.UsageError):
+            call()
+    assert not (tmp_path / "o").exists()
+    r = snapdir.pull(sid, tmp_path / "part", store, include="shard-01")
+    assert tree_bytes(tmp_path / "part") == {"shard-01/part-0.bin": files["shard-01/part-0.bin"]}
+    whole = snapdir.manifest(tmp_path / "data")
+    assert snapdir.manifest(tmp_path / "data", exclude="shard-01").entries == \
+        snapdir.manifest(tmp_path / "data", exclude=["shard-01"]).entries != whole.entries
+    assert r.id == snapdir.verify(sid, store).id == sid
+
+
+def test_manifest_options_take_one_exclude_regex_as_a_str(tmp_path: Path) -> None:
+    """``ManifestOptions(exclude="shard")`` left out every path holding an s, h, a, r or d
+    (one regex per letter): the push sent an empty snapshot without a word."""
+    files = sample_tree(tmp_path / "data", shards=2, per_shard=1)
+    store = str(tmp_path / "store")
+    one = snapdir.ManifestOptions(exclude="/shard-01")
+    assert one.exclude == ("/shard-01",)
+    r = snapdir.push(tmp_path / "data", store, options=one)
+    assert r.files == len(files) - 1
+    with pytest.raises(snapdir.UsageError, match="exclude"):
+        snapdir.ManifestOptions(exclude=[1])  # type: ignore[list-item]
+
+
+def test_diff_of_manifests_and_a_usage_error_for_anything_else(tmp_path: Path) -> None:
+    sample_tree(tmp_path / "a", shards=1, per_shard=2)
+    sample_tree(tmp_path / "b", shards=1, per_shard=2)
+    (tmp_path / "b" / "meta.json").unlink()
+    changes = list(snapdir.diff(snapdir.manifest(tmp_path / "a"), snapdir.manifest(tmp_path / "b")))
+    assert [(c.change.value, c.path) for c in changes] == [
+        ("D", "./meta.json"), ("M", "./shard-00/part-0.bin"), ("M", "./shard-00/part-1.bin")]
+    sid = snapdir.id(tmp_path / "a")
+    with pytest.raises(snapdir.UsageError, match="two Manifests"):
+        snapdir.diff(sid, snapdir.manifest(tmp_path / "b"))  # type: ignore[arg-type]
+
+
+def test_a_cancelled_aensure_stops_its_pull_and_lets_the_lock_go(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``aensure`` under a timeout: the pull is cancelled with it (it ran in a worker
+    thread that went on pulling, holding the ranks' lock, after the caller gave up)."""
+    from snapdir import api
+    from snapdir.transfer import pull as pull_module
+
+    sample_tree(tmp_path / "data", shards=1, per_shard=1)
+    store = str(tmp_path / "store")
+    sid = snapdir.push(tmp_path / "data", store).id
+    real = pull_module.pull
+    stalls = 0
+
+    async def stalled(*args: Any, **kw: Any) -> Any:
+        nonlocal stalls
+        if stalls == 0:
+            stalls += 1
+            await anyio.sleep(5)  # a slow network
+        return await real(*args, **kw)
+
+    monkeypatch.setattr(pull_module, "pull", stalled)
+    dest = tmp_path / "train"
+
+    async def main() -> None:
+        with anyio.move_on_after(0.5) as scope:
+            await snapdir.aensure(sid, dest=dest, store=store)
+        assert scope.cancelled_caught
+        fd = api._lock_fd(str(dest))
+        try:
+            assert api._try_lock(fd), "the cancelled ensure still holds the lock"
+        finally:
+            os.close(fd)
+        assert await snapdir.aensure(sid, dest=dest, store=store) == dest
+
+    anyio.run(main)
+    assert snapdir.id(dest) == sid
