@@ -272,6 +272,7 @@ async def ancestors(snapshot_id: str, store_uri: str,
         return stores[key]
 
     seen = {snapshot_id}
+    parents: dict[str, set[str]] = {}  # the links walked, to tell a cycle from a diamond
     out: list[Ancestor] = []
     frontier: list[tuple[str, str | None, int]] = [(snapshot_id, store_uri, 0)]
     try:
@@ -310,20 +311,42 @@ async def ancestors(snapshot_id: str, store_uri: str,
                 continue
             for rec in recs:
                 for p in rec.parents:
+                    if p.id == rec.id:
+                        warn(f"history record of {p.id} names itself as its parent; ignored")
+                        continue
+                    parents.setdefault(sid, set()).add(p.id)
                     if p.id in seen:
-                        # a revert (v1, v2, v1 again) links back to a revision already
-                        # listed: ordinary, said once is enough; only a record naming
-                        # itself as its parent is worth a warning
-                        if p.id == rec.id:
-                            warn(f"history record of {p.id} names itself as its parent; "
-                                 "ignored")
                         continue
                     seen.add(p.id)
                     frontier.append((p.id, p.store or rec.store or uri, depth + 1))
     finally:
         for st in stores.values():
             await st.aclose()
+    if (looped := _in_a_cycle(snapshot_id, parents)) is not None:
+        # a revert (v1, v2, then v1 again) makes v1 an ancestor of itself: ordinary, and
+        # each id is listed once, but the walk says where it turned back (a note, once)
+        sys.stderr.write(f"snapdir: note: {looped} is its own ancestor (pushed again after "
+                         "a later revision, e.g. a revert); the walk lists each id once\n")
     return out
+
+
+def _in_a_cycle(start: str, parents: dict[str, set[str]]) -> str | None:
+    """The first id found on a cycle of the parent links walked from ``start``, or None."""
+    state: dict[str, int] = {}  # 1: on the path being walked, 2: done
+    stack: list[tuple[str, Iterator[str]]] = [(start, iter(sorted(parents.get(start, ()))))]
+    state[start] = 1
+    while stack:
+        node, rest = stack[-1]
+        nxt = next(rest, None)
+        if nxt is None:
+            state[node] = 2
+            stack.pop()
+        elif state.get(nxt) == 1:
+            return nxt
+        elif nxt not in state:
+            state[nxt] = 1
+            stack.append((nxt, iter(sorted(parents.get(nxt, ())))))
+    return None
 
 
 # --- the local catalog --------------------------------------------------------------------
