@@ -56,7 +56,11 @@ def revisions_command(store: str | None, as_json: bool, name: str) -> None:
     async def main() -> Any:
         return await arevisions(name, uri)
 
-    for sid in run_async(main):
+    ids = run_async(main)
+    if not ids:  # stdout stays empty for scripts; a typo in NAME still shows
+        click.echo(f"snapdir: note: no revisions named {name!r} in "
+                   f"{canonical_uri(uri)}", err=True)
+    for sid in ids:
         if as_json:
             emit_json({"id": sid, "name": name, "store": canonical_uri(uri)})
         else:
@@ -70,7 +74,11 @@ def locations_command(as_json: bool, snapshot_id: str) -> None:
     """Print where this machine pushed, pulled, fetched, staged or checked out ID."""
     from ..api import locations
 
-    for loc in locations(snapshot_id):  # checked (and lower-cased) there
+    found = locations(snapshot_id)  # checked (and lower-cased) there
+    if not found:
+        click.echo(f"snapdir: note: this machine has not pushed, pulled, fetched, staged or "
+                   f"checked out {snapshot_id.lower()}", err=True)
+    for loc in found:
         if as_json:
             emit_json({"id": loc.id, "kind": loc.kind, "location": loc.location,
                        "store": loc.store, "time": _when(loc.time)})

@@ -34,3 +34,21 @@ def test_long_names_push_and_list_on_a_file_store(cli: Cli, tmp_path: Path) -> N
         assert lines(cli("revisions", "--store", store, common + suffix).out) == [sid_]
     assert lines(cli("revisions", "--store", store, common).out) == []
     assert lines(cli("revisions", "--store", store, "数据集").out) == []
+
+
+def test_a_name_or_id_nobody_knows_is_a_note_not_silence(cli: Cli, tmp_path: Path) -> None:
+    """`revisions` of a mistyped name and `locations` of an id this machine never saw
+    print nothing on stdout (scripts read an empty list) and say so on stderr, exit 0."""
+    store = tmp_path / "store"
+    sid = cli("push", "-q", "--store", str(store), str(make_tree(tmp_path / "imagenet",
+                                                               {"f": b"x\n"}))).out.strip()
+    r = cli("revisions", "--store", str(store), "imagenett")
+    assert (r.rc, r.out) == (0, "")
+    assert r.err == f"snapdir: note: no revisions named 'imagenett' in {store.as_uri()}\n"
+    assert cli("revisions", "--store", str(store), "imagenet").out.split() == [sid]
+    unknown = "c" * 64
+    r = cli("locations", unknown)
+    assert (r.rc, r.out) == (0, "")
+    assert unknown in r.err
+    assert r.err.startswith("snapdir: note: ")
+    assert cli("locations", sid).err == ""
