@@ -29,8 +29,8 @@ from .options import (
               "snapshot does not have.")
 @click.option("--include", "include", multiple=True, metavar="GLOB", type=NonEmpty("a glob"),
               help="Pull only paths matching this glob (relative to the snapshot root, * "
-              "also matches '/'; a directory's path selects its subtree; repeatable; an "
-              "error if no file matches).")
+              "also matches '/'; a directory matched by path or glob brings its subtree; "
+              "repeatable; an error if any of them matches nothing).")
 @transfer_options
 @directory_argument
 def pull_command(store: str | None, snapshot_id: str, no_cache: bool, delete: bool,

@@ -91,3 +91,26 @@ def test_include_that_matches_nothing_is_refused(cli: Cli, tmp_path: Path) -> No
     cli("pull", "--store", store, "--id", sid, "--include", "*.bin", str(tmp_path / "bins"))
     assert sorted(p.name for p in (tmp_path / "bins").rglob("*.bin")) == sorted(
         p.name for p in (tmp_path / "ds").rglob("*.bin"))
+
+
+def test_include_globs_directories_and_refuses_each_pattern_that_matches_nothing(
+        cli: Cli, tmp_path: Path) -> None:
+    """A glob matching directory names selects their subtrees (it said "matches no file"),
+    an empty directory can be selected, and a mistyped pattern beside a good one is refused
+    (it passed silently as long as another pattern matched)."""
+    files = sample_tree(tmp_path / "ds", shards=4)
+    (tmp_path / "ds" / "logs").mkdir()
+    store = str(tmp_path / "store")
+    sid = cli("push", "-q", "--store", store, str(tmp_path / "ds")).out.strip()
+    cli("pull", "-q", "--store", store, "--id", sid, "--include", "shard-0[12]",
+        "--include", "logs", str(tmp_path / "sel"))
+    assert tree_bytes(tmp_path / "sel") == {
+        p: d for p, d in files.items() if p.startswith(("shard-01/", "shard-02/"))}
+    assert (tmp_path / "sel" / "logs").is_dir()
+    assert not (tmp_path / "sel" / "shard-00").exists()
+    r = cli("pull", "-q", "--store", store, "--id", sid, "--include", "meta.json",
+            "--include", "shard-1*", str(tmp_path / "typo"), check=False)
+    assert r.rc == 2
+    assert "--include 'shard-1*' matches no file or directory" in r.err
+    assert "meta.json" not in r.err  # the good pattern is not blamed
+    assert not (tmp_path / "typo").exists()
