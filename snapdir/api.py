@@ -447,13 +447,14 @@ def _ensure_args(snapshot_id_: str, dest: PathLike) -> tuple[str, str]:
 
 
 def _lock_fd(target: str) -> int:
-    """An open file descriptor of ``target``'s lock file (closing it releases a flock)."""
+    """An open file descriptor of ``target``'s lock file (closing it releases a flock):
+    one per real directory, however a rank spells its path (a symlink on the way)."""
     from . import settings
     from .core.manifest import digest_hex
 
     locks = settings.cache_dir() / "locks"
     locks.mkdir(parents=True, exist_ok=True)
-    name = digest_hex(target.encode())[:32] + ".lock"
+    name = digest_hex(os.fsencode(os.path.realpath(target)))[:32] + ".lock"
     return os.open(locks / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
 
 

@@ -140,15 +140,19 @@ def test_ensure_concurrent_ranks_pull_once(s3_env: SeaweedFS, tmp_path: Path) ->
     # a fresh cache, as on a node that never saw the dataset; same catalog for counting
     env = dict(os.environ, SNAPDIR_CACHE_DIR=str(tmp_path / "node-cache"))
     dest, go = tmp_path / "node" / "train", tmp_path / "go"
-    ranks = [subprocess.Popen([sys.executable, "-c", RANK, str(go), sid, uri, str(dest)],
+    dest.parent.mkdir()
+    # two of the ranks reach the same directory through a symlink (/scratch -> /mnt/...)
+    (tmp_path / "scratch").symlink_to(dest.parent)
+    dests = [dest, dest, tmp_path / "scratch" / "train", tmp_path / "scratch" / "train"]
+    ranks = [subprocess.Popen([sys.executable, "-c", RANK, str(go), sid, uri, str(d)],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for _ in range(4)]
+                              text=True) for d in dests]
     time.sleep(1.0)  # let every rank import snapdir and reach the barrier
     go.touch()
     outputs = [p.communicate(timeout=120) for p in ranks]
-    for p, (out, err) in zip(ranks, outputs, strict=True):
+    for p, d, (out, err) in zip(ranks, dests, outputs, strict=True):
         assert p.returncode == 0, err
-        assert out.strip() == str(dest)
+        assert out.strip() == str(d)
         assert err == ""  # no catalog warnings, no tracebacks
     assert len(pulls_of(sid)) == 1
     assert snapdir.id(dest) == sid
