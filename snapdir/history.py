@@ -215,6 +215,33 @@ async def records_in_store(store: Store, snapshot_id: str) -> list[Revision]:
     return out
 
 
+async def copy_records(src: Store, dst: Store, snapshot_id: str) -> int:
+    """Copy the revision records of ``snapshot_id`` (and their name markers) that ``dst``
+    lacks from ``src`` (``sync``: its history travels with it, so ``revisions`` and
+    ``ancestors`` answer at the destination too); returns how many. A record that cannot
+    be read is skipped with a warning, as ``ancestors`` skips it."""
+    prefix = f"{PREFIX}/ids/{snapshot_id}/"
+    have = {k.rsplit("/", 1)[-1] for k in await _keys(dst, prefix)}
+    copied = 0
+    for key in sorted(await _keys(src, prefix)):
+        tail = key.rsplit("/", 1)[-1]
+        stamp = tail.partition("-")[0]
+        if tail in have or not stamp.isdigit():
+            continue
+        try:
+            data = await _retried(partial(src.get_bytes, key))
+            rev = Revision.from_json(json.loads(data))
+            if rev.id != snapshot_id:
+                raise ValueError(f"it is the record of {rev.id}")
+        except (ValueError, UnicodeDecodeError, StoreError) as exc:
+            warn(f"not copying history record {key} of {src.uri}: {exc}")
+            continue
+        await _retried(partial(dst.put_bytes, prefix + tail, data))
+        await _retried(partial(dst.put_bytes, f"{_name_prefix(rev.name)}{stamp}-{rev.id}", b""))
+        copied += 1
+    return copied
+
+
 async def record_push(store: Store, snapshot_id: str, name: str, previous: list[str],
                       parent_ids: list[str], source: str, files: int, nbytes: int) -> Revision:
     """Write the revision record of a push (store + catalog); returns it."""

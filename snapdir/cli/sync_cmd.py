@@ -46,6 +46,7 @@ def sync_command(snapshot_id: str, src: str, dst: str, jobs: int | None, quiet: 
                    "to": canonical_uri(dst), "objects": r.objects,
                    "objects_sent": r.objects_sent,
                    "bytes_sent": r.bytes_sent, "already_present": r.already_present,
+                   "records_copied": r.records_copied,
                    "seconds": round(r.seconds, 3)})
     else:
         click.echo(r.id)

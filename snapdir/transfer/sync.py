@@ -14,7 +14,7 @@ from functools import partial
 
 from .. import settings
 from ..core.manifest import Hasher
-from ..errors import IntegrityError, StoreUnavailable
+from ..errors import IntegrityError, StoreError, StoreUnavailable
 from ..stores.base import Chunk, Store, manifest_key, object_key
 from .cache import LocalCache
 from .config import TransferConfig
@@ -32,6 +32,8 @@ class SyncResult:
     objects_sent: int = 0
     bytes_sent: int = 0
     already_present: bool = False
+    #: revision records of the id copied along (see ``history.copy_records``)
+    records_copied: int = 0
     seconds: float = 0.0
 
 
@@ -99,6 +101,8 @@ async def sync(snapshot_id: str, src: Store, dst: Store, *,
     mkey = manifest_key(sid)
     if await retrying(partial(dst.head, mkey), cfg) is not None:
         result.already_present = True
+        result.records_copied = await _copy_history(src, dst, sid)
+        result.seconds = time.monotonic() - started
         return result
     cache = LocalCache(settings.object_cache_dir())
     plan = await plan_push(dst, set(labels), [], cache, cfg)
@@ -134,5 +138,18 @@ async def sync(snapshot_id: str, src: Store, dst: Store, *,
                 raise better from None
             raise
     await retrying(partial(dst.put_bytes, mkey, data), cfg)
+    result.records_copied = await _copy_history(src, dst, sid)
     result.seconds = time.monotonic() - started
     return result
+
+
+async def _copy_history(src: Store, dst: Store, sid: str) -> int:
+    """The id's revision records copied along; the snapshot is in place either way, so a
+    store that cannot take them is a warning, not a failed sync."""
+    from ..history import copy_records, warn
+
+    try:
+        return await copy_records(src, dst, sid)
+    except StoreError as exc:
+        warn(f"the history of {sid} was not copied to {dst.uri}: {exc}")
+        return 0

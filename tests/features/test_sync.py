@@ -73,3 +73,22 @@ def test_sync_refuses_a_corrupt_source_object(s3_env: SeaweedFS, cli: Cli,
     v = cli("verify", "--store", dst, "--id", sid, check=False)
     assert v.rc != 0
     assert "not in" in v.err
+
+
+def test_sync_brings_the_history_along(s3_env: SeaweedFS, cli: Cli, tmp_path: Path) -> None:
+    """After a sync, `revisions` and `ancestors` answer at the destination from another
+    machine (they printed nothing there: the records stayed in the source)."""
+    sample_tree(tmp_path / "ds", shards=1)
+    src, dst = s3_env.unique_uri("hist-src"), s3_env.unique_uri("hist-dst")
+    v1 = cli("push", "-q", "--store", src, str(tmp_path / "ds")).out.strip()
+    make_tree(tmp_path / "ds", {"extra.txt": b"v2\n"})
+    v2 = cli("push", "-q", "--store", src, str(tmp_path / "ds")).out.strip()
+    for sid in (v1, v2):
+        r = json.loads(cli("sync", "--json", "--id", sid, "--from", src, "--to", dst).out)
+        assert r["records_copied"] == 1
+    again = json.loads(cli("sync", "--json", "--id", v2, "--from", src, "--to", dst).out)
+    assert (again["already_present"], again["records_copied"]) == (True, 0)
+    other = cli.machine("other-region")
+    assert other("revisions", "--store", dst, "ds").out.split() == [v2, v1]
+    r = other("ancestors", "--store", dst, v2)
+    assert (r.out.split(), r.err) == ([v1], "")
