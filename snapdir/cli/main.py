@@ -75,7 +75,7 @@ def fail(exc: BaseException) -> NoReturn:
             if len(exc.failures) > _LISTED + 1:
                 click.echo(f"snapdir: ... and {len(exc.failures) - _LISTED - 1} more",
                            err=True)
-        click.echo(f"snapdir: {exc.kind}: {exc.format_message()}", err=True)
+        click.echo(f"snapdir: {exc.kind}: {one_line(exc.format_message())}", err=True)
         sys.exit(exc.exit_code)
     if isinstance(exc, BaseExceptionGroup):
         inner = _first(exc, SnapdirError)
@@ -90,7 +90,7 @@ def fail(exc: BaseException) -> NoReturn:
         if name is not None and exc.filename2 is not None and os.path.basename(
                 os.fsdecode(name)).startswith(".snapdir-tmp-"):
             name = exc.filename2  # renaming our temp file into place: name the real file
-        where = f"{name}: " if name else ""
+        where = f"{one_line(os.fsdecode(name))}: " if name else ""
         click.echo(f"snapdir: error: {where}{exc.strerror}; check the path, free space and "
                    "permissions", err=True)
         sys.exit(1)
@@ -104,6 +104,17 @@ def fail(exc: BaseException) -> NoReturn:
     click.echo(f"snapdir: internal error: {type(exc).__name__}: {msg} (set SNAPDIR_DEBUG=1 "
                "for a traceback and report it)", err=True)
     sys.exit(70)
+
+
+#: control characters (a newline in a file name) as escapes: an error stays one line
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F]} | {
+    0x09: "\t", 0x0A: "\\n", 0x0D: "\\r"}
+
+
+def one_line(text: str) -> str:
+    """``text`` with its control characters (but tabs) escaped: one line whatever the
+    names in it hold."""
+    return text.translate(_CONTROL)
 
 
 def _first(group: BaseExceptionGroup[BaseException], kind: type[E]) -> E | None:
@@ -123,7 +134,8 @@ def run_async(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
     SIGTERM (``kill``, a container stopping, a job scheduler) and SIGINT (Ctrl-C) cancel
     the work through one anyio cancel scope: the running transfer cleans up (a multipart
-    upload is aborted, temp files removed; shielded cleanup is not cut short) instead of
+    upload is aborted, temp files removed but for a large object's partial download, kept
+    for the next run to resume; shielded cleanup is not cut short) instead of
     the process vanishing mid-request. The handlers are the event loop's own, so SIGTERM
     works where the shell ignores SIGINT (background jobs), and a SIGINT the shell
     ignores stays ignored; the same signal again exits at once. asyncio's own Ctrl-C

@@ -671,3 +671,17 @@ def test_jobs_out_of_range_in_flag_and_environment_alike(cli: Cli, tmp_path: Pat
     one_line_error(cli("push", "--store", store, str(src), check=False), code=2,
                    needle="SNAPDIR_JOBS")
     assert not (tmp_path / "store").exists()
+
+
+def test_a_local_error_naming_a_file_with_a_newline_is_one_line(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A file operation's error names the file; a newline (or another control character)
+    in its name is shown escaped, so the error stays one line."""
+    from snapdir.cli.main import fail
+
+    with pytest.raises(SystemExit) as exited:
+        fail(PermissionError(13, "Permission denied", "/data/bad\nname\x1b[2J.bin"))
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("snapdir: error: /data/bad\\nname\\x1b[2J.bin: Permission denied")
+    assert err.count("\n") == 1
