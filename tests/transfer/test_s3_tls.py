@@ -210,4 +210,4 @@ def test_an_endpoint_that_is_not_s3_is_named(s3_cli: Cli, bucket: Bucket, tmp_pa
     assert r.rc == 1, r
     assert f"snapshot {'a' * 64} is not in {uri}" in one_line(r.err)
     r = s3_cli("revisions", "--store", uri, "src")  # an empty listing from S3 is just empty
-    assert (r.rc, r.out, r.err) == (0, "", ""), r
+    assert (r.rc, r.out, r.err) == (0, "", f"snapdir: note: no revisions named 'src' in {uri}\n"), r
