@@ -46,6 +46,12 @@ def partial_of(path: Path | str) -> tuple[str, int] | None:
         return None
 
 
+#: directories where ``remove_stale_temps`` left a partial download to take over: only
+#: these are listed again by a download (a pull into a directory of 100,000 files would
+#: otherwise list it once per large object)
+resumable_dirs: set[str] = set()
+
+
 def remove_stale_temps(directory: Path, keep: Container[str] = (),
                        resumable: Container[str] = ()) -> None:
     """Remove ``.snapdir-tmp-*`` files left in ``directory`` by a process that died (a
@@ -61,6 +67,7 @@ def remove_stale_temps(directory: Path, keep: Container[str] = (),
         if name in keep or not left_by_dead(name):
             continue
         if resumable and (part := partial_of(directory / name)) and part[0] in resumable:
+            resumable_dirs.add(os.fspath(directory))
             continue
         try:
             os.unlink(directory / name)

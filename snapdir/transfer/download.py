@@ -27,7 +27,7 @@ from ..fileio import DIRECT_ALIGN, enable_direct, pwrite_all, pwrite_direct, wri
 from ..hashing import hash_range, threaded_blake3
 from ..stores.base import Chunk, Store, WritesRanges, object_key
 from .batch import Batcher
-from .cache import RESUME_ATTR, TMP_PREFIX, left_by_dead, partial_of, temp_name
+from .cache import RESUME_ATTR, TMP_PREFIX, left_by_dead, partial_of, resumable_dirs, temp_name
 from .config import TransferConfig
 from .pool import first_error
 from .threads import run_stoppable, run_sync
@@ -72,7 +72,10 @@ def adopt_partial(final: Path, digest: str, size: int, tmp: Path) -> int:
     lost node) or was stopped left next to ``final``: it is renamed to ``tmp``; returns how
     many of its first bytes are in (0: none to take over). Its bytes are hashed again
     with the rest, so a wrong one fails the download as ever. Other partial downloads
-    of ``digest`` there are removed."""
+    of ``digest`` there are removed. Only a directory where the caller's clean-up pass
+    (``remove_stale_temps``) left one is looked in."""
+    if os.fspath(final.parent) not in resumable_dirs:
+        return 0
     try:
         names = [n for n in os.listdir(final.parent) if n.startswith(TMP_PREFIX)]
     except OSError:

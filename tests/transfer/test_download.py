@@ -16,6 +16,7 @@ from snapdir.core.manifest import Hasher
 from snapdir.errors import IntegrityError, StoreUnavailable
 from snapdir.stores.base import object_key
 from snapdir.stores.memory import MemoryStore
+from snapdir.transfer.cache import remove_stale_temps
 from snapdir.transfer.config import TransferConfig
 from snapdir.transfer.download import download_object
 
@@ -313,6 +314,8 @@ async def test_a_stopped_large_download_is_taken_over_where_it_stopped(tmp_path:
     _, final, cfg = await _stopped_part_way(tmp_path, data, part, gate=3 * part)
     left = _as_left_by_a_dead_process(final.parent)
     assert partial_of(left) == (digest, 3 * part)
+    remove_stale_temps(final.parent, resumable={digest})  # as pull and fetch do first
+    assert left.exists()
 
     again = GatedStore()
     again.open.set()
@@ -341,6 +344,7 @@ async def test_a_taken_over_partial_download_with_a_wrong_byte_is_refused(tmp_pa
         os.pwrite(fd, bytes([os.pread(fd, 1, part + 7)[0] ^ 1]), part + 7)
     finally:
         os.close(fd)
+    remove_stale_temps(final.parent, resumable={digest})
 
     again = GatedStore()
     again.open.set()
@@ -364,6 +368,7 @@ async def test_a_partial_download_of_a_live_process_is_left_alone(tmp_path: Path
     (live,) = final.parent.iterdir()  # named with this process's own (live) id
     other = live.with_name(live.name.replace(f"-{os.getpid()}-", "-1-"))  # pid 1: init
     live.rename(other)
+    remove_stale_temps(final.parent, resumable={digest})
     again = GatedStore()
     again.open.set()
     await again.put_bytes(object_key(digest), data)
