@@ -23,7 +23,7 @@ import shutil
 import stat
 import sys
 import threading
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -217,7 +217,7 @@ def guard_stores(manifest: Manifest, dest: Path,
         return DestinationError(f"{dest}: refusing --delete: it would delete {what}; move the "
                                 "store out or choose another directory")
 
-    for dirpath, dirnames, filenames in os.walk(real, topdown=True, followlinks=False):
+    for dirpath, dirnames, filenames in walk(real):
         check_stop(stop)
         here = os.path.relpath(dirpath, real)
         here = "" if here == "." else here
@@ -247,6 +247,51 @@ def guard_stores(manifest: Manifest, dest: Path,
                 raise refuse(store, rel)
 
 
+def walk(top: str) -> Iterator[tuple[str, list[str], list[str]]]:
+    """``os.walk(top, followlinks=False)``, top-down (a caller may prune ``dirnames``),
+    without recursion: Python 3.11's ``os.walk`` recurses once per level, and a
+    snapshot deeper than the recursion limit (about 1,000 levels) failed a ``--delete``."""
+    stack = [top]
+    while stack:
+        dirpath = stack.pop()
+        try:
+            with os.scandir(dirpath) as it:
+                entries = list(it)
+        except OSError:  # as os.walk: gone or unreadable, skipped
+            continue
+        dirnames: list[str] = []
+        filenames: list[str] = []
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir()  # a link to a directory is listed as os.walk does
+            except OSError:
+                is_dir = False
+            (dirnames if is_dir else filenames).append(entry.name)
+        yield dirpath, dirnames, filenames
+        for name in reversed(dirnames):
+            path = os.path.join(dirpath, name)
+            if not os.path.islink(path):
+                stack.append(path)
+
+
+def remove_tree(path: Path | str) -> None:
+    """``shutil.rmtree(path)``, failing with one line that names the whole path of what
+    could not be removed (rmtree's own error names it relative to its directory) or says
+    the tree is too deep for it."""
+    def failed(func: object, name: str, info: tuple[object, BaseException, object]) -> None:
+        err = info[1]
+        why = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise DestinationError(f"{name}: cannot remove it ({why}); fix its permissions or "
+                               "remove it yourself") from err
+
+    try:
+        shutil.rmtree(path, onerror=failed)
+    except RecursionError:
+        raise DestinationError(f"{path}: too deeply nested to remove (over "
+                               f"{sys.getrecursionlimit():,} levels); remove it yourself"
+                               ) from None
+
+
 def _store_under(base: str, rel: str, inner: set[str],
                  stop: threading.Event | None = None) -> str | None:
     """A store at or below directory ``rel`` of ``base`` (its path relative to ``base``),
@@ -254,7 +299,7 @@ def _store_under(base: str, rel: str, inner: set[str],
     for p in inner:
         if p == rel or p.startswith(rel + "/"):
             return p
-    for dirpath, dirnames, _ in os.walk(os.path.join(base, rel), followlinks=False):
+    for dirpath, dirnames, _ in walk(os.path.join(base, rel)):
         check_stop(stop)
         if any(m in dirnames for m in STORE_MARKERS):
             return os.path.relpath(dirpath, base)
@@ -442,7 +487,7 @@ def checkout_manifest(
                     if not delete:
                         raise DestinationError(f"{target}: is a directory where the snapshot "
                                                "has a file; move it away or use --delete")
-                    shutil.rmtree(target)
+                    remove_tree(target)
                 if verify_sources and e.checksum not in verified:
                     problem = drop_bad_cached(src, e.checksum, e.object_size, h)
                     if problem is not None:
@@ -487,7 +532,7 @@ def apply_dir_modes(dirs: list[tuple[Path, int]], *, best_effort: bool = False) 
 def _mirror(dest: Path, manifest: Manifest, stop: threading.Event | None = None) -> int:
     keep = {e.path[2:].rstrip("/") for e in manifest.entries}
     removed = 0
-    for dirpath, dirnames, filenames in os.walk(dest, topdown=True, followlinks=False):
+    for dirpath, dirnames, filenames in walk(os.fspath(dest)):
         check_stop(stop)
         rel_dir = os.path.relpath(dirpath, dest)
         rel_dir = "" if rel_dir == "." else rel_dir + "/"
@@ -499,7 +544,7 @@ def _mirror(dest: Path, manifest: Manifest, stop: threading.Event | None = None)
                 if os.path.islink(full):
                     os.unlink(full)
                 else:
-                    shutil.rmtree(full)
+                    remove_tree(full)
                 dirnames.remove(name)
                 removed += 1
         for name in filenames:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import stat
 import threading
 from collections.abc import Callable
 from functools import partial
@@ -87,7 +88,11 @@ def adopt_partial(final: Path, digest: str, size: int, tmp: Path) -> int:
         if part is None or part[0] != digest or not left_by_dead(name):
             continue
         try:
-            if done == 0 and 0 < part[1] <= min(size, os.lstat(path).st_size):
+            st = os.lstat(path)
+            # not one with another name (a hard link: the download would write the rest
+            # of the object into a file outside the destination through it)
+            if (done == 0 and st.st_nlink == 1 and stat.S_ISREG(st.st_mode)
+                    and 0 < part[1] <= min(size, st.st_size)):
                 os.rename(path, tmp)  # atomic: of two processes, one takes it over
                 done = part[1]
             else:

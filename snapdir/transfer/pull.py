@@ -4,7 +4,6 @@ already holds them and filled by reflink only (see ``pull``)."""
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import threading
 import time
@@ -37,6 +36,7 @@ from .checkout import (
     matches,
     prepare_dirs,
     reflink_into,
+    remove_tree,
     resolve_destination,
 )
 from .config import TransferConfig
@@ -197,7 +197,7 @@ async def pull(snapshot_id: str, store: Store, dest: str | Path, *,
                     if not delete:
                         raise DestinationError(f"{final}: is a directory where the snapshot "
                                                "has a file; move it away or use --delete")
-                    shutil.rmtree(final)
+                    remove_tree(final)
                 placed.add(e.path)
                 out.append((d, final, e.path, e.size, e.mode))
                 continue

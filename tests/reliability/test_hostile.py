@@ -8,6 +8,7 @@ stays empty); links already in the destination are never followed out of it.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -180,3 +181,83 @@ def test_size_field_is_only_a_hint(env) -> None:
     else:
         refused(r)
     assert list(sentinel.iterdir()) == []
+
+
+def remove_deep(top: Path) -> None:
+    """Remove a tree deeper than the recursion limit (shutil.rmtree, and so pytest's own
+    clean-up of tmp_path, recurse once per level)."""
+    stack, dirs = [top], []
+    while stack:
+        p = stack.pop()
+        dirs.append(p)
+        with os.scandir(p) as it:
+            entries = list(it)
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(Path(entry.path))
+            else:
+                os.unlink(entry.path)
+    for p in reversed(dirs):
+        os.rmdir(p)
+
+
+@pytest.fixture
+def deep_env(env):
+    yield env
+    dest = env[2]
+    if dest.exists():
+        remove_deep(dest)
+
+
+def test_delete_mirrors_a_snapshot_deeper_than_the_recursion_limit(deep_env) -> None:
+    """A tree of 1,200 levels checks out, and so with --delete: its walks of the
+    destination (the store guard, the mirror) recursed once per level (os.walk on Python
+    3.11) and failed with an internal RecursionError."""
+    cli, store, dest, sentinel = deep_env
+    data, p = root(), "./"
+    for _ in range(1200):
+        p += "d/"
+        data += d(p)
+    sid = put_manifest(store, data + f(p + "f.txt"))
+    cli("pull", "-q", "--store", str(store), "--id", sid, str(dest))
+    stray = dest.joinpath(*["d"] * 600, "stray.txt")
+    stray.write_bytes(b"not in the snapshot")
+    cli("pull", "-q", "--delete", "--store", str(store), "--id", sid, str(dest))
+    assert not stray.exists()
+    assert dest.joinpath(*["d"] * 1200, "f.txt").read_bytes() == HELLO
+    assert list(sentinel.iterdir()) == []
+
+
+def test_delete_refuses_a_stray_tree_too_deep_to_remove_in_one_line(deep_env) -> None:
+    cli, store, dest, _ = deep_env
+    sid = put_manifest(store, root() + f("./a.txt"))
+    deep = dest
+    dest.mkdir()
+    for _ in range(1200):  # (Path.mkdir(parents=True) recurses once per level too)
+        deep /= "s"
+        deep.mkdir()
+    (deep / "x").write_bytes(b"x")
+    r = cli("pull", "-q", "--delete", "--store", str(store), "--id", sid, str(dest),
+            check=False)
+    refused(r)
+    assert "too deeply nested" in r.err
+    assert str(dest / "s") in r.err
+    assert (dest / "a.txt").read_bytes() == HELLO
+
+
+def test_a_file_delete_cannot_remove_is_named_by_its_whole_path(tmp_path, monkeypatch) -> None:
+    """shutil.rmtree's own error named only the file's last component (``s: Permission
+    denied``: which ``s``?)."""
+    from snapdir.errors import DestinationError
+    from snapdir.transfer.checkout import remove_tree
+
+    deep = tmp_path / "stray" / "deep"
+    deep.mkdir(parents=True)
+    (deep / "s").write_bytes(b"s")
+
+    def denied(path, *, dir_fd=None):
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(os, "unlink", denied)
+    with pytest.raises(DestinationError, match="stray/deep/s: cannot remove it"):
+        remove_tree(tmp_path / "stray")

@@ -376,3 +376,26 @@ async def test_a_partial_download_of_a_live_process_is_left_alone(tmp_path: Path
     assert final.read_bytes() == data
     assert sorted(again.ranges) == list(range(0, len(data), part))
     assert other.exists()
+
+
+async def test_a_partial_download_with_another_name_is_not_taken_over(tmp_path: Path
+                                                                      ) -> None:
+    """A partial download hard-linked from outside the destination (``cp -al`` of a
+    destination a pull was killed in, or a link planted there) is not written through:
+    the rest of the object went into the outside file through the shared inode."""
+    part = 5 * MiB
+    data = os.urandom(21 * MiB)
+    digest = blake3.blake3(data).hexdigest()
+    _, final, cfg = await _stopped_part_way(tmp_path, data, part, gate=2 * part)
+    left = _as_left_by_a_dead_process(final.parent)
+    outside = tmp_path / "outside.bin"
+    os.link(left, outside)
+    before = outside.read_bytes()
+    remove_stale_temps(final.parent, resumable={digest})
+    again = GatedStore()
+    again.open.set()
+    await again.put_bytes(object_key(digest), data)
+    await download_object(again, digest, final, Hasher(), cfg, size_hint=len(data))
+    assert final.read_bytes() == data
+    assert outside.read_bytes() == before
+    assert os.listdir(final.parent) == ["big.bin"]
