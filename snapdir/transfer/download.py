@@ -11,6 +11,7 @@ page-aligned buffer, as ``O_DIRECT`` requires.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import threading
@@ -159,6 +160,10 @@ async def download_object(store: Store, digest: str, final: Path, hasher: Hasher
                         pool.close()
                 if actual != digest:
                     raise _mismatch(store, digest, actual, label)
+                # complete: the record of a partial download (this one's, or the one it
+                # took over) is not left on the user's file
+                with contextlib.suppress(OSError):
+                    os.removexattr(tmp, RESUME_ATTR)
                 if mode is not None:
                     os.chmod(tmp, mode)
                 os.replace(tmp, final)

@@ -376,3 +376,26 @@ async def test_a_partial_download_of_a_live_process_is_left_alone(tmp_path: Path
     assert final.read_bytes() == data
     assert sorted(again.ranges) == list(range(0, len(data), part))
     assert other.exists()
+
+
+async def test_a_large_object_in_place_carries_no_resume_record(tmp_path: Path) -> None:
+    """The record a partial download keeps on itself (``RESUME_ATTR``) is not left on the
+    user's file (or the cached object) once it is complete and in place."""
+    from snapdir.transfer.cache import RESUME_ATTR
+
+    data = os.urandom(13 * MiB + 5)
+    digest = blake3.blake3(data).hexdigest()
+    store = GatedStore()
+    store.open.set()
+    await store.put_bytes(object_key(digest), data)
+    cfg = TransferConfig(multipart_threshold=6 * MiB, range_size=4 * MiB)
+    final = tmp_path / "d" / "big.bin"
+    probe = tmp_path / "probe"
+    probe.write_bytes(b"")
+    try:
+        os.setxattr(probe, RESUME_ATTR, b"x 1")
+    except OSError:
+        pytest.skip("no user xattrs here")
+    await download_object(store, digest, final, Hasher(), cfg, size_hint=len(data))
+    assert final.read_bytes() == data
+    assert RESUME_ATTR not in os.listxattr(final)
