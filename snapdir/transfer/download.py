@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
+import stat
 import threading
 from collections.abc import Callable
 from functools import partial
@@ -88,7 +89,11 @@ def adopt_partial(final: Path, digest: str, size: int, tmp: Path) -> int:
         if part is None or part[0] != digest or not left_by_dead(name):
             continue
         try:
-            if done == 0 and 0 < part[1] <= min(size, os.lstat(path).st_size):
+            st = os.lstat(path)
+            # only a file of ours and nobody else's: one another user owns (a shared
+            # directory), or one with a second name, could be written after it is verified
+            if (done == 0 and 0 < part[1] <= min(size, st.st_size) and stat.S_ISREG(st.st_mode)
+                    and st.st_nlink == 1 and st.st_uid == os.geteuid()):
                 os.rename(path, tmp)  # atomic: of two processes, one takes it over
                 done = part[1]
             else:
