@@ -75,6 +75,29 @@ def remove_stale_temps(directory: Path, keep: Container[str] = (),
             pass
 
 
+def remove_partials(under: Path, keep: Container[str] = ()) -> None:
+    """Remove the partial downloads of dead processes that ``remove_stale_temps`` left in
+    the directories at or below ``under`` for a download to take over, and that none did
+    (their object came from the cache, was already in place, or was downloaded to another
+    of its paths): once the snapshot is in place they are of no use. ``keep``: paths of
+    the snapshot's own files named like that."""
+    base = os.fspath(under)
+    for directory in [d for d in resumable_dirs
+                      if d == base or d.startswith(base.rstrip(os.sep) + os.sep)]:
+        resumable_dirs.discard(directory)
+        try:
+            names = [n for n in os.listdir(directory) if n.startswith(TMP_PREFIX)]
+        except OSError:
+            continue
+        for name in names:
+            path = os.path.join(directory, name)
+            if path not in keep and left_by_dead(name) and partial_of(path) is not None:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+
+
 def in_use_by_another(name: str) -> bool:
     """Is ``name`` a temp file of another process that is still running (a concurrent
     pull or checkout into the same directory, about to rename it into place)?"""

@@ -11,6 +11,7 @@ page-aligned buffer, as ``O_DIRECT`` requires.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import stat
@@ -89,10 +90,10 @@ def adopt_partial(final: Path, digest: str, size: int, tmp: Path) -> int:
             continue
         try:
             st = os.lstat(path)
-            # not one with another name (a hard link: the download would write the rest
-            # of the object into a file outside the destination through it)
-            if (done == 0 and st.st_nlink == 1 and stat.S_ISREG(st.st_mode)
-                    and 0 < part[1] <= min(size, st.st_size)):
+            # only a file of ours and nobody else's: one another user owns (a shared
+            # directory), or one with a second name, could be written after it is verified
+            if (done == 0 and 0 < part[1] <= min(size, st.st_size) and stat.S_ISREG(st.st_mode)
+                    and st.st_nlink == 1 and st.st_uid == os.geteuid()):
                 os.rename(path, tmp)  # atomic: of two processes, one takes it over
                 done = part[1]
             else:
@@ -164,6 +165,10 @@ async def download_object(store: Store, digest: str, final: Path, hasher: Hasher
                         pool.close()
                 if actual != digest:
                     raise _mismatch(store, digest, actual, label)
+                # complete: the record of a partial download (this one's, or the one it
+                # took over) is not left on the user's file
+                with contextlib.suppress(OSError):
+                    os.removexattr(tmp, RESUME_ATTR)
                 if mode is not None:
                     os.chmod(tmp, mode)
                 os.replace(tmp, final)

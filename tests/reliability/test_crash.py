@@ -423,7 +423,8 @@ def test_a_large_object_is_resumed_where_a_stopped_pull_left_it(
         m(*args)
         gets = [t for method, t in counter.log
                 if method == "GET" and object_key(digest) in t]
-    assert 0 < len(gets) <= ranges - 3, f"{len(gets)} ranged GETs of {ranges} again"
+    # (none at all if the stopped run had every range in before it exited, on a busy host)
+    assert len(gets) <= ranges - 3, f"{len(gets)} ranged GETs of {ranges} again"
     if verb == "fetch":
         m("checkout", "--id", sid, str(dest))
     assert cli("id", str(dest)).out.strip() == sid

@@ -378,24 +378,60 @@ async def test_a_partial_download_of_a_live_process_is_left_alone(tmp_path: Path
     assert other.exists()
 
 
-async def test_a_partial_download_with_another_name_is_not_taken_over(tmp_path: Path
-                                                                      ) -> None:
-    """A partial download hard-linked from outside the destination (``cp -al`` of a
-    destination a pull was killed in, or a link planted there) is not written through:
-    the rest of the object went into the outside file through the shared inode."""
+async def test_a_large_object_in_place_carries_no_resume_record(tmp_path: Path) -> None:
+    """The record a partial download keeps on itself (``RESUME_ATTR``) is not left on the
+    user's file (or the cached object) once it is complete and in place."""
+    from snapdir.transfer.cache import RESUME_ATTR
+
+    data = os.urandom(13 * MiB + 5)
+    digest = blake3.blake3(data).hexdigest()
+    store = GatedStore()
+    store.open.set()
+    await store.put_bytes(object_key(digest), data)
+    cfg = TransferConfig(multipart_threshold=6 * MiB, range_size=4 * MiB)
+    final = tmp_path / "d" / "big.bin"
+    probe = tmp_path / "probe"
+    probe.write_bytes(b"")
+    try:
+        os.setxattr(probe, RESUME_ATTR, b"x 1")
+    except OSError:
+        pytest.skip("no user xattrs here")
+    await download_object(store, digest, final, Hasher(), cfg, size_hint=len(data))
+    assert final.read_bytes() == data
+    assert RESUME_ATTR not in os.listxattr(final)
+
+
+@pytest.mark.parametrize("how", ["second-name", "another-owner"])
+async def test_a_partial_download_someone_else_can_write_is_not_taken_over(
+        tmp_path: Path, how: str) -> None:
+    """A partial file with a second name (a hard link), or owned by another user (a
+    shared directory), could be written through after its bytes are verified: it is not
+    taken over (the object is downloaded afresh), and what the link shows is untouched."""
+    from snapdir.transfer.cache import partial_of
+
     part = 5 * MiB
-    data = os.urandom(21 * MiB)
+    data = os.urandom(21 * MiB + 3)
     digest = blake3.blake3(data).hexdigest()
     _, final, cfg = await _stopped_part_way(tmp_path, data, part, gate=2 * part)
     left = _as_left_by_a_dead_process(final.parent)
-    outside = tmp_path / "outside.bin"
-    os.link(left, outside)
-    before = outside.read_bytes()
+    assert partial_of(left) == (digest, 2 * part)
+    link = tmp_path / "elsewhere.bin"
+    if how == "second-name":
+        os.link(left, link)
+    else:
+        if os.geteuid() != 0:
+            pytest.skip("needs root to give the file away")
+        os.chown(left, 65534, 65534)
+    before = link.read_bytes() if how == "second-name" else b""
     remove_stale_temps(final.parent, resumable={digest})
     again = GatedStore()
     again.open.set()
     await again.put_bytes(object_key(digest), data)
     await download_object(again, digest, final, Hasher(), cfg, size_hint=len(data))
     assert final.read_bytes() == data
-    assert outside.read_bytes() == before
+    assert sorted(again.ranges) == list(range(0, len(data), part))  # all of it afresh
+    assert os.lstat(final).st_uid == os.geteuid()
+    assert os.lstat(final).st_nlink == 1
+    if how == "second-name":
+        assert link.read_bytes() == before
     assert os.listdir(final.parent) == ["big.bin"]

@@ -972,3 +972,39 @@ def test_a_file_that_cannot_be_replaced_is_named_not_our_temp(cli: Cli,
         assert ".snapdir-tmp" not in r.err
         assert len(r.err.strip().splitlines()) == 1
     assert [p.name for p in dest.iterdir()] == ["top"]
+
+
+def test_a_pull_leaves_no_partial_download_it_did_not_take_over(cli: Cli, tmp_path: Path
+                                                                 ) -> None:
+    """A killed pull's partial download of a large object is kept for the next pull to
+    take over; where that pull gets the object otherwise (from the cache, or downloaded to
+    another of its paths), the partial file must not stay behind once it succeeds."""
+    import subprocess
+    import sys
+
+    from snapdir.transfer.cache import RESUME_ATTR
+
+    payload = os.urandom(2 * 1024 * 1024)
+    src = make_tree(tmp_path / "src", {"a/x.bin": payload, "b/x.bin": payload})
+    store = tmp_path / "store"
+    sid = cli("push", "--store", str(store), str(src)).out.strip()
+    digest = blake3.blake3(payload).hexdigest()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    probe = tmp_path / "probe"
+    probe.write_bytes(b"")
+    try:
+        os.setxattr(probe, RESUME_ATTR, b"x 1")
+    except OSError:
+        pytest.skip("no user xattrs here")
+    for case, flags in (("second-path", ["--no-cache"]), ("from-cache", [])):
+        dest = tmp_path / case
+        left = dest / "b" / f".snapdir-tmp-x.bin-{dead}-0badf00d"
+        left.parent.mkdir(parents=True)
+        left.write_bytes(payload[:1024 * 1024] + bytes(1024 * 1024))
+        os.setxattr(left, RESUME_ATTR, f"{digest} {1024 * 1024}".encode())
+        if not flags:
+            cli("fetch", "--store", str(store), "--id", sid)
+        cli("pull", *flags, "--store", str(store), "--id", sid, str(dest))
+        assert not left.exists(), case
+        assert cli("id", str(dest)).out.strip() == sid
