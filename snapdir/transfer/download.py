@@ -291,6 +291,8 @@ async def _ranged(store: Store, key: str, tmp: Path, final: Path, size: int,
             # shorter than it said (unreachable: its size was checked): start afresh
             h, resume = threaded_blake3(hasher), 0
             os.ftruncate(fd, 0)
+        if resume and resumable is not None:
+            resumable[0] = True  # its record stands: stopped again, it is kept again
         if resume and on_bytes is not None:
             on_bytes(resume)
         direct = config.direct_io and enable_direct(fd)

@@ -435,3 +435,31 @@ async def test_a_partial_download_someone_else_can_write_is_not_taken_over(
     if how == "second-name":
         assert link.read_bytes() == before
     assert os.listdir(final.parent) == ["big.bin"]
+
+
+async def test_a_taken_over_download_stopped_again_is_kept_again(tmp_path: Path) -> None:
+    """Stopped a second time before any new range is in, the partial file taken over keeps
+    what it had (it was deleted: the first run's bytes were lost)."""
+    from snapdir.transfer.cache import partial_of
+
+    part = 5 * MiB
+    data = os.urandom(26 * MiB)
+    digest = blake3.blake3(data).hexdigest()
+    _, final, cfg = await _stopped_part_way(tmp_path, data, part, gate=2 * part)
+    _as_left_by_a_dead_process(final.parent)
+    remove_stale_temps(final.parent, resumable={digest})
+    stuck = GatedStore()  # no range comes at all this time
+    await stuck.put_bytes(object_key(digest), data)
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(partial(download_object, stuck, digest, final, Hasher(), cfg,
+                                  size_hint=len(data)))
+            with anyio.fail_after(10):
+                while True:
+                    await anyio.sleep(0.01)
+                    if stuck.ranges:  # asked for, and held at the gate
+                        break
+            scope.cancel()
+    (kept,) = final.parent.iterdir()
+    assert partial_of(kept) == (digest, 2 * part)
+    assert kept.read_bytes()[:2 * part] == data[:2 * part]
