@@ -157,3 +157,25 @@ def s3_cli(s3_env: Any, cli: Cli) -> Cli:
         cli.env[var] = os.environ[var]
     cli.env.pop("AWS_ENDPOINT_URL_S3", None)
     return cli
+
+
+def dead_pid() -> int:
+    """The process id of a process that has exited (and been reaped)."""
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def require_user_xattrs(tmp: Path) -> None:
+    """Skip the test where ``tmp``'s filesystem has no user extended attributes (where
+    snapdir records no partial download to resume)."""
+    from snapdir.transfer.cache import RESUME_ATTR
+
+    probe = tmp / ".xattr-probe"
+    probe.write_bytes(b"")
+    try:
+        os.setxattr(probe, RESUME_ATTR, b"x 1")
+    except OSError:
+        pytest.skip("no user xattrs here")
+    finally:
+        probe.unlink()

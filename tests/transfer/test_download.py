@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from functools import partial
 from pathlib import Path
 
 import anyio
 import blake3
 import pytest
+from conftest import dead_pid, require_user_xattrs
 
 from snapdir.core.manifest import Hasher
 from snapdir.errors import IntegrityError, StoreUnavailable
@@ -237,21 +238,11 @@ async def test_progress_counts_a_large_object_as_its_ranges_arrive(tmp_path: Pat
     assert seen[-1] == (1, len(data))  # exactly once in the end
 
 
-def _dead_pid() -> int:
-    """The process id of a process that has exited (and been reaped)."""
-    import subprocess
-    import sys
-
-    p = subprocess.Popen([sys.executable, "-c", "pass"])
-    p.wait()
-    return p.pid
-
-
 def _as_left_by_a_dead_process(directory: Path) -> Path:
     """The one temp file in ``directory``, renamed as if its writer had since exited."""
     (tmp,) = [p for p in directory.iterdir() if p.name.startswith(".snapdir-tmp-")]
     head, _pid, tail = tmp.name.rsplit("-", 2)
-    dead = tmp.with_name(f"{head}-{_dead_pid()}-{tail}")
+    dead = tmp.with_name(f"{head}-{dead_pid()}-{tail}")
     tmp.rename(dead)
     return dead
 
@@ -265,6 +256,18 @@ class GatedStore(MemoryStore):
         self.open = anyio.Event()
         self.ranges: list[int] = []
 
+    @classmethod
+    async def holding(cls, data: bytes, *, gate: int = 0, serving: bool = True
+                      ) -> GatedStore:
+        """A store holding ``data`` as its object; ranges from ``gate`` on wait unless
+        ``serving``."""
+        store = cls()
+        store.gate = gate
+        if serving:
+            store.open.set()
+        await store.put_bytes(object_key(blake3.blake3(data).hexdigest()), data)
+        return store
+
     async def get(self, key: str, start: int = 0, end: int | None = None
                   ) -> AsyncIterator[bytes]:
         self.ranges.append(start)
@@ -274,19 +277,11 @@ class GatedStore(MemoryStore):
             yield chunk
 
 
-async def _stopped_part_way(tmp_path: Path, data: bytes, part: int, gate: int
-                            ) -> tuple[GatedStore, Path, TransferConfig]:
-    """Start downloading ``data``, stop the download (as Ctrl-C does) once the ranges
-    before ``gate`` are in."""
-    from snapdir.transfer.cache import partial_of
-
+async def _stop_download_once(store: GatedStore, data: bytes, final: Path,
+                              cfg: TransferConfig, ready: Callable[[], bool]) -> None:
+    """Start downloading ``data`` from ``store`` into ``final``, and stop the download (as
+    Ctrl-C does) once ``ready()`` holds."""
     digest = blake3.blake3(data).hexdigest()
-    store = GatedStore()
-    store.gate = gate
-    await store.put_bytes(object_key(digest), data)
-    cfg = TransferConfig(multipart_threshold=6 * MiB, range_size=part, part_concurrency=8,
-                         range_window=8)
-    final = tmp_path / "d" / "big.bin"
     with anyio.CancelScope() as scope:
         async with anyio.create_task_group() as tg:
             tg.start_soon(partial(download_object, store, digest, final, Hasher(), cfg,
@@ -294,10 +289,27 @@ async def _stopped_part_way(tmp_path: Path, data: bytes, part: int, gate: int
             with anyio.fail_after(10):
                 while True:
                     await anyio.sleep(0.01)
-                    temps = list(final.parent.glob(".snapdir-tmp-*"))
-                    if temps and (p := partial_of(temps[0])) and p[1] >= gate:
+                    if ready():
                         break
             scope.cancel()
+
+
+async def _stopped_part_way(tmp_path: Path, data: bytes, part: int, gate: int
+                            ) -> tuple[GatedStore, Path, TransferConfig]:
+    """Start downloading ``data``, stop the download (as Ctrl-C does) once the ranges
+    before ``gate`` are in."""
+    from snapdir.transfer.cache import partial_of
+
+    store = await GatedStore.holding(data, gate=gate, serving=False)
+    cfg = TransferConfig(multipart_threshold=6 * MiB, range_size=part, part_concurrency=8,
+                         range_window=8)
+    final = tmp_path / "d" / "big.bin"
+
+    def hashed_to_gate() -> bool:
+        temps = list(final.parent.glob(".snapdir-tmp-*"))
+        return bool(temps) and (p := partial_of(temps[0])) is not None and p[1] >= gate
+
+    await _stop_download_once(store, data, final, cfg, hashed_to_gate)
     assert not final.exists()
     return store, final, cfg
 
@@ -317,9 +329,7 @@ async def test_a_stopped_large_download_is_taken_over_where_it_stopped(tmp_path:
     remove_stale_temps(final.parent, resumable={digest})  # as pull and fetch do first
     assert left.exists()
 
-    again = GatedStore()
-    again.open.set()
-    await again.put_bytes(object_key(digest), data)
+    again = await GatedStore.holding(data)
     seen: list[int] = []
     size = await download_object(again, digest, final, Hasher(), cfg, size_hint=len(data),
                                  on_bytes=seen.append)
@@ -346,9 +356,7 @@ async def test_a_taken_over_partial_download_with_a_wrong_byte_is_refused(tmp_pa
         os.close(fd)
     remove_stale_temps(final.parent, resumable={digest})
 
-    again = GatedStore()
-    again.open.set()
-    await again.put_bytes(object_key(digest), data)
+    again = await GatedStore.holding(data)
     with pytest.raises(IntegrityError, match=digest):
         await download_object(again, digest, final, Hasher(), cfg, size_hint=len(data))
     assert os.listdir(final.parent) == []  # the bad partial is gone with the attempt
@@ -369,9 +377,7 @@ async def test_a_partial_download_of_a_live_process_is_left_alone(tmp_path: Path
     other = live.with_name(live.name.replace(f"-{os.getpid()}-", "-1-"))  # pid 1: init
     live.rename(other)
     remove_stale_temps(final.parent, resumable={digest})
-    again = GatedStore()
-    again.open.set()
-    await again.put_bytes(object_key(digest), data)
+    again = await GatedStore.holding(data)
     await download_object(again, digest, final, Hasher(), cfg, size_hint=len(data))
     assert final.read_bytes() == data
     assert sorted(again.ranges) == list(range(0, len(data), part))
@@ -385,17 +391,10 @@ async def test_a_large_object_in_place_carries_no_resume_record(tmp_path: Path) 
 
     data = os.urandom(13 * MiB + 5)
     digest = blake3.blake3(data).hexdigest()
-    store = GatedStore()
-    store.open.set()
-    await store.put_bytes(object_key(digest), data)
+    store = await GatedStore.holding(data)
     cfg = TransferConfig(multipart_threshold=6 * MiB, range_size=4 * MiB)
     final = tmp_path / "d" / "big.bin"
-    probe = tmp_path / "probe"
-    probe.write_bytes(b"")
-    try:
-        os.setxattr(probe, RESUME_ATTR, b"x 1")
-    except OSError:
-        pytest.skip("no user xattrs here")
+    require_user_xattrs(tmp_path)
     await download_object(store, digest, final, Hasher(), cfg, size_hint=len(data))
     assert final.read_bytes() == data
     assert RESUME_ATTR not in os.listxattr(final)
@@ -424,9 +423,7 @@ async def test_a_partial_download_someone_else_can_write_is_not_taken_over(
         os.chown(left, 65534, 65534)
     before = link.read_bytes() if how == "second-name" else b""
     remove_stale_temps(final.parent, resumable={digest})
-    again = GatedStore()
-    again.open.set()
-    await again.put_bytes(object_key(digest), data)
+    again = await GatedStore.holding(data)
     await download_object(again, digest, final, Hasher(), cfg, size_hint=len(data))
     assert final.read_bytes() == data
     assert sorted(again.ranges) == list(range(0, len(data), part))  # all of it afresh
@@ -448,18 +445,9 @@ async def test_a_taken_over_download_stopped_again_is_kept_again(tmp_path: Path)
     _, final, cfg = await _stopped_part_way(tmp_path, data, part, gate=2 * part)
     _as_left_by_a_dead_process(final.parent)
     remove_stale_temps(final.parent, resumable={digest})
-    stuck = GatedStore()  # no range comes at all this time
-    await stuck.put_bytes(object_key(digest), data)
-    with anyio.CancelScope() as scope:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(partial(download_object, stuck, digest, final, Hasher(), cfg,
-                                  size_hint=len(data)))
-            with anyio.fail_after(10):
-                while True:
-                    await anyio.sleep(0.01)
-                    if stuck.ranges:  # asked for, and held at the gate
-                        break
-            scope.cancel()
+    stuck = await GatedStore.holding(data, serving=False)  # no range comes this time
+    # stopped once its ranges are asked for (and held at the gate)
+    await _stop_download_once(stuck, data, final, cfg, lambda: bool(stuck.ranges))
     (kept,) = final.parent.iterdir()
     assert partial_of(kept) == (digest, 2 * part)
     assert kept.read_bytes()[:2 * part] == data[:2 * part]

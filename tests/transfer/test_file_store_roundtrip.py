@@ -9,7 +9,7 @@ from pathlib import Path
 
 import blake3
 import pytest
-from conftest import Cli, make_tree, object_files, tree_bytes
+from conftest import Cli, dead_pid, make_tree, object_files, require_user_xattrs, tree_bytes
 
 ID_LEN = 64
 
@@ -979,9 +979,6 @@ def test_a_pull_leaves_no_partial_download_it_did_not_take_over(cli: Cli, tmp_pa
     """A killed pull's partial download of a large object is kept for the next pull to
     take over; where that pull gets the object otherwise (from the cache, or downloaded to
     another of its paths), the partial file must not stay behind once it succeeds."""
-    import subprocess
-    import sys
-
     from snapdir.transfer.cache import RESUME_ATTR
 
     payload = os.urandom(2 * 1024 * 1024)
@@ -989,14 +986,8 @@ def test_a_pull_leaves_no_partial_download_it_did_not_take_over(cli: Cli, tmp_pa
     store = tmp_path / "store"
     sid = cli("push", "--store", str(store), str(src)).out.strip()
     digest = blake3.blake3(payload).hexdigest()
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True).stdout.strip()
-    probe = tmp_path / "probe"
-    probe.write_bytes(b"")
-    try:
-        os.setxattr(probe, RESUME_ATTR, b"x 1")
-    except OSError:
-        pytest.skip("no user xattrs here")
+    dead = dead_pid()
+    require_user_xattrs(tmp_path)
     for case, flags in (("second-path", ["--no-cache"]), ("from-cache", [])):
         dest = tmp_path / case
         left = dest / "b" / f".snapdir-tmp-x.bin-{dead}-0badf00d"
