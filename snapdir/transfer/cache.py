@@ -32,6 +32,14 @@ def temp_name(final: Path) -> Path:
     return final.with_name(f"{TMP_PREFIX}{final.name[:16]}-{os.getpid()}-{secrets.token_hex(4)}")
 
 
+def temp_names(directory: Path | str) -> list[str]:
+    """The names in ``directory`` shaped like our temp files' (none if it cannot be read)."""
+    try:
+        return [n for n in os.listdir(directory) if n.startswith(TMP_PREFIX)]
+    except OSError:
+        return []
+
+
 #: on a large object's temp file: ``DIGEST BYTES``, its first BYTES are in and hashed; a
 #: later download of DIGEST into the same directory takes the file over from there
 RESUME_ATTR = "user.snapdir.resume"
@@ -59,11 +67,7 @@ def remove_stale_temps(directory: Path, keep: Container[str] = (),
     so are the names in ``keep`` (a snapshot's own files may be named like that) and the
     partial downloads of the objects in ``resumable`` (the download about to start takes
     them over)."""
-    try:
-        names = [n for n in os.listdir(directory) if n.startswith(TMP_PREFIX)]
-    except OSError:
-        return
-    for name in names:
+    for name in temp_names(directory):
         if name in keep or not left_by_dead(name):
             continue
         if resumable and (part := partial_of(directory / name)) and part[0] in resumable:
@@ -85,11 +89,7 @@ def remove_partials(under: Path, keep: Container[str] = ()) -> None:
     for directory in [d for d in resumable_dirs
                       if d == base or d.startswith(base.rstrip(os.sep) + os.sep)]:
         resumable_dirs.discard(directory)
-        try:
-            names = [n for n in os.listdir(directory) if n.startswith(TMP_PREFIX)]
-        except OSError:
-            continue
-        for name in names:
+        for name in temp_names(directory):
             path = os.path.join(directory, name)
             if path not in keep and left_by_dead(name) and partial_of(path) is not None:
                 try:

@@ -29,7 +29,7 @@ from ..fileio import DIRECT_ALIGN, enable_direct, pwrite_all, pwrite_direct, wri
 from ..hashing import hash_range, threaded_blake3
 from ..stores.base import Chunk, Store, WritesRanges, object_key
 from .batch import Batcher
-from .cache import RESUME_ATTR, TMP_PREFIX, left_by_dead, partial_of, resumable_dirs, temp_name
+from .cache import RESUME_ATTR, left_by_dead, partial_of, resumable_dirs, temp_name, temp_names
 from .config import TransferConfig
 from .pool import first_error
 from .threads import run_stoppable, run_sync
@@ -78,12 +78,8 @@ def adopt_partial(final: Path, digest: str, size: int, tmp: Path) -> int:
     (``remove_stale_temps``) left one is looked in."""
     if os.fspath(final.parent) not in resumable_dirs:
         return 0
-    try:
-        names = [n for n in os.listdir(final.parent) if n.startswith(TMP_PREFIX)]
-    except OSError:
-        return 0
     done = 0
-    for name in names:
+    for name in temp_names(final.parent):
         path = final.parent / name
         part = partial_of(path)
         if part is None or part[0] != digest or not left_by_dead(name):

@@ -26,7 +26,7 @@ from ..errors import (
     nonempty_path,
 )
 from ..stores.base import Store
-from .cache import TMP_PREFIX, LocalCache, open_cache, remove_partials
+from .cache import TMP_PREFIX, LocalCache, open_cache, remove_partials, resumable_dirs
 from .checkout import (
     CheckoutResult,
     apply_dir_modes,
@@ -250,10 +250,10 @@ async def pull(snapshot_id: str, store: Store, dest: str | Path, *,
         with anyio.CancelScope(shield=True):
             await run_sync(partial(apply_dir_modes, dirs, best_effort=True))
         raise
-    # partial downloads kept for this pull that it did not take over
-    own = {os.path.join(base, e.path[2:]) for e in manifest.files()
-           if "/" + TMP_PREFIX in e.path}
-    await run_sync(remove_partials, target, own)
+    if resumable_dirs:  # partial downloads kept for this pull that it did not take over
+        own = {os.path.join(base, e.path[2:]) for e in manifest.files()
+               if "/" + TMP_PREFIX in e.path}
+        await run_sync(remove_partials, target, own)
     if not no_cache:
         from . import known
         known.remember(settings.cache_dir(), store.uri, sid)
