@@ -198,20 +198,29 @@ async def revisions_in_store(store: Store, name: str) -> list[str]:
     return out
 
 
+async def _read_record(store: Store, key: str, snapshot_id: str, skipping: str
+                       ) -> tuple[bytes, Revision] | None:
+    """The bytes and revision of the record of ``snapshot_id`` at ``key``, or None with a
+    warning (``skipping``, then why) if it cannot be read or is not that id's record."""
+    try:
+        data = await _retried(partial(store.get_bytes, key))
+        rev = Revision.from_json(json.loads(data))
+        if rev.id != snapshot_id:
+            raise ValueError(f"it is the record of {rev.id}")
+    except (ValueError, UnicodeDecodeError, StoreError) as exc:
+        warn(f"{skipping}: {exc}")
+        return None
+    return data, rev
+
+
 async def records_in_store(store: Store, snapshot_id: str) -> list[Revision]:
     keys = await _keys(store, f"{PREFIX}/ids/{snapshot_id}/")
     out: list[Revision] = []
     for key in sorted(keys):
-        try:
-            data = await _retried(partial(store.get_bytes, key))
-            rev = Revision.from_json(json.loads(data))
-            if rev.id != snapshot_id:
-                raise ValueError(f"it is the record of {rev.id}")
-            out.append(rev)
-        except (ValueError, UnicodeDecodeError) as exc:
-            warn(f"skipping history record {key} in {store.uri}: {exc}")
-        except StoreError as exc:
-            warn(f"skipping history record {key} in {store.uri}: {exc}")
+        got = await _read_record(store, key, snapshot_id,
+                                 f"skipping history record {key} in {store.uri}")
+        if got is not None:
+            out.append(got[1])
     return out
 
 
@@ -228,14 +237,11 @@ async def copy_records(src: Store, dst: Store, snapshot_id: str) -> int:
         stamp = tail.partition("-")[0]
         if tail in have or not stamp.isdigit():
             continue
-        try:
-            data = await _retried(partial(src.get_bytes, key))
-            rev = Revision.from_json(json.loads(data))
-            if rev.id != snapshot_id:
-                raise ValueError(f"it is the record of {rev.id}")
-        except (ValueError, UnicodeDecodeError, StoreError) as exc:
-            warn(f"not copying history record {key} of {src.uri}: {exc}")
+        got = await _read_record(src, key, snapshot_id,
+                                 f"not copying history record {key} of {src.uri}")
+        if got is None:
             continue
+        data, rev = got
         await _retried(partial(dst.put_bytes, prefix + tail, data))
         await _retried(partial(dst.put_bytes, f"{_name_prefix(rev.name)}{stamp}-{rev.id}", b""))
         copied += 1
