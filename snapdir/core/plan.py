@@ -90,7 +90,7 @@ def select(manifest: Manifest, patterns: Sequence[str]) -> Manifest:
         for i in range(1, len(parts) + 1):
             parents.add("./" + "/".join(parts[:i]) + "/")
     kept = [e for e in manifest.entries
-            if e.is_dir and (e.path in parents or under_chosen(e.path[2:].rstrip("/")))]
+            if e.is_dir and (e.path in parents or (chosen and under_chosen(e.path[2:].rstrip("/"))))]
     unused = [q for q, u in zip(patterns, used, strict=True) if not u]
     if unused and any(e.path != "./" for e in manifest.entries):
         from ..errors import UsageError
