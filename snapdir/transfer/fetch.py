@@ -28,7 +28,7 @@ from ..errors import (
 )
 from ..stores.base import Store, manifest_key
 from .batch import Batcher
-from .cache import LocalCache, open_cache
+from .cache import TMP_PREFIX, LocalCache, open_cache
 from .config import TransferConfig
 from .download import RangeBuffers, download_object, write_small
 from .pool import for_each
@@ -218,6 +218,8 @@ async def download_all(store: Store, items: Iterable[Item] | AsyncIterable[Item]
         except OSError as exc:  # writing locally: a full disk, permissions, a directory
             # (renaming our temp file into place: the file in the way is the one to name)
             where = exc.filename2 if exc.filename2 is not None else exc.filename or final
+            if Path(where).name.startswith(TMP_PREFIX):  # creating or writing our temp
+                where = Path(where).parent               # file: the directory refused it
             raise DestinationError(f"{where}: cannot write {label} there "
                                    f"({exc.strerror or exc}); check free space and "
                                    "permissions") from None

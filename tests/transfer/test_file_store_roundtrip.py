@@ -974,6 +974,35 @@ def test_a_file_that_cannot_be_replaced_is_named_not_our_temp(cli: Cli,
     assert [p.name for p in dest.iterdir()] == ["top"]
 
 
+def test_a_directory_that_refuses_new_files_is_named_not_our_temp(cli: Cli,
+                                                                  tmp_path: Path) -> None:
+    """A destination directory where no file can be created (immutable, read-only, full):
+    the error names that directory, not the temp file the download tried to create."""
+    import shutil
+    import subprocess
+
+    src = make_tree(tmp_path / "src", {"sub/f": b"new bytes\n"})
+    store = str(tmp_path / "store")
+    sid = cli("push", "--store", store, str(src)).out.strip()
+    dest = tmp_path / "dest"
+    (dest / "sub").mkdir(parents=True)
+    if shutil.which("chattr") is None or subprocess.run(
+            ["chattr", "+i", str(dest / "sub")], capture_output=True,
+            check=False).returncode != 0:
+        pytest.skip("chattr +i is not available here (needs root and ext4/xfs/btrfs)")
+    try:
+        runs = [cli("pull", *flags, "--store", store, "--id", sid, str(dest), check=False)
+                for flags in ([], ["--no-cache"])]
+    finally:
+        subprocess.run(["chattr", "-i", str(dest / "sub")], check=True)
+    for r in runs:
+        assert r.rc == 1
+        assert f": {dest / 'sub'}: cannot write ./sub/f there" in r.err, r.err
+        assert ".snapdir-tmp" not in r.err
+        assert len(r.err.strip().splitlines()) == 1
+    assert list((dest / "sub").iterdir()) == []
+
+
 def test_a_pull_leaves_no_partial_download_it_did_not_take_over(cli: Cli, tmp_path: Path
                                                                  ) -> None:
     """A killed pull's partial download of a large object is kept for the next pull to
