@@ -144,12 +144,20 @@ class AiobotocoreCredentials:
         for what, value in (("access key id", frozen.access_key),
                             ("secret access key", frozen.secret_key),
                             ("session token", frozen.token)):
-            if value is not None and not _header_safe(value):
-                self.error = AccessDenied(
-                    f"the {what} that the AWS profile's credential source gave for {self.uri} "
-                    "holds a newline, a control or a non-ASCII character: fix the "
-                    "credentials file or credential_process")
-                raise self.error
+            if value is None and what == "session token":
+                continue
+            # a credential_process's JSON may hold null or a number (jq given a wrong
+            # field name prints null): it went on to obstore and read as "access denied"
+            if not isinstance(value, str) or (not value and what != "session token"):
+                problem = "is empty or not text"
+            elif not _header_safe(value):
+                problem = "holds a newline, a control or a non-ASCII character"
+            else:
+                continue
+            self.error = AccessDenied(
+                f"the {what} that the AWS profile's credential source gave for {self.uri} "
+                f"{problem}: fix the credentials file or credential_process")
+            raise self.error
         expires: datetime | None = None
         if getattr(creds, "refresh_needed", None) is not None:  # refreshable
             expires = getattr(creds, "_expiry_time", None)

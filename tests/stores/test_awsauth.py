@@ -197,3 +197,27 @@ def test_an_assumed_role_needs_no_region_in_its_profile(tmp_path: Path,
     assert (got["access_key_id"], got["token"]) == ("ASIAROLE", "role-token")
     assert len(server.seen) == 1
     assert f"/{want}/sts/aws4_request" in server.seen[0]
+
+
+@pytest.mark.parametrize(("answer", "what"), [
+    ('"AccessKeyId": "AKIA", "SecretAccessKey": null', "secret access key"),
+    ('"AccessKeyId": "AKIA", "SecretAccessKey": 12345', "secret access key"),
+    ('"AccessKeyId": "", "SecretAccessKey": "s"', "access key id"),
+])
+def test_a_credential_process_giving_no_key_is_named(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     answer: str, what: str) -> None:
+    """null or a number where a key should be (jq given a wrong field name prints null)
+    is refused here, by name; it went on to obstore and read as "access denied"."""
+    config = tmp_path / "config"
+    config.write_text("[profile p]\ncredential_process = /bin/echo "
+                      f"'{{\"Version\": 1, {answer}}}'\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(awsauth.AccessDenied) as info:
+        awsauth.AiobotocoreCredentials("s3://b/p", "p")()
+    assert str(info.value) == (f"the {what} that the AWS profile's credential source gave "
+                               "for s3://b/p is empty or not text: fix the credentials file "
+                               "or credential_process")
