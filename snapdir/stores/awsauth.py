@@ -120,6 +120,12 @@ class AiobotocoreCredentials:
         if self.profile:
             session.set_config_variable("profile", self.profile)
         try:
+            # the chain's own clients (STS, for assume-role and web identity) need a region
+            # as the S3 requests do: AWS_REGION (which botocore does not read), the
+            # session's (AWS_DEFAULT_REGION, the profile's), else the default
+            region = (os.environ.get("AWS_REGION", "").strip()
+                      or session.get_config_variable("region"))
+            session.set_config_variable("region", region or DEFAULT_REGION)
             creds = await session.get_credentials()
             # a deferred source (SSO, assume-role) only runs here
             frozen = await creds.get_frozen_credentials() if creds is not None else None
@@ -138,12 +144,20 @@ class AiobotocoreCredentials:
         for what, value in (("access key id", frozen.access_key),
                             ("secret access key", frozen.secret_key),
                             ("session token", frozen.token)):
-            if value is not None and not _header_safe(value):
-                self.error = AccessDenied(
-                    f"the {what} that the AWS profile's credential source gave for {self.uri} "
-                    "holds a newline, a control or a non-ASCII character: fix the "
-                    "credentials file or credential_process")
-                raise self.error
+            if value is None and what == "session token":
+                continue
+            # a credential_process's JSON may hold null or a number (jq given a wrong
+            # field name prints null): it went on to obstore and read as "access denied"
+            if not isinstance(value, str) or (not value and what != "session token"):
+                problem = "is empty or not text"
+            elif not _header_safe(value):
+                problem = "holds a newline, a control or a non-ASCII character"
+            else:
+                continue
+            self.error = AccessDenied(
+                f"the {what} that the AWS profile's credential source gave for {self.uri} "
+                f"{problem}: fix the credentials file or credential_process")
+            raise self.error
         expires: datetime | None = None
         if getattr(creds, "refresh_needed", None) is not None:  # refreshable
             expires = getattr(creds, "_expiry_time", None)
@@ -164,6 +178,7 @@ def _credentials_failure(exc: BaseException) -> str:
     """Why botocore's chain failed, and what to do, without quoting the config or a
     credential process's output (either may hold a secret)."""
     from botocore.exceptions import (
+        ClientError,
         ConfigParseError,
         CredentialRetrievalError,
         InfiniteLoopConfigError,
@@ -172,6 +187,9 @@ def _credentials_failure(exc: BaseException) -> str:
         SSOError,
         TokenRetrievalError,
     )
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+
+    from ..errors import redact_userinfo
 
     named = env_profile()
     var = named[1] if named else "AWS_PROFILE"
@@ -196,6 +214,15 @@ def _credentials_failure(exc: BaseException) -> str:
         if source == "custom-process":  # its own stderr: not shown, it may hold a secret
             return "the profile's credential_process failed; run it by hand to see why"
         return f"the {source or 'credential'} source failed; check {var} and your AWS config"
+    if isinstance(exc, ClientError):  # STS refused (assume-role, web identity)
+        code = exc.response.get("Error", {}).get("Code") or "an error"
+        return (f"{exc.operation_name} was refused ({code}); check the profile's role and "
+                f"source credentials ({var}, your AWS config)")
+    if isinstance(exc, BotoConnectionError):
+        url = redact_userinfo(str(getattr(exc, "kwargs", {}).get("endpoint_url") or ""))
+        return (f"the credential source could not reach {url or 'its endpoint'}; check the "
+                "network (AWS_ENDPOINT_URL applies to STS too; AWS_ENDPOINT_URL_S3 to S3 "
+                "only)")
     if isinstance(exc, ValueError) and type(exc).__name__ == "JSONDecodeError":
         return ("a credential source answered with something that is not JSON (the "
                 "profile's credential_process?); run it by hand to see what it prints")
