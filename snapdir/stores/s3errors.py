@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from obstore.exceptions import PermissionDeniedError, UnauthenticatedError
 
@@ -60,9 +61,14 @@ def map_error(exc: BaseException, key: str, uri: str, bucket: str,
     code = c.group(1) if c else None
     where = f"{key} in {uri}"
     detail = " ".join(str(x) for x in (f"HTTP {status}" if status else None, code) if x)
+    # an endpoint with a path (the bucket pasted into it, as some consoles show the URL):
+    # every request goes to that path first, and the server answers for the wrong bucket
+    path = urlsplit(endpoint).path.strip("/") if endpoint else ""
+    pathy = (f"; {endpoint_from} ({endpoint}) has a path, /{path}, put in front of "
+             "every request: an S3 endpoint is usually scheme://host[:port] alone") if path else ""
     if code == "NoSuchBucket":
         return StoreError(f"bucket {bucket!r} does not exist (for {where}): create it or fix "
-                          f"the store URI", key=key)
+                          f"the store URI{pathy}", key=key)
     scheme = _wrong_scheme(exc, text, endpoint_from)  # an https server's plain-text 400
     foreign = _foreign_reply(text, status, bucket) if scheme is None else None
     if foreign is not None:
@@ -116,7 +122,8 @@ def map_error(exc: BaseException, key: str, uri: str, bucket: str,
         # what a plain-http request to an https port gets (a HEAD has no body to say so)
         hint = ("; if that server speaks https, write its URL with https:// in "
                 f"{endpoint_from}; if it expects another region, set AWS_REGION")
-    return StoreError(f"{uri} refused the request for {key} ({detail}){hint}", key=key)
+    return StoreError(f"{uri} refused the request for {key} ({detail}){hint}{pathy}",
+                      key=key)
 
 
 #: the body obstore quotes after the status of a failed request, and the request's URL

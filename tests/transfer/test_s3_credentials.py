@@ -137,3 +137,18 @@ def test_aws_default_profile_comes_first_as_in_botocore(s3_cli: Cli, bucket: Buc
     assert r.rc == 1, r
     # the advice names where the endpoint was set
     assert "check endpoint_url in the AWS config, profile closed" in r.err
+
+
+def test_an_endpoint_with_a_path_is_pointed_at(s3_cli: Cli, bucket: Bucket,
+                                               tmp_path: Path) -> None:
+    """The bucket pasted into the endpoint URL (as some consoles show it): every request
+    went to the wrong place and the error blamed a missing key or bucket; it now says the
+    endpoint has a path."""
+    src = make_tree(tmp_path / "src", {"a.txt": b"a\n"})
+    endpoint = s3_cli.env["AWS_ENDPOINT_URL"]
+    for path in (f"/{bucket.bucket}", "/some/path"):
+        s3_cli.env["AWS_ENDPOINT_URL"] = endpoint + path
+        r = s3_cli("push", "-q", "--store", bucket.unique_uri("pathy"), str(src), check=False)
+        assert r.rc == 1, r
+        assert len(r.err.strip().splitlines()) == 1, r.err
+        assert f"AWS_ENDPOINT_URL ({endpoint}{path}) has a path, {path}," in r.err, r.err
