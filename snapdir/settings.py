@@ -278,7 +278,8 @@ def describe(store_flag: str | None = None, jobs_flag: int | None = None,
                        endpoint_problem(*endpoint) if endpoint else None))
     region = configured_region()
     out.append(Setting("s3 region", *((_shown(region[0]), region[1]) if region else (
-        "(the bucket's own on AWS, else us-east-1)", "default")),
+        "us-east-1" if endpoint else "(the bucket's own on AWS, else us-east-1)",
+        "default")),
         region_problem(*region) if region else None))
     named = env_profile()
     out.append(Setting("aws profile", *((named[0], f"environment: {named[1]}") if named

@@ -47,6 +47,16 @@ def test_defaults_names_every_setting_and_its_source(cli: Cli) -> None:
         cli.env[var] = f"http://{var.lower()}:9000"
         assert settings(cli)["s3 endpoint"]["source"] == f"environment: {var}"
 
+    # with no region set: on AWS a bucket's own region is found; a custom endpoint is
+    # asked in us-east-1, and the line says so
+    for var in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        cli.env.pop(var, None)
+    assert settings(cli)["s3 region"] == {"name": "s3 region", "value": "us-east-1",
+                                         "source": "default"}
+    for var in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        cli.env.pop(var)
+    assert "bucket's own" in settings(cli)["s3 region"]["value"]
+
     flags = settings(cli, "--jobs", "3", "--store", "s3://bkt/p")
     assert (flags["network jobs"]["value"], flags["network jobs"]["source"]) == (
         "3", "flag: --jobs")
