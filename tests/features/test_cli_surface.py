@@ -313,3 +313,18 @@ def test_closed_standard_streams(cli: Cli, tmp_path: Path) -> None:
     assert list(store.glob(".manifests/*/*/*/*"))
     r = closed(">&-", "id", str(src))
     assert (r.returncode, r.stderr) == (0, "")
+
+
+@pytest.mark.s3
+def test_many_jobs_fit_under_a_low_soft_open_files_limit(s3_env: SeaweedFS, cli: Cli,
+                                                         tmp_path: Path) -> None:
+    """A soft limit on open files below what ``-j`` needs (the usual 1024 with ``-j
+    1024``; here 64 with ``-j 200``) is raised towards the hard limit: the push failed
+    naming a source file it "cannot read" (Too many open files)."""
+    src = make_tree(tmp_path / "ds", {f"f{i}": str(i).encode() for i in range(200)})
+    r = subprocess.run(["sh", "-c", 'ulimit -Sn 64 && exec "$@"', "sh", sys.executable,
+                        "-m", "snapdir", "push", "-j", "200", "--store",
+                        s3_env.unique_uri("nofile"), str(src)], env=cli.env,
+                       capture_output=True, text=True, timeout=120, check=False)
+    assert (r.returncode, r.stderr) == (0, "")
+    assert r.stdout == cli("id", str(src)).out
