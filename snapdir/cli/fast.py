@@ -28,9 +28,31 @@ def _terminate(signum: int, frame: object) -> NoReturn:
     raise Terminated
 
 
+def _open_standard_streams() -> None:
+    """Reopen a closed stdin, stdout or stderr (``<&-``, ``>&-``, a daemon's spawn) on
+    /dev/null before the command opens anything: the first file, socket or event-loop
+    descriptor would otherwise take its number (uvloop then aborts on closing it, an
+    assertion and exit 134; a write meant for stdout would land in that file). What goes
+    to a closed stdout or stderr is discarded, as before; a closed stdin reads as empty."""
+    for fd, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            pass
+        null = os.open(os.devnull, os.O_RDONLY if fd == 0 else os.O_WRONLY)
+        if null != fd:
+            os.dup2(null, fd)
+            os.close(null)
+        if getattr(sys, name) is None:  # Python found it closed at start-up
+            setattr(sys, name, open(fd, "r" if fd == 0 else "w", encoding="utf-8",  # noqa: SIM115
+                                    errors="backslashreplace", closefd=False))
+
+
 def main() -> None:
     import signal
 
+    _open_standard_streams()
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:  # not if whoever started us
         signal.signal(signal.SIGTERM, _terminate)         # ignores it
     try:

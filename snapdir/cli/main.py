@@ -233,6 +233,29 @@ def _tune_malloc() -> None:
         return
 
 
+#: open files the CLI asks for (a soft limit below it is raised, up to the hard limit)
+_OPEN_FILES = 65536
+
+
+def _raise_open_files_limit() -> None:
+    """Raise the soft limit on open files towards the hard one, as Go programs do at
+    start. ``-j 1024`` (the documented maximum) holds a socket and a file or two per job,
+    past the usual soft limit of 1024: a push to S3 failed naming a source file it
+    "cannot read" (EMFILE), a pull a destination it "cannot write". The CLI's own process
+    only: a program using the library keeps its limits."""
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = _OPEN_FILES if hard == resource.RLIM_INFINITY else min(hard, _OPEN_FILES)
+        if soft != resource.RLIM_INFINITY and soft < want:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    except (ValueError, OSError):  # not allowed here: the limit stays as it was
+        return
+
+
 #: the signals that cancelled the work (see ``run_async``)
 _signalled: list[int] = []
 
@@ -273,6 +296,7 @@ def main() -> None:
     import signal
 
     _tune_malloc()
+    _raise_open_files_limit()
     # Ctrl-C before the event loop takes the signal over (parsing, imports): Interrupted
     # instead of KeyboardInterrupt, which click answers with a blank line on stderr
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:

@@ -164,8 +164,16 @@ class Progress:
                         tb: TracebackType | None) -> bool | None:
         if self._tg is not None:
             self._tg.cancel_scope.cancel()
-            await self._tg.__aexit__(et, e, tb)
-            _show(("\r\x1b[2K" if self.mode != "plain" else "") + self.line() + "\n")
+            try:
+                await self._tg.__aexit__(et, e, tb)
+            except BaseExceptionGroup as group:
+                # the task group hands the work's own error back wrapped: it goes on as
+                # it was raised (typed), the render task raising nothing of its own
+                if e is None or list(group.exceptions) != [e]:
+                    raise
+            finally:
+                # the line ended even when the work failed: the error is a line of its own
+                _show(("\r\x1b[2K" if self.mode != "plain" else "") + self.line() + "\n")
         return None
 
 

@@ -35,5 +35,8 @@ async def retrying(fn: Callable[[], Awaitable[T]], config: TransferConfig,
                 raise
             if on_retry is not None:
                 on_retry(exc)
-            delay = random.uniform(0, min(config.backoff_cap, config.backoff_base * 2 ** attempt))
+            # the exponent capped: 0.1 * 2**1024 is past a float (SNAPDIR_RETRIES has no
+            # maximum), and the cap is reached long before
+            delay = random.uniform(0, min(config.backoff_cap,
+                                          config.backoff_base * 2 ** min(attempt, 64)))
             await anyio.sleep(delay)

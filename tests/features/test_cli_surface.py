@@ -303,3 +303,38 @@ def test_defaults_flags_aws_settings_s3_commands_would_refuse(cli: Cli, tmp_path
     assert lines["s3 CA bundle"].endswith("INVALID")
     assert "certificate #1 is not valid PEM" in r.err
     assert "fix or unset AWS_DEFAULT_PROFILE" in r.err
+
+
+def test_closed_standard_streams(cli: Cli, tmp_path: Path) -> None:
+    """Run with stdin or stdout closed (``<&-``, ``>&-``, a daemon's spawn): the first
+    descriptor the command opened took that number, and uvloop aborted closing it (C
+    assertion, exit 134); ``snapdir id DIR >&-`` was an internal error. A closed stdout
+    discards the id."""
+    src = make_tree(tmp_path / "ds", {"a.txt": b"a", "d/b.txt": b"b"})
+    store = tmp_path / "store"
+
+    def closed(redirects: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["sh", "-c", f'exec "$@" {redirects}', "sh", sys.executable,
+                               "-m", "snapdir", *args], env=cli.env, capture_output=True,
+                              text=True, timeout=60, check=False)
+
+    r = closed("<&- >&-", "push", "--store", str(store), str(src))
+    assert (r.returncode, r.stderr) == (0, "")
+    assert list(store.glob(".manifests/*/*/*/*"))
+    r = closed(">&-", "id", str(src))
+    assert (r.returncode, r.stderr) == (0, "")
+
+
+@pytest.mark.s3
+def test_many_jobs_fit_under_a_low_soft_open_files_limit(s3_env: SeaweedFS, cli: Cli,
+                                                         tmp_path: Path) -> None:
+    """A soft limit on open files below what ``-j`` needs (the usual 1024 with ``-j
+    1024``; here 64 with ``-j 200``) is raised towards the hard limit: the push failed
+    naming a source file it "cannot read" (Too many open files)."""
+    src = make_tree(tmp_path / "ds", {f"f{i}": str(i).encode() for i in range(200)})
+    r = subprocess.run(["sh", "-c", 'ulimit -Sn 64 && exec "$@"', "sh", sys.executable,
+                        "-m", "snapdir", "push", "-j", "200", "--store",
+                        s3_env.unique_uri("nofile"), str(src)], env=cli.env,
+                       capture_output=True, text=True, timeout=120, check=False)
+    assert (r.returncode, r.stderr) == (0, "")
+    assert r.stdout == cli("id", str(src)).out

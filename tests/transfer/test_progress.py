@@ -218,3 +218,48 @@ def test_a_failed_progress_write_stops_the_rendering_thread(
     with Progress("hash", "plain", poll=lambda: (1, 1, 1)).in_thread():
         time.sleep(0.05)
     assert gone.writes == 1
+
+
+class _Terminal:
+    """A stderr that says it is a terminal and keeps what is written to it."""
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def write(self, text: str) -> int:
+        self.text += text
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.anyio
+async def test_work_that_fails_under_progress_raises_its_own_error_after_a_whole_line(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The error is the work's own (typed, not an ExceptionGroup of the render task's
+    group), and the live line is ended first: the CLI's error line is not glued to it."""
+    import anyio
+
+    from snapdir.errors import IntegrityError
+
+    term = _Terminal()
+    monkeypatch.setattr("sys.stderr", term)
+    monkeypatch.setenv("SNAPDIR_PROGRESS_INTERVAL", "0.001")
+    bad = IntegrityError("object x is corrupt")
+
+    async def work() -> None:
+        async with Progress("pull", "auto", files_total=2, bytes_total=10) as p:
+            await anyio.sleep(0.01)
+            p.add(1, 5)
+            raise bad
+
+    with pytest.raises(IntegrityError) as raised:
+        await work()
+    assert raised.value is bad
+    last = term.text.rsplit("\r\x1b[2K", 1)[-1]
+    assert last.startswith("pull: 1/2 files, 5 B/10 B, ")
+    assert last.endswith("\n")
