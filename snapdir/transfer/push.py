@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import nullcontext
@@ -15,7 +16,8 @@ import anyio
 from .. import settings
 from ..core.manifest import Hasher, Manifest, digest_hex, parse
 from ..core.plan import UploadPlan, plan_upload
-from ..errors import IntegrityError, ObjectNotFound, StoreError, with_path
+from ..errors import IntegrityError, ObjectNotFound, StoreError, UsageError, with_path
+from ..scan import absolute, compile_excludes
 from ..snapshot import HashStats, ManifestOptions, Sources, build_manifest
 from ..stores.base import OBJECTS, Store, digest_from_key, manifest_key, object_key
 from . import known
@@ -78,6 +80,38 @@ async def _list_objects(store: Store, budget: int) -> set[str] | None:
     return found
 
 
+def refuse_store_inside(source: str, store: Store, opts: ManifestOptions) -> None:
+    """Refuse a push whose local store, or snapdir's own cache or data directory (written
+    by every push: manifests, stat cache, history catalog), lies inside the directory
+    pushed and is not excluded: each push would take them into the snapshot, a new id
+    every time, and a store would grow by a copy of itself with each push."""
+    src = os.path.realpath(source)
+    root = getattr(store, "root", None)
+    places = [("the store", root)] if isinstance(root, Path) else []
+    places += [("snapdir's cache (SNAPDIR_CACHE_DIR)", settings.cache_dir()),
+               ("snapdir's data directory (SNAPDIR_DATA_DIR)", settings.data_dir())]
+    exclude = compile_excludes(opts.exclude)
+    walked = absolute(source).rstrip("/")
+    inside = []
+    for what, place in places:
+        real = os.path.realpath(place)
+        if real == src:
+            raise UsageError(f"{source}: {what} is this directory itself: it cannot be "
+                             "pushed; choose another store or directory")
+        if not real.startswith(src.rstrip("/") + "/"):
+            continue
+        parts = os.path.relpath(real, src).split("/")
+        if exclude is not None and any(exclude.search(walked + "/" + "/".join(parts[:i + 1]))
+                                       for i in range(len(parts))):
+            continue  # the walk leaves it out
+        inside.append(f"{what} at {real}")
+    if inside:
+        listed = ", ".join(inside[:-1]) + " and " + inside[-1] if len(inside) > 1 else inside[0]
+        raise UsageError(f"{source}: {listed} {'is' if len(inside) == 1 else 'are'}"
+                         " inside it: each push would take those files into the snapshot (a "
+                         "new id every time); move them out, or leave them out with --exclude")
+
+
 async def plan_push(store: Store, objects: set[str], known_ids: list[str],
                     cache: LocalCache, config: TransferConfig) -> UploadPlan:
     present: set[str] = set()
@@ -124,6 +158,8 @@ async def push(
     cache = LocalCache(settings.object_cache_dir())
     sources = Sources()
     stats = HashStats()
+
+    refuse_store_inside(str(source), store, opts)
 
     def hashed() -> tuple[int, int, int]:
         return stats.hashed_files + stats.cached_files, stats.files, stats.bytes

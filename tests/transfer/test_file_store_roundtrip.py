@@ -1028,3 +1028,31 @@ def test_a_pull_leaves_no_partial_download_it_did_not_take_over(cli: Cli, tmp_pa
         cli("pull", *flags, "--store", str(store), "--id", sid, str(dest))
         assert not left.exists(), case
         assert cli("id", str(dest)).out.strip() == sid
+
+
+def test_a_push_refuses_a_store_or_cache_inside_the_directory(cli: Cli, tmp_path: Path
+                                                              ) -> None:
+    """`cd project && snapdir push --store ./store .`: each push took the store's own
+    files into the snapshot, a new id every time and the store holding a copy of itself;
+    likewise snapdir's cache inside the directory. Refused unless --exclude leaves it
+    out."""
+    d = make_tree(tmp_path / "d", {"a": b"a\n"})
+    store = d / "st"
+    for _ in range(2):  # the second push used to give another id
+        r = cli("push", "--store", str(store), str(d), check=False)
+        assert r.rc == 2, r
+        assert f"the store at {store} is inside it" in r.err
+        assert len(r.err.strip().splitlines()) == 1
+        assert r.out == ""
+    assert not store.exists()
+    one = cli("push", "--store", str(store), "--exclude", "/st$", str(d)).out
+    assert cli("push", "--store", str(store), "--exclude", "/st$", str(d)).out == one
+    assert one.strip() == cli("id", str(make_tree(tmp_path / "e", {"a": b"a\n"}))).out.strip()
+    r = cli("push", "--store", str(d), str(d), check=False)
+    assert r.rc == 2, r
+    assert "is this directory itself" in r.err
+    inner = Cli(dict(cli.env, SNAPDIR_CACHE_DIR=str(d / "cache")), cli.home)
+    r = inner("push", "--store", str(tmp_path / "elsewhere"), str(d), check=False)
+    assert r.rc == 2, r
+    assert f"cache (SNAPDIR_CACHE_DIR) at {d / 'cache'} is inside" in r.err
+    assert not (tmp_path / "elsewhere").exists()
