@@ -201,12 +201,18 @@ async def download_all(store: Store, items: Iterable[Item] | AsyncIterable[Item]
                 shown[0] += n
                 prog.add(0, n)
 
+        async def attempt() -> int:
+            if shown[0]:  # an attempt that failed showed its bytes: this one starts over
+                with counting:
+                    prog.add(0, -shown[0])
+                    shown[0] = 0
+            return await download_object(store, digest, final, hasher, config,
+                                         size_hint=hint, label=label, mode=mode,
+                                         writer=writer, large=large, buffers=buffers,
+                                         on_bytes=part)
+
         try:
-            size = await retrying(partial(download_object, store, digest, final, hasher,
-                                          config, size_hint=hint, label=label, mode=mode,
-                                          writer=writer, large=large, buffers=buffers,
-                                          on_bytes=part),
-                                  config)
+            size = await retrying(attempt, config)
         except StoreMissing as exc:  # the store itself is gone: nothing to repair
             raise with_path(exc, label) from exc
         except ObjectNotFound as exc:

@@ -213,11 +213,16 @@ async def push(
                 sent[0] += n
                 prog.add(0, n)
 
+            async def attempt() -> None:
+                if sent[0]:  # a failed attempt showed its parts: this one starts over
+                    prog.add(0, -sent[0])
+                    sent[0] = 0
+                await upload_object(store, digest, path, size, hasher, cfg, reader,
+                                    on_bytes=part if large else None)
+
             try:
                 async with gate:
-                    await retrying(partial(upload_object, store, digest, path, size, hasher,
-                                           cfg, reader, on_bytes=part if large else None),
-                                   cfg)
+                    await retrying(attempt, cfg)
             except StoreError as exc:
                 raise with_path(exc, path) from exc
             result.objects_sent += 1

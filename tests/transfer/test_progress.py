@@ -127,6 +127,52 @@ async def test_push_shows_hashing_then_a_large_upload_part_by_part(
     assert sending.seen[-1] == (2, len(big) + 5)
 
 
+@pytest.mark.anyio
+async def test_a_retried_large_upload_counts_its_bytes_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A multipart upload that fails after some parts starts over; its parts were counted
+    again on top of the failed attempt's (the bytes shown went past the total)."""
+    from collections.abc import AsyncIterable
+
+    from snapdir.errors import StoreUnavailable
+    from snapdir.stores.base import Chunk
+
+    seen: list[int] = []
+
+    class Watched(Progress):
+        def add(self, files: int = 0, nbytes: int = 0) -> None:
+            super().add(files, nbytes)
+            if self.label == "push":
+                seen.append(self.bytes_done)
+
+    class FailsOnce(MemoryStore):
+        failed = False
+
+        async def put(self, key: str, chunks: AsyncIterable[Chunk], size: int) -> None:
+            if not self.failed:
+                self.failed = True
+                n = 0
+                async for _ in chunks:
+                    n += 1
+                    if n == 2:
+                        raise StoreUnavailable("scripted: connection reset", key=key)
+            await super().put(key, chunks, size)
+
+    monkeypatch.setattr(push_mod, "Progress", Watched)
+    src = tmp_path / "src"
+    src.mkdir()
+    big = os.urandom(17 * MiB + 9)
+    (src / "big.bin").write_bytes(big)
+    cfg = TransferConfig(multipart_threshold=6 * MiB, part_size=5 * MiB,
+                         backoff_base=0.001, backoff_cap=0.01)
+    store = FailsOnce()
+    r = await push_mod.push(src, store, config=cfg, progress="off")
+    assert store.failed
+    assert r.objects_sent == 1
+    assert all(0 <= b <= len(big) for b in seen), seen
+    assert seen[-1] == len(big)
+
+
 def test_id_shows_hashing_on_a_terminal_and_only_the_id_on_stdout(tmp_path: Path) -> None:
     import pty
     import subprocess
