@@ -501,8 +501,13 @@ def checkout_manifest(
                 try:
                     copier.copy(src, tmp, e.mode)
                     os.replace(tmp, target)
-                except BaseException:
+                except BaseException as exc:
                     tmp.unlink(missing_ok=True)
+                    if isinstance(exc, OSError) and exc.filename is None:
+                        # a write or copy (a full disk): the error names no file
+                        raise DestinationError(f"{target}: cannot write {e.path} there "
+                                               f"({exc.strerror or exc}); check free space "
+                                               "and permissions") from None
                     raise
                 result.written += 1
                 result.bytes_written += size
