@@ -307,19 +307,27 @@ def _store_under(base: str, rel: str, inner: set[str],
 
 
 def _ensure_dir(path: Path, delete: bool) -> None:
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        os.mkdir(path, 0o700)
-        return
-    if stat.S_ISDIR(st.st_mode):
-        if not st.st_mode & stat.S_IWUSR or not st.st_mode & stat.S_IXUSR:
-            os.chmod(path, stat.S_IMODE(st.st_mode) | 0o700)
-        return
-    if stat.S_ISLNK(st.st_mode) or delete:
-        os.unlink(path)  # a link is replaced, never followed
-        os.mkdir(path, 0o700)
-        return
+    for _ in range(3):  # a concurrent pull or checkout into dest may make it meanwhile
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            try:
+                os.mkdir(path, 0o700)
+                return
+            except FileExistsError:
+                continue
+        if stat.S_ISDIR(st.st_mode):
+            if not st.st_mode & stat.S_IWUSR or not st.st_mode & stat.S_IXUSR:
+                os.chmod(path, stat.S_IMODE(st.st_mode) | 0o700)
+            return
+        if not stat.S_ISLNK(st.st_mode) and not delete:
+            break
+        try:
+            os.unlink(path)  # a link is replaced, never followed
+            os.mkdir(path, 0o700)
+            return
+        except (FileNotFoundError, FileExistsError, IsADirectoryError):
+            continue
     raise DestinationError(f"{path}: exists and is not a directory; move it away or use "
                            "--delete")
 
