@@ -280,6 +280,8 @@ def remove_tree(path: Path | str) -> None:
     the tree is too deep for it."""
     def failed(func: object, name: str, info: tuple[object, BaseException, object]) -> None:
         err = info[1]
+        if isinstance(err, FileNotFoundError):
+            return  # removed meanwhile (a concurrent --delete into the same destination)
         why = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
         raise DestinationError(f"{name}: cannot remove it ({why}); fix its permissions or "
                                "remove it yourself") from err
@@ -555,7 +557,8 @@ def _mirror(dest: Path, manifest: Manifest, stop: threading.Event | None = None)
             if rel not in keep or os.path.islink(full):
                 check_stop(stop)
                 if os.path.islink(full):
-                    os.unlink(full)
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(full)
                 else:
                     remove_tree(full)
                 dirnames.remove(name)
@@ -565,6 +568,7 @@ def _mirror(dest: Path, manifest: Manifest, stop: threading.Event | None = None)
             if rel not in keep and not in_use_by_another(name):
                 # (another pull or checkout into ``dest``, at work: it renames it into place)
                 check_stop(stop)
-                os.unlink(os.path.join(dirpath, name))
+                with contextlib.suppress(FileNotFoundError):  # or by another --delete
+                    os.unlink(os.path.join(dirpath, name))
                 removed += 1
     return removed

@@ -127,3 +127,35 @@ def test_a_directory_another_pull_makes_meanwhile_is_taken(tmp_path: Path, monke
     manifest = f"D 755 {empty} 5 ./\nD 755 {empty} 5 ./a/\nF 644 {hello} 5 ./a/f\n"
     checkout.checkout_manifest(parse(manifest.encode()), dest, lambda _: obj)
     assert (dest / "a" / "f").read_bytes() == b"hello"
+
+
+def test_a_delete_mirror_takes_what_another_removed_meanwhile_as_removed(
+        tmp_path: Path, monkeypatch) -> None:
+    """Two pulls with --delete into one destination remove the same stray files: the one
+    that came second failed with 'extra: cannot remove it (No such file or directory)'."""
+    from snapdir.core.manifest import parse
+    from snapdir.transfer import checkout
+
+    obj = tmp_path / "obj"
+    obj.write_bytes(b"hello")
+    dest = tmp_path / "dest"
+    (dest / "extra" / "deep").mkdir(parents=True)
+    (dest / "extra" / "deep" / "f").write_bytes(b"stray")
+    (dest / "stray").write_bytes(b"stray")
+    real_unlink, real_rmdir = os.unlink, os.rmdir
+
+    def raced(real):
+        def remove(path, *, dir_fd=None):
+            real(path, dir_fd=dir_fd)  # the other pull's, just before ours
+            real(path, dir_fd=dir_fd)
+        return remove
+
+    monkeypatch.setattr(checkout.os, "unlink", raced(real_unlink))
+    monkeypatch.setattr(checkout.os, "rmdir", raced(real_rmdir))
+    hello = b3(b"hello")
+    manifest = f"D 755 {b3(b'')} 5 ./\nF 644 {hello} 5 ./f\n"
+    result = checkout.checkout_manifest(parse(manifest.encode()), dest, lambda _: obj,
+                                        delete=True)
+    monkeypatch.undo()
+    assert sorted(os.listdir(dest)) == ["f"]
+    assert result.deleted == 2
