@@ -280,6 +280,8 @@ def remove_tree(path: Path | str) -> None:
     the tree is too deep for it."""
     def failed(func: object, name: str, info: tuple[object, BaseException, object]) -> None:
         err = info[1]
+        if isinstance(err, FileNotFoundError):
+            return  # removed meanwhile (a concurrent --delete into the same destination)
         why = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
         raise DestinationError(f"{name}: cannot remove it ({why}); fix its permissions or "
                                "remove it yourself") from err
@@ -307,19 +309,27 @@ def _store_under(base: str, rel: str, inner: set[str],
 
 
 def _ensure_dir(path: Path, delete: bool) -> None:
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        os.mkdir(path, 0o700)
-        return
-    if stat.S_ISDIR(st.st_mode):
-        if not st.st_mode & stat.S_IWUSR or not st.st_mode & stat.S_IXUSR:
-            os.chmod(path, stat.S_IMODE(st.st_mode) | 0o700)
-        return
-    if stat.S_ISLNK(st.st_mode) or delete:
-        os.unlink(path)  # a link is replaced, never followed
-        os.mkdir(path, 0o700)
-        return
+    for _ in range(3):  # a concurrent pull or checkout into dest may make it meanwhile
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            try:
+                os.mkdir(path, 0o700)
+                return
+            except FileExistsError:
+                continue
+        if stat.S_ISDIR(st.st_mode):
+            if not st.st_mode & stat.S_IWUSR or not st.st_mode & stat.S_IXUSR:
+                os.chmod(path, stat.S_IMODE(st.st_mode) | 0o700)
+            return
+        if not stat.S_ISLNK(st.st_mode) and not delete:
+            break
+        try:
+            os.unlink(path)  # a link is replaced, never followed
+            os.mkdir(path, 0o700)
+            return
+        except (FileNotFoundError, FileExistsError, IsADirectoryError):
+            continue
     raise DestinationError(f"{path}: exists and is not a directory; move it away or use "
                            "--delete")
 
@@ -501,8 +511,13 @@ def checkout_manifest(
                 try:
                     copier.copy(src, tmp, e.mode)
                     os.replace(tmp, target)
-                except BaseException:
+                except BaseException as exc:
                     tmp.unlink(missing_ok=True)
+                    if isinstance(exc, OSError) and exc.filename is None:
+                        # a write or copy (a full disk): the error names no file
+                        raise DestinationError(f"{target}: cannot write {e.path} there "
+                                               f"({exc.strerror or exc}); check free space "
+                                               "and permissions") from None
                     raise
                 result.written += 1
                 result.bytes_written += size
@@ -542,7 +557,8 @@ def _mirror(dest: Path, manifest: Manifest, stop: threading.Event | None = None)
             if rel not in keep or os.path.islink(full):
                 check_stop(stop)
                 if os.path.islink(full):
-                    os.unlink(full)
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(full)
                 else:
                     remove_tree(full)
                 dirnames.remove(name)
@@ -552,6 +568,7 @@ def _mirror(dest: Path, manifest: Manifest, stop: threading.Event | None = None)
             if rel not in keep and not in_use_by_another(name):
                 # (another pull or checkout into ``dest``, at work: it renames it into place)
                 check_stop(stop)
-                os.unlink(os.path.join(dirpath, name))
+                with contextlib.suppress(FileNotFoundError):  # or by another --delete
+                    os.unlink(os.path.join(dirpath, name))
                 removed += 1
     return removed

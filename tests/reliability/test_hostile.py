@@ -261,3 +261,27 @@ def test_a_file_delete_cannot_remove_is_named_by_its_whole_path(tmp_path, monkey
     monkeypatch.setattr(os, "unlink", denied)
     with pytest.raises(DestinationError, match="stray/deep/s: cannot remove it"):
         remove_tree(tmp_path / "stray")
+
+
+def test_a_full_disk_during_checkout_names_the_file(tmp_path, monkeypatch) -> None:
+    """A copy out of the cache that fails on write (ENOSPC) carries no file name: the one
+    line said only ``No space left on device`` (which file, on which disk?)."""
+    import errno
+
+    from snapdir.core.manifest import parse
+    from snapdir.errors import DestinationError
+    from snapdir.transfer import checkout
+
+    obj = tmp_path / "obj"
+    obj.write_bytes(HELLO)
+    dest = tmp_path / "dest"
+
+    def full(self, src, dst, mode):
+        Path(dst).write_bytes(b"he")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(checkout._Copier, "copy", full)
+    with pytest.raises(DestinationError, match=r"dest/a\.txt: cannot write \./a\.txt there "
+                                               r"\(No space left on device\)"):
+        checkout.checkout_manifest(parse(root() + f("./a.txt")), dest, lambda _: obj)
+    assert os.listdir(dest) == []
