@@ -3,12 +3,15 @@
 Memory bound (bytes held by transfers at once)::
 
     jobs × small_object_limit                       whole small objects being sent/received
+  + jobs × small_object_limit                       whole objects sent (push, sync) above
+                                                    the limit, below multipart_threshold:
+                                                    a budget of bytes they share
   + large_jobs × part_concurrency × part_size       multipart uploads
   + 2 × range_window × range_size                   ranged GETs from a file store, or with
                                                     ``direct_io``: bytes arriving, then in
                                                     our buffers until hashed
 
-With the defaults, a push holds at most 32 × 8 MiB + 2 × 8 × 8 MiB = 384 MiB and a pull
+With the defaults, a push holds at most 2 × 32 × 8 MiB + 2 × 8 × 8 MiB = 640 MiB and a pull
 32 × 8 MiB + 2 × 12 × 16 MiB = 640 MiB; in practice small objects are far below the limit.
 Ranged GETs from S3 through the page cache hold only a 256 KiB receive buffer per worker
 thread that has run one (``stores/s3ranges.py``; at most ``SNAPDIR_IO_THREADS`` × 256 KiB,
