@@ -119,6 +119,11 @@ class Throttled(StoreError):
     retryable = True
 
 
+#: the end of a transient failure's message: it only reaches the user once the retries
+#: are used up (it said "retrying" then, at the very moment snapdir gave up)
+AGAIN = "check the network and the server, then run the command again"
+
+
 class StoreUnavailable(StoreError):
     retryable = True
 

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
-from ..errors import StoreError, StoreUnavailable
+from ..errors import AGAIN, StoreError, StoreUnavailable
 from ..fileio import pwrite_all
 
 if TYPE_CHECKING:
@@ -316,9 +316,9 @@ class RangeCall:
         elif length != want or not where.startswith(f"bytes {self.start}-{self.end - 1}/"):
             raise StoreUnavailable(
                 f"{self.key}: asked for bytes {self.start}-{self.end - 1}, the server sent "
-                f"{length} bytes ({where or 'no Content-Range'}); retrying", self.key)
+                f"{length} bytes ({where or 'no Content-Range'}); {AGAIN}", self.key)
         if "chunked" in fields.get("transfer-encoding", ""):
-            raise StoreUnavailable(f"{self.key}: chunked ranged reply; retrying", self.key)
+            raise StoreUnavailable(f"{self.key}: chunked ranged reply; {AGAIN}", self.key)
         fd = self._fd
         lock = self._write_lock
         pos = self.start
@@ -335,7 +335,7 @@ class RangeCall:
             if not n:
                 raise StoreUnavailable(
                     f"{self.key}: truncated body ({pos - self.start} of {want} bytes); "
-                    "retrying", self.key)
+                    f"{AGAIN}", self.key)
             with lock:
                 _pwrite(fd, view[:n], pos)
             pos += n

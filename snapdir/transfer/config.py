@@ -3,12 +3,15 @@
 Memory bound (bytes held by transfers at once)::
 
     jobs × small_object_limit                       whole small objects being sent/received
+  + jobs × small_object_limit                       whole objects sent (push, sync) above
+                                                    the limit, below multipart_threshold:
+                                                    a budget of bytes they share
   + large_jobs × part_concurrency × part_size       multipart uploads
   + 2 × range_window × range_size                   ranged GETs from a file store, or with
                                                     ``direct_io``: bytes arriving, then in
                                                     our buffers until hashed
 
-With the defaults, a push holds at most 32 × 8 MiB + 2 × 8 × 8 MiB = 384 MiB and a pull
+With the defaults, a push holds at most 2 × 32 × 8 MiB + 2 × 8 × 8 MiB = 640 MiB and a pull
 32 × 8 MiB + 2 × 12 × 16 MiB = 640 MiB; in practice small objects are far below the limit.
 Ranged GETs from S3 through the page cache hold only a 256 KiB receive buffer per worker
 thread that has run one (``stores/s3ranges.py``; at most ``SNAPDIR_IO_THREADS`` × 256 KiB,
@@ -26,6 +29,8 @@ from ..errors import UsageError
 MiB = 1024 * 1024
 S3_MAX_PARTS = 10_000
 S3_MIN_PART = 5 * MiB
+#: S3's largest part: a larger ``part_size`` would also read a file that large into memory
+S3_MAX_PART = 5 * 1024 * MiB
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,10 +63,16 @@ class TransferConfig:
     def __post_init__(self) -> None:
         for name in ("jobs", "retries", "multipart_threshold", "part_size", "range_size",
                      "part_concurrency", "range_window", "large_jobs", "small_object_limit"):
-            if getattr(self, name) < 1:
+            value = getattr(self, name)
+            # a float part size failed the push later as 'cannot reach' the store
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise UsageError(f"{name}={value!r} is not an integer; give a whole number")
+            if value < 1:
                 raise UsageError(f"{name} must be at least 1")
         if self.part_size < S3_MIN_PART:
             raise UsageError(f"part_size must be at least {S3_MIN_PART} bytes (S3's minimum)")
+        if self.part_size > S3_MAX_PART:
+            raise UsageError(f"part_size must be at most {S3_MAX_PART} bytes (S3's maximum)")
 
     def part_size_for(self, size: int) -> int:
         """A part size that keeps ``size`` within S3's 10,000-part limit."""

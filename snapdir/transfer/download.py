@@ -24,7 +24,7 @@ from typing import Any, BinaryIO
 import anyio
 
 from ..core.manifest import Hasher
-from ..errors import IntegrityError
+from ..errors import AGAIN, IntegrityError
 from ..fileio import DIRECT_ALIGN, enable_direct, pwrite_all, pwrite_direct, write_all
 from ..hashing import hash_range, threaded_blake3
 from ..stores.base import Chunk, Store, WritesRanges, object_key
@@ -327,7 +327,7 @@ async def _ranged(store: Store, key: str, tmp: Path, final: Path, size: int,
             if got[0] + n > length:
                 from ..errors import StoreUnavailable
                 raise StoreUnavailable(f"{key}: range at {start} came back longer than "
-                                       f"asked ({got[0] + n} of {length} bytes); retrying",
+                                       f"asked ({got[0] + n} of {length} bytes); {AGAIN}",
                                        key)
             if buf is None:
                 with write_lock:
@@ -366,7 +366,7 @@ async def _ranged(store: Store, key: str, tmp: Path, final: Path, size: int,
             if got[0] != end - start:
                 from ..errors import StoreUnavailable
                 raise StoreUnavailable(f"{key}: truncated body ({got[0]} of "
-                                       f"{end - start} bytes); retrying", key)
+                                       f"{end - start} bytes); {AGAIN}", key)
 
         def feed(start: int, buf: mmap.mmap | None, length: int, kept: list[Chunk]) -> None:
             if sockets:  # written by the socket threads: hash it from the page cache

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sized
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Sized,
+)
+from contextlib import asynccontextmanager
 from typing import TypeVar
 
 import anyio
@@ -61,3 +69,28 @@ async def for_each(items: Iterable[_T] | AsyncIterable[_T],
                     pass  # every worker has died: their error is the one to report
     except BaseExceptionGroup as group:
         raise first_error(group) from None
+
+
+class ByteBudget:
+    """At most ``total`` bytes held at once by those who ``hold`` some; a request for more
+    than ``total`` waits until nothing else is held, then goes alone."""
+
+    def __init__(self, total: int) -> None:
+        self._total = total
+        self._free = total
+        self._changed = anyio.Condition()
+
+    @asynccontextmanager
+    async def hold(self, n: int) -> AsyncIterator[None]:
+        n = min(n, self._total)
+        async with self._changed:
+            while self._free < n:
+                await self._changed.wait()
+            self._free -= n
+        try:
+            yield
+        finally:
+            with anyio.CancelScope(shield=True):
+                async with self._changed:
+                    self._free += n
+                    self._changed.notify_all()

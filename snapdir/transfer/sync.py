@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
+
+import anyio
 
 from .. import settings
 from ..core.manifest import Hasher
@@ -19,7 +22,7 @@ from ..stores.base import Chunk, Store, manifest_key, object_key
 from .cache import LocalCache
 from .config import TransferConfig
 from .fetch import check_id, context_mismatch, get_manifest, object_labels
-from .pool import for_each
+from .pool import ByteBudget, for_each
 from .progress import Progress
 from .push import plan_push
 from .retry import retrying
@@ -109,6 +112,12 @@ async def sync(snapshot_id: str, src: Store, dst: Store, *,
     todo = [(d, True) for d in plan.check] + [(d, False) for d in plan.upload]
     hasher = Hasher("b3sum", settings.manifest_context())
 
+    # as push holds them: large objects a few at a time (each with its parts in flight),
+    # the others above the small-object limit (held whole by an S3 destination) within a
+    # budget of bytes; 24 x 60 MiB from a file store to S3 took 3.2 GB of RSS
+    large_limiter = anyio.CapacityLimiter(cfg.large_jobs)
+    budget = ByteBudget(cfg.jobs * cfg.small_object_limit)
+
     async with Progress("sync", progress, files_total=len(todo),
                         bytes_total=sum(labels[d][1] for d, _ in todo)) as prog:
 
@@ -125,8 +134,11 @@ async def sync(snapshot_id: str, src: Store, dst: Store, *,
                 shown[0] += n
                 prog.add(0, n)
 
-            n = await retrying(partial(copy_object, src, dst, digest, hint, path, hasher, cfg,
-                                       part), cfg)
+            gate = (large_limiter if hint >= cfg.multipart_threshold else budget.hold(hint)
+                    if hint > cfg.small_object_limit else nullcontext())
+            async with gate:
+                n = await retrying(partial(copy_object, src, dst, digest, hint, path, hasher,
+                                           cfg, part), cfg)
             result.objects_sent += 1
             result.bytes_sent += n
             prog.add(1, n - shown[0])

@@ -454,3 +454,31 @@ async def test_a_taken_over_download_stopped_again_is_kept_again(tmp_path: Path)
     (kept,) = final.parent.iterdir()
     assert partial_of(kept) == (digest, 2 * part)
     assert kept.read_bytes()[:2 * part] == data[:2 * part]
+
+
+class ShortStore(MemoryStore):
+    """Every GET of a range ends early, without an error (a proxy cutting replies short)."""
+
+    async def get(self, key: str, start: int = 0, end: int | None = None
+                  ) -> AsyncIterator[bytes]:
+        stop = start + 1000 if end is not None else None
+        async for chunk in super().get(key, start, stop):
+            yield chunk
+
+
+async def test_a_range_cut_short_every_time_fails_without_saying_retrying(tmp_path: Path
+                                                                         ) -> None:
+    """The message is the final one, once the retries are used up: it said "; retrying"."""
+    data = os.urandom(7 * MiB)
+    digest = blake3.blake3(data).hexdigest()
+    store = ShortStore()
+    await store.put_bytes(object_key(digest), data)
+    cfg = TransferConfig(multipart_threshold=6 * MiB, range_size=5 * MiB, retries=2,
+                         backoff_base=0.001, backoff_cap=0.01)
+    with pytest.raises(StoreUnavailable) as caught:
+        await download_object(store, digest, tmp_path / "big.bin", Hasher(), cfg,
+                              size_hint=len(data))
+    message = str(caught.value)
+    assert "truncated body" in message
+    assert "retrying" not in message
+    assert message.endswith("run the command again")
