@@ -205,7 +205,7 @@ async def push(
     async def one(item: tuple[str, bool]) -> None:
         digest, check = item
         path, size = sources[digest]
-        sent = [0]  # bytes of a large object already shown (a retry shows them again)
+        sent = [0]  # bytes of a large object shown by the attempt under way
         # a copy of another size there (truncated, damaged) is replaced
         if check and await retrying(partial(store.head, object_key(digest)), cfg) == size:
             result.objects_skipped += 1

@@ -128,7 +128,7 @@ async def sync(snapshot_id: str, src: Store, dst: Store, *,
                 prog.add(1, labels[digest][1])  # already there: counts as done
                 return
             path, hint = labels[digest]
-            shown = [0]  # bytes of a large object already counted (a retry counts again)
+            shown = [0]  # bytes of a large object shown by the attempt under way
 
             def part(n: int) -> None:
                 shown[0] += n
@@ -136,9 +136,14 @@ async def sync(snapshot_id: str, src: Store, dst: Store, *,
 
             gate = (large_limiter if hint >= cfg.multipart_threshold else budget.hold(hint)
                     if hint > cfg.small_object_limit else nullcontext())
+            async def attempt() -> int:
+                if shown[0]:  # a failed attempt showed its bytes: this one starts over
+                    prog.add(0, -shown[0])
+                    shown[0] = 0
+                return await copy_object(src, dst, digest, hint, path, hasher, cfg, part)
+
             async with gate:
-                n = await retrying(partial(copy_object, src, dst, digest, hint, path, hasher,
-                                           cfg, part), cfg)
+                n = await retrying(attempt, cfg)
             result.objects_sent += 1
             result.bytes_sent += n
             prog.add(1, n - shown[0])

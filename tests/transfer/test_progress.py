@@ -142,7 +142,7 @@ async def test_a_retried_large_upload_counts_its_bytes_once(
     class Watched(Progress):
         def add(self, files: int = 0, nbytes: int = 0) -> None:
             super().add(files, nbytes)
-            if self.label == "push":
+            if self.label in ("push", "sync"):
                 seen.append(self.bytes_done)
 
     class FailsOnce(MemoryStore):
@@ -158,6 +158,8 @@ async def test_a_retried_large_upload_counts_its_bytes_once(
                         raise StoreUnavailable("scripted: connection reset", key=key)
             await super().put(key, chunks, size)
 
+    from snapdir.transfer import sync as sync_mod
+
     monkeypatch.setattr(push_mod, "Progress", Watched)
     src = tmp_path / "src"
     src.mkdir()
@@ -169,6 +171,15 @@ async def test_a_retried_large_upload_counts_its_bytes_once(
     r = await push_mod.push(src, store, config=cfg, progress="off")
     assert store.failed
     assert r.objects_sent == 1
+    assert all(0 <= b <= len(big) for b in seen), seen
+    assert seen[-1] == len(big)
+    # sync counts the same way
+    seen.clear()
+    monkeypatch.setattr(sync_mod, "Progress", Watched)
+    other = FailsOnce()
+    s = await sync_mod.sync(r.id, store, other, config=cfg, progress="off")
+    assert other.failed
+    assert s.objects_sent == 1
     assert all(0 <= b <= len(big) for b in seen), seen
     assert seen[-1] == len(big)
 
