@@ -394,6 +394,21 @@ def _matches(path: Path, st: os.stat_result, digest: str, size: int | None,
     return _problem(path, st, digest, size, hasher) is None
 
 
+def in_place(path: Path, st: os.stat_result, digest: str, size: int | None, mode: int,
+             hasher: Hasher) -> bool:
+    """Does the file at ``path`` (``st`` its lstat) hold ``digest``, with ``mode`` (given
+    to it here if it has the bytes but another mode)? A file with other hard links and
+    another mode is not in place: a chmod would change those links too (a file outside the
+    destination), so it is replaced instead."""
+    if stat.S_IMODE(st.st_mode) != mode and st.st_nlink > 1:
+        return False
+    if not _matches(path, st, digest, size, hasher):
+        return False
+    if stat.S_IMODE(st.st_mode) != mode:
+        os.chmod(path, mode)
+    return True
+
+
 def _problem(path: Path, st: os.stat_result, digest: str, size: int | None,
              hasher: Hasher) -> str | None:
     """What keeps the file at ``path`` (``st`` its lstat) from holding ``digest``, if
@@ -488,9 +503,7 @@ def checkout_manifest(
                 st: os.stat_result | None = os.lstat(target)
             except FileNotFoundError:
                 st = None
-            if st is not None and _matches(target, st, e.checksum, size, h):
-                if stat.S_IMODE(st.st_mode) != e.mode:
-                    os.chmod(target, e.mode)
+            if st is not None and in_place(target, st, e.checksum, size, e.mode, h):
                 result.unchanged += 1
             else:
                 if st is not None and stat.S_ISDIR(st.st_mode):

@@ -4,7 +4,6 @@ already holds them and filled by reflink only (see ``pull``)."""
 from __future__ import annotations
 
 import os
-import stat
 import threading
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -33,7 +32,7 @@ from .checkout import (
     cached_object_ok,
     check_destination,
     checkout_manifest,
-    matches,
+    in_place,
     prepare_dirs,
     reflink_into,
     remove_tree,
@@ -181,9 +180,12 @@ async def pull(snapshot_id: str, store: Store, dest: str | Path, *,
             check_stop(stop)  # each may hash two files: Ctrl-C stops between them
             d = e.checksum
             final = os.path.join(base, e.path[2:])
-            if matches(Path(final), d, e.object_size, hasher):
-                if stat.S_IMODE(os.lstat(final).st_mode) != e.mode:
-                    os.chmod(final, e.mode)
+            try:
+                st: os.stat_result | None = os.lstat(final)
+            except OSError:
+                st = None
+            if st is not None and in_place(Path(final), st, d, e.object_size, e.mode,
+                                           hasher):
                 kept.add(e.path)  # already in place
             elif (not no_cache and cache.has_object(d)
                   and cached_object_ok(cache.object_path(d), d, e.object_size, hasher)):

@@ -170,6 +170,31 @@ def test_links_in_destination_are_not_followed(env, no_cache: bool) -> None:
     assert (dest / "sub" / "f.txt").read_bytes() == HELLO
 
 
+@pytest.mark.parametrize("how", ["pull", "pull-no-cache", "checkout"])
+def test_a_hard_link_out_of_the_destination_keeps_its_mode(env, how: str) -> None:
+    """A file in the destination with the right bytes but another mode, hard-linked to a
+    file outside it: a chmod would change the outside file too, so it is replaced."""
+    cli, store, dest, sentinel = env
+    sid = put_manifest(store, root() + f("./a.txt", mode="600"))
+    outside = sentinel / "outside.txt"
+    outside.write_bytes(HELLO)
+    outside.chmod(0o644)
+    dest.mkdir()
+    os.link(outside, dest / "a.txt")
+    if how == "checkout":
+        cli("fetch", "-q", "--store", str(store), "--id", sid)
+        cli("checkout", "-q", "--id", sid, str(dest))
+    else:
+        extra = ["--no-cache"] if how == "pull-no-cache" else []
+        cli("pull", "-q", *extra, "--store", str(store), "--id", sid, str(dest))
+    assert outside.stat().st_mode & 0o777 == 0o644
+    assert outside.read_bytes() == HELLO
+    st = (dest / "a.txt").stat()
+    assert st.st_mode & 0o777 == 0o600
+    assert st.st_ino != outside.stat().st_ino
+    assert (dest / "a.txt").read_bytes() == HELLO
+
+
 def test_size_field_is_only_a_hint(env) -> None:
     """An in-range but absurd SIZE (FORMAT.md: never use it to check an object) must not
     make a pull misbehave: it completes with the object's real bytes, or is refused cleanly."""
