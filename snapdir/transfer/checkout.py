@@ -277,7 +277,38 @@ def walk(top: str) -> Iterator[tuple[str, list[str], list[str]]]:
 def remove_tree(path: Path | str) -> None:
     """``shutil.rmtree(path)``, failing with one line that names the whole path of what
     could not be removed (rmtree's own error names it relative to its directory) or says
-    the tree is too deep for it."""
+    the tree is too deep for it. A directory in it that its owner may not write to (a
+    snapshot's read-only ``555`` directory, checked out before) is made writable first."""
+    try:
+        _remove_tree(path)
+    except DestinationError as exc:
+        if not isinstance(exc.__cause__, PermissionError) or not _open_up(path):
+            raise
+        _remove_tree(path)
+
+
+def _open_up(top: Path | str) -> bool:
+    """Give the directories of the tree at ``top`` (links not followed) the owner's
+    ``rwx``, so that it can be emptied; whether any was changed."""
+    changed = False
+    stack = [os.fspath(top)]
+    while stack:
+        path = stack.pop()
+        try:
+            mode = os.lstat(path).st_mode
+            if not stat.S_ISDIR(mode):
+                continue
+            if mode & 0o700 != 0o700:
+                os.chmod(path, stat.S_IMODE(mode) | 0o700)
+                changed = True
+            with os.scandir(path) as it:
+                stack.extend(e.path for e in it if e.is_dir(follow_symlinks=False))
+        except OSError:
+            continue
+    return changed
+
+
+def _remove_tree(path: Path | str) -> None:
     def failed(func: object, name: str, info: tuple[object, BaseException, object]) -> None:
         err = info[1]
         if isinstance(err, FileNotFoundError):

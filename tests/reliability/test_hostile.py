@@ -288,6 +288,36 @@ def test_a_file_delete_cannot_remove_is_named_by_its_whole_path(tmp_path, monkey
         remove_tree(tmp_path / "stray")
 
 
+def test_delete_removes_read_only_directories(tmp_path, monkeypatch) -> None:
+    """A snapshot's read-only (555) directories, checked out before, that the next
+    version lacks: as a user other than root, ``--delete`` failed with ``cannot remove it
+    (Permission denied)`` on their files. The permission check root skips is emulated."""
+    from snapdir.transfer.checkout import remove_tree
+
+    def as_owner(real):
+        def call(path, *, dir_fd=None):
+            where = (os.fstat(dir_fd) if dir_fd is not None
+                     else os.stat(os.path.dirname(os.path.abspath(path))))
+            if not where.st_mode & 0o200:
+                raise PermissionError(13, "Permission denied", path)
+            return real(path, dir_fd=dir_fd)
+        return call
+
+    stray = tmp_path / "dest" / "old"
+    (stray / "deep").mkdir(parents=True)
+    (stray / "deep" / "x").write_bytes(b"x")
+    (stray / "y").write_bytes(b"y")
+    (tmp_path / "outside").mkdir(mode=0o555)
+    (stray / "link").symlink_to(tmp_path / "outside")
+    (stray / "deep").chmod(0o555)
+    stray.chmod(0o555)
+    monkeypatch.setattr(os, "unlink", as_owner(os.unlink))
+    monkeypatch.setattr(os, "rmdir", as_owner(os.rmdir))
+    remove_tree(stray)
+    assert not stray.exists()
+    assert (tmp_path / "outside").stat().st_mode & 0o777 == 0o555  # links not followed
+
+
 def test_a_full_disk_during_checkout_names_the_file(tmp_path, monkeypatch) -> None:
     """A copy out of the cache that fails on write (ENOSPC) carries no file name: the one
     line said only ``No space left on device`` (which file, on which disk?)."""
