@@ -365,6 +365,23 @@ def _ensure_dir(path: Path, delete: bool) -> None:
                            "--delete")
 
 
+def _check_mode_settable(path: Path, mode: int) -> None:
+    """Refuse, before anything is written, a directory whose mode is not the snapshot's
+    and cannot be made so (it belongs to another user: a shared, writable ``/data``); the
+    pull or checkout would otherwise fail only at its very end."""
+    st = os.lstat(path)
+    have = stat.S_IMODE(st.st_mode)
+    if have == mode or st.st_uid == os.geteuid():
+        return
+    try:
+        os.chmod(path, have)  # a no-op, allowed only to its owner (or root)
+    except PermissionError:
+        raise DestinationError(
+            f"{path}: cannot give it the snapshot's mode {mode:o} (it has {have:o} and "
+            "belongs to another user); choose a directory of your own, e.g. a new one "
+            "inside it") from None
+
+
 #: files at least this large may have a partial download to resume (a ranged download:
 #: ``TransferConfig.multipart_threshold``, 64 MiB by default)
 RESUMABLE_SIZE = 1024 * 1024
@@ -401,6 +418,7 @@ def prepare_dirs(manifest: Manifest, dest: Path, delete: bool,
             rel = e.path[2:]
             target = dest / rel if rel else dest
             _ensure_dir(target, delete)
+            _check_mode_settable(target, e.mode)
             remove_stale_temps(target, own_temps.get(rel.rstrip("/"), ()),
                                large.get(rel.rstrip("/"), ()))
             dirs.append((target, e.mode))
@@ -582,7 +600,8 @@ def apply_dir_modes(dirs: list[tuple[Path, int]], *, best_effort: bool = False) 
     modes back after a failed or stopped transfer, whose error is the one to report)."""
     for path, mode in reversed(dirs):
         try:
-            os.chmod(path, mode)
+            if stat.S_IMODE(os.stat(path).st_mode) != mode:  # a chmod needs its owner
+                os.chmod(path, mode)
         except OSError:
             if not best_effort:
                 raise

@@ -340,3 +340,36 @@ def test_a_full_disk_during_checkout_names_the_file(tmp_path, monkeypatch) -> No
                                                r"\(No space left on device\)"):
         checkout.checkout_manifest(parse(root() + f("./a.txt")), dest, lambda _: obj)
     assert os.listdir(dest) == []
+
+
+def test_a_destination_of_another_user(tmp_path, monkeypatch) -> None:
+    """A writable directory of another user (a shared ``/data``): a chmod there, even to
+    the mode it has, is refused, and the checkout failed at its very end with ``dest:
+    Operation not permitted``. Same mode: no chmod; another one: refused up front, in one
+    line. (Ownership is emulated: the tests run as root.)"""
+    from snapdir.core.manifest import parse
+    from snapdir.errors import DestinationError
+    from snapdir.transfer import checkout
+
+    obj = tmp_path / "obj"
+    obj.write_bytes(HELLO)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    dest.chmod(0o777)
+    real_chmod = os.chmod
+
+    def chmod(path, mode, **kw):
+        if os.stat(path).st_uid != os.geteuid():
+            raise PermissionError(1, "Operation not permitted", path)
+        return real_chmod(path, mode, **kw)
+
+    monkeypatch.setattr(os, "chmod", chmod)
+    monkeypatch.setattr(os, "geteuid", lambda: os.stat(dest).st_uid + 1)
+    same = parse(f"D 777 {EMPTY_DIR} 5 ./\n".encode() + f("./a.txt"))
+    checkout.checkout_manifest(same, dest, lambda _: obj)
+    assert (dest / "a.txt").read_bytes() == HELLO
+    other = parse(root() + f("./b.txt"))
+    with pytest.raises(DestinationError, match=r"dest: cannot give it the snapshot's mode "
+                                               r"755 \(it has 777 and belongs to another"):
+        checkout.checkout_manifest(other, dest, lambda _: obj)
+    assert not (dest / "b.txt").exists()
