@@ -448,13 +448,17 @@ def in_place(path: Path, st: os.stat_result, digest: str, size: int | None, mode
     """Does the file at ``path`` (``st`` its lstat) hold ``digest``, with ``mode`` (given
     to it here if it has the bytes but another mode)? A file with other hard links and
     another mode is not in place: a chmod would change those links too (a file outside the
-    destination), so it is replaced instead."""
+    destination), so it is replaced instead; so is one of another user, whose mode only
+    its owner may change."""
     if stat.S_IMODE(st.st_mode) != mode and st.st_nlink > 1:
         return False
     if not _matches(path, st, digest, size, hasher):
         return False
     if stat.S_IMODE(st.st_mode) != mode:
-        os.chmod(path, mode)
+        try:
+            os.chmod(path, mode)
+        except PermissionError:
+            return False
     return True
 
 

@@ -373,3 +373,33 @@ def test_a_destination_of_another_user(tmp_path, monkeypatch) -> None:
                                                r"755 \(it has 777 and belongs to another"):
         checkout.checkout_manifest(other, dest, lambda _: obj)
     assert not (dest / "b.txt").exists()
+
+
+def test_a_file_of_another_user_with_the_right_bytes_and_another_mode(tmp_path,
+                                                                      monkeypatch) -> None:
+    """Only its owner may chmod it: the checkout failed with ``dest/a.txt: Operation not
+    permitted`` where a file with other bytes is simply replaced; now it is replaced too.
+    (Ownership is emulated: the tests run as root.)"""
+    from snapdir.core.manifest import parse
+    from snapdir.transfer import checkout
+
+    obj = tmp_path / "obj"
+    obj.write_bytes(HELLO)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    theirs = dest / "a.txt"
+    theirs.write_bytes(HELLO)
+    theirs.chmod(0o640)
+    ino = theirs.stat().st_ino
+    real_chmod = os.chmod
+
+    def chmod(path, mode, **kw):
+        if os.stat(path).st_ino == ino:
+            raise PermissionError(1, "Operation not permitted", path)
+        return real_chmod(path, mode, **kw)
+
+    monkeypatch.setattr(os, "chmod", chmod)
+    checkout.checkout_manifest(parse(root() + f("./a.txt")), dest, lambda _: obj)
+    st = theirs.stat()
+    assert (st.st_mode & 0o777, theirs.read_bytes()) == (0o644, HELLO)
+    assert st.st_ino != ino
