@@ -428,16 +428,6 @@ def prepare_dirs(manifest: Manifest, dest: Path, delete: bool,
     return dirs
 
 
-def matches(path: Path, digest: str, size: int | None, hasher: Hasher) -> bool:
-    """Does the file at ``path`` (not followed if a link) hold exactly ``digest``? ``size``
-    (if known: see ``Entry.object_size``) rules out a file of another size unhashed."""
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return False
-    return _matches(path, st, digest, size, hasher)
-
-
 def _matches(path: Path, st: os.stat_result, digest: str, size: int | None,
              hasher: Hasher) -> bool:
     return _problem(path, st, digest, size, hasher) is None
