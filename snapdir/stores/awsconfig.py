@@ -10,7 +10,9 @@ import configparser
 import os
 
 #: environment variables naming the S3 endpoint, first set wins (the last is snapdir 1.x's)
-ENDPOINT_VARS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "SNAPDIR_S3_STORE_ENDPOINT_URL")
+#: in the order they win: snapdir 1.x's own variable first, as 1.x reads them (with it set
+#: beside AWS_ENDPOINT_URL, both tools then talk to the same server for one s3:// URI)
+ENDPOINT_VARS = ("SNAPDIR_S3_STORE_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 
 
 def _read(path: str) -> configparser.RawConfigParser | None:
@@ -225,8 +227,9 @@ def _ignored() -> bool:
 
 
 def configured_endpoint(profile: str | None = None) -> tuple[str, str] | None:
-    """The S3 endpoint and where it was set, as botocore finds it: ``AWS_ENDPOINT_URL_S3``,
-    ``AWS_ENDPOINT_URL`` (then snapdir 1.x's variable), then the profile's ``services``
+    """The S3 endpoint and where it was set: snapdir 1.x's ``SNAPDIR_S3_STORE_ENDPOINT_URL``
+    (first, as in 1.x), then as botocore finds it: ``AWS_ENDPOINT_URL_S3``,
+    ``AWS_ENDPOINT_URL``, then the profile's ``services``
     section (its ``s3`` ``endpoint_url``), then the profile's own ``endpoint_url``.
     ``AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true`` skips all but snapdir's variable."""
     for var in ENDPOINT_VARS:

@@ -6,7 +6,8 @@ of its own first, one copy of every byte too many.
 
 Credentials and region come from aiobotocore's session (``awsauth``) and are handed to
 obstore through a ``credential_provider`` that renews them before they expire. Endpoint:
-``AWS_ENDPOINT_URL_S3``, then ``AWS_ENDPOINT_URL``, then ``SNAPDIR_S3_STORE_ENDPOINT_URL``;
+``SNAPDIR_S3_STORE_ENDPOINT_URL`` (1.x's, first as in 1.x), then ``AWS_ENDPOINT_URL_S3``,
+then ``AWS_ENDPOINT_URL``;
 a custom endpoint gets path-style requests and may be plain http. Over https, the CA
 bundle botocore would use (``AWS_CA_BUNDLE``, the profile's ``ca_bundle``) is trusted
 besides the system's, and uploads are signed with ``UNSIGNED-PAYLOAD`` (TLS protects the

@@ -201,12 +201,16 @@ async def test_missing_bucket(s3_env: SeaweedFS) -> None:
 
 
 def test_endpoint_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SNAPDIR_S3_STORE_ENDPOINT_URL", "http://c")
-    assert S3Store("b").endpoint == "http://c"
+    """As botocore for the AWS variables; snapdir 1.x's own variable first, as 1.x reads
+    it (with both set, the two tools used different servers for one s3:// URI)."""
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://b")
     assert S3Store("b").endpoint == "http://b"
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://a")
     assert S3Store("b").endpoint == "http://a"
+    monkeypatch.setenv("SNAPDIR_S3_STORE_ENDPOINT_URL", "http://c")
+    assert S3Store("b").endpoint == "http://c"
+    monkeypatch.setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")  # AWS's alone
+    assert S3Store("b").endpoint == "http://c"
     assert S3Store("b", endpoint="http://x").endpoint == "http://x"
 
 
