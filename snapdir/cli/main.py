@@ -156,8 +156,8 @@ def run_async(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
             def stop(sig: int) -> None:
                 if sig in _signalled:  # asked twice: the clean-up itself is stuck
-                    os.write(2, b"snapdir: stopped before cleaning up (temp files or a "
-                                b"multipart upload may be left behind)\n")
+                    os.write(2, _over_progress() + b"snapdir: stopped before cleaning up "
+                                b"(temp files or a multipart upload may be left behind)\n")
                     os._exit(128 + sig)
                 if not _signalled:
                     # a clean-up that takes a while (an abort of a multipart upload waits
@@ -271,8 +271,14 @@ _CLEANUP_NOTICE = 2.0
 
 def _cleaning_up(sig: int) -> None:
     again = "Ctrl-C" if sig == signal.SIGINT else "the same signal"
-    os.write(2, f"snapdir: cleaning up before exiting (aborting uploads, removing temp "
-                f"files); {again} again exits at once\n".encode())
+    os.write(2, _over_progress() + f"snapdir: cleaning up before exiting (aborting "
+                f"uploads, removing temp files); {again} again exits at once\n".encode())
+
+
+def _over_progress() -> bytes:
+    """On a terminal, what clears the progress line a stopped transfer left unended (it
+    is drawn again as the transfer ends), so a line written now is a line of its own."""
+    return b"\r\x1b[2K" if os.isatty(2) else b""
 
 
 class Interrupted(BaseException):
