@@ -138,7 +138,8 @@ def run_async(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
     for the next run to resume; shielded cleanup is not cut short) instead of
     the process vanishing mid-request. The handlers are the event loop's own, so SIGTERM
     works where the shell ignores SIGINT (background jobs), and a SIGINT the shell
-    ignores stays ignored; the same signal again exits at once. asyncio's own Ctrl-C
+    ignores stays ignored; the same signal again exits at once (a clean-up still running
+    after ``_CLEANUP_NOTICE`` s says so, in one line). asyncio's own Ctrl-C
     handling (a native ``Task.cancel()``) is not relied on: anyio can lose a native
     cancellation that lands in the same loop iteration as one of its own scopes'
     (agronholm/anyio#1214, open), and the work would then go on after Ctrl-C.
@@ -155,9 +156,14 @@ def run_async(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
             def stop(sig: int) -> None:
                 if sig in _signalled:  # asked twice: the clean-up itself is stuck
-                    os.write(2, b"snapdir: stopped before cleaning up (temp files or a "
-                                b"multipart upload may be left behind)\n")
+                    os.write(2, _over_progress() + b"snapdir: stopped before cleaning up "
+                                b"(temp files or a multipart upload may be left behind)\n")
                     os._exit(128 + sig)
+                if not _signalled:
+                    # a clean-up that takes a while (an abort of a multipart upload waits
+                    # up to 15 s on a store that stopped answering) says so, and how to
+                    # skip it
+                    loop.call_later(_CLEANUP_NOTICE, _cleaning_up, sig)
                 _signalled.append(sig)
                 scope.cancel()
 
@@ -258,6 +264,21 @@ def _raise_open_files_limit() -> None:
 
 #: the signals that cancelled the work (see ``run_async``)
 _signalled: list[int] = []
+
+#: seconds after a stopping signal before the CLI says it is still cleaning up
+_CLEANUP_NOTICE = 2.0
+
+
+def _cleaning_up(sig: int) -> None:
+    again = "Ctrl-C" if sig == signal.SIGINT else "the same signal"
+    os.write(2, _over_progress() + f"snapdir: cleaning up before exiting (aborting "
+                f"uploads, removing temp files); {again} again exits at once\n".encode())
+
+
+def _over_progress() -> bytes:
+    """On a terminal, what clears the progress line a stopped transfer left unended (it
+    is drawn again as the transfer ends), so a line written now is a line of its own."""
+    return b"\r\x1b[2K" if os.isatty(2) else b""
 
 
 class Interrupted(BaseException):
