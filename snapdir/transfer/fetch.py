@@ -32,7 +32,7 @@ from .cache import TMP_PREFIX, LocalCache, open_cache
 from .config import TransferConfig
 from .download import RangeBuffers, download_object, write_small
 from .pool import for_each
-from .progress import Progress
+from .progress import ObjectBytes, Progress
 from .retry import retrying
 from .threads import run_interruptible, run_sync
 
@@ -194,22 +194,15 @@ async def download_all(store: Store, items: Iterable[Item] | AsyncIterable[Item]
     async def one(item: Item) -> None:
         digest, final_s, label, hint, mode = item
         final = Path(final_s)
-        shown = [0]  # bytes of a large object already shown while it came in
-
-        def part(n: int) -> None:  # in the threads receiving a large object's ranges
-            with counting:
-                shown[0] += n
-                prog.add(0, n)
+        # a large object's ranges are counted by the threads receiving them
+        shown = ObjectBytes(prog, counting)
 
         async def attempt() -> int:
-            if shown[0]:  # an attempt that failed showed its bytes: this one starts over
-                with counting:
-                    prog.add(0, -shown[0])
-                    shown[0] = 0
+            shown.restart()
             return await download_object(store, digest, final, hasher, config,
                                          size_hint=hint, label=label, mode=mode,
                                          writer=writer, large=large, buffers=buffers,
-                                         on_bytes=part)
+                                         on_bytes=shown.add)
 
         try:
             size = await retrying(attempt, config)
@@ -233,8 +226,7 @@ async def download_all(store: Store, items: Iterable[Item] | AsyncIterable[Item]
             await after(digest, final)
         totals[0] += 1
         totals[1] += size
-        with counting:
-            prog.add(1, size - shown[0])
+        shown.done(size)
 
     try:
         await for_each(items, one, config.jobs)

@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
@@ -186,3 +186,34 @@ def hashed_id(directory: str, options: ManifestOptions | None = None) -> str:
     with Progress("hash", "auto", poll=lambda: (st.hashed_files + st.cached_files, st.files,
                                                 st.bytes)).in_thread():
         return build_manifest(directory, options, stats=st).id
+
+
+class ObjectBytes:
+    """The bytes of one object a ``Progress`` shows while it moves (a large one's parts or
+    ranges as they go): a retried attempt first takes back what the failed one showed, so
+    the object counts once however often it is sent or received. ``lock``: held around
+    each change, for parts counted from worker threads."""
+
+    __slots__ = ("_lock", "_prog", "shown")
+
+    def __init__(self, prog: Progress, lock: threading.Lock | None = None) -> None:
+        self._prog = prog
+        self._lock: AbstractContextManager[object] = lock or nullcontext()
+        self.shown = 0
+
+    def add(self, n: int) -> None:
+        with self._lock:
+            self.shown += n
+            self._prog.add(0, n)
+
+    def restart(self) -> None:
+        """A new attempt: the last one's bytes are taken back."""
+        if self.shown:
+            with self._lock:
+                self._prog.add(0, -self.shown)
+                self.shown = 0
+
+    def done(self, size: int) -> None:
+        """The object is through: one file, and the bytes not shown yet."""
+        with self._lock:
+            self._prog.add(1, size - self.shown)

@@ -5,13 +5,10 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import chain
 from pathlib import Path
-
-import anyio
 
 from .. import settings
 from ..core.manifest import Hasher, Manifest, digest_hex, parse
@@ -24,8 +21,8 @@ from . import known
 from .batch import Batcher
 from .cache import LocalCache
 from .config import TransferConfig
-from .pool import ByteBudget, for_each
-from .progress import Progress
+from .pool import SendGates, for_each
+from .progress import ObjectBytes, Progress
 from .retry import retrying
 from .threads import run_interruptible
 from .upload import read_verified, upload_object
@@ -193,11 +190,7 @@ async def push(
         plan = await plan_push(store, set(sources), ids, cache, cfg)
     result.objects_skipped = plan.skip
     n_todo = len(plan.check) + len(plan.upload)
-    large_limiter = anyio.CapacityLimiter(cfg.large_jobs)
-    # objects below the multipart threshold are held whole: those above the small-object
-    # limit share this many bytes (32 jobs held up to 32 x 64 MiB: 1.5 GB of RSS pushing
-    # 60 MiB files, where one 1 GiB file took 120 MB)
-    budget = ByteBudget(cfg.jobs * cfg.small_object_limit)
+    gates = SendGates(cfg)
     reader: Batcher[bytes] = Batcher(read_verified)
     prog = Progress(label, progress, files_total=n_todo,
                     bytes_total=sum(sources[d][1] for d in chain(plan.check, plan.upload)))
@@ -205,34 +198,26 @@ async def push(
     async def one(item: tuple[str, bool]) -> None:
         digest, check = item
         path, size = sources[digest]
-        sent = [0]  # bytes of a large object shown by the attempt under way
+        shown = ObjectBytes(prog)  # a large object's parts as they go
         # a copy of another size there (truncated, damaged) is replaced
         if check and await retrying(partial(store.head, object_key(digest)), cfg) == size:
             result.objects_skipped += 1
         else:
             large = size >= cfg.multipart_threshold
-            gate = (large_limiter if large else budget.hold(size)
-                    if size > cfg.small_object_limit else nullcontext())
-
-            def part(n: int) -> None:
-                sent[0] += n
-                prog.add(0, n)
 
             async def attempt() -> None:
-                if sent[0]:  # a failed attempt showed its parts: this one starts over
-                    prog.add(0, -sent[0])
-                    sent[0] = 0
+                shown.restart()
                 await upload_object(store, digest, path, size, hasher, cfg, reader,
-                                    on_bytes=part if large else None)
+                                    on_bytes=shown.add if large else None)
 
             try:
-                async with gate:
+                async with gates.gate(size):
                     await retrying(attempt, cfg)
             except StoreError as exc:
                 raise with_path(exc, path) from exc
             result.objects_sent += 1
             result.bytes_sent += size
-        prog.add(1, size - sent[0])
+        shown.done(size)
 
     def todo() -> Iterator[tuple[str, bool]]:
         for d in plan.check:

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
-
-import anyio
 
 from .. import settings
 from ..core.manifest import Hasher
@@ -22,8 +19,8 @@ from ..stores.base import Chunk, Store, manifest_key, object_key
 from .cache import LocalCache
 from .config import TransferConfig
 from .fetch import check_id, context_mismatch, get_manifest, object_labels
-from .pool import ByteBudget, for_each
-from .progress import Progress
+from .pool import SendGates, for_each
+from .progress import ObjectBytes, Progress
 from .push import plan_push
 from .retry import retrying
 
@@ -112,12 +109,7 @@ async def sync(snapshot_id: str, src: Store, dst: Store, *,
     todo = [(d, True) for d in plan.check] + [(d, False) for d in plan.upload]
     hasher = Hasher("b3sum", settings.manifest_context())
 
-    # as push holds them: large objects a few at a time (each with its parts in flight),
-    # the others above the small-object limit (held whole by an S3 destination) within a
-    # budget of bytes; 24 x 60 MiB from a file store to S3 took 3.2 GB of RSS
-    large_limiter = anyio.CapacityLimiter(cfg.large_jobs)
-    budget = ByteBudget(cfg.jobs * cfg.small_object_limit)
-
+    gates = SendGates(cfg)  # as push holds them
     async with Progress("sync", progress, files_total=len(todo),
                         bytes_total=sum(labels[d][1] for d, _ in todo)) as prog:
 
@@ -128,25 +120,18 @@ async def sync(snapshot_id: str, src: Store, dst: Store, *,
                 prog.add(1, labels[digest][1])  # already there: counts as done
                 return
             path, hint = labels[digest]
-            shown = [0]  # bytes of a large object shown by the attempt under way
+            shown = ObjectBytes(prog)  # a large object's parts as they go
 
-            def part(n: int) -> None:
-                shown[0] += n
-                prog.add(0, n)
-
-            gate = (large_limiter if hint >= cfg.multipart_threshold else budget.hold(hint)
-                    if hint > cfg.small_object_limit else nullcontext())
             async def attempt() -> int:
-                if shown[0]:  # a failed attempt showed its bytes: this one starts over
-                    prog.add(0, -shown[0])
-                    shown[0] = 0
-                return await copy_object(src, dst, digest, hint, path, hasher, cfg, part)
+                shown.restart()
+                return await copy_object(src, dst, digest, hint, path, hasher, cfg,
+                                         shown.add)
 
-            async with gate:
+            async with gates.gate(hint):
                 n = await retrying(attempt, cfg)
             result.objects_sent += 1
             result.bytes_sent += n
-            prog.add(1, n - shown[0])
+            shown.done(n)
 
         try:
             await for_each(todo, one, cfg.jobs)
