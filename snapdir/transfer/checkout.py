@@ -289,23 +289,25 @@ def remove_tree(path: Path | str) -> None:
 
 def _open_up(top: Path | str) -> bool:
     """Give the directories of the tree at ``top`` (links not followed) the owner's
-    ``rwx``, so that it can be emptied; whether any was changed."""
-    changed = False
-    stack = [os.fspath(top)]
-    while stack:
-        path = stack.pop()
-        try:
-            mode = os.lstat(path).st_mode
-            if not stat.S_ISDIR(mode):
-                continue
-            if mode & 0o700 != 0o700:
-                os.chmod(path, stat.S_IMODE(mode) | 0o700)
-                changed = True
-            with os.scandir(path) as it:
-                stack.extend(e.path for e in it if e.is_dir(follow_symlinks=False))
-        except OSError:
-            continue
+    ``rwx``, so that it can be emptied; whether any was changed. Each is opened up before
+    ``walk`` lists it."""
+    changed = _owner_rwx(os.fspath(top))
+    for dirpath, dirnames, _ in walk(os.fspath(top)):
+        for name in dirnames:
+            changed = _owner_rwx(os.path.join(dirpath, name)) or changed
     return changed
+
+
+def _owner_rwx(path: str) -> bool:
+    """Give directory ``path`` (not a link) the owner's ``rwx``; whether it was changed."""
+    try:
+        mode = os.lstat(path).st_mode
+        if not stat.S_ISDIR(mode) or mode & 0o700 == 0o700:
+            return False
+        os.chmod(path, stat.S_IMODE(mode) | 0o700)
+    except OSError:
+        return False
+    return True
 
 
 def _remove_tree(path: Path | str) -> None:
