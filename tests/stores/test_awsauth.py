@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from loopback import LoopbackHTTP, QuietHandler
 
 from snapdir.stores import awsauth
 from snapdir.stores.s3 import S3Store
@@ -16,18 +17,15 @@ from snapdir.stores.s3 import S3Store
 pytestmark = pytest.mark.anyio
 
 
-class _RegionServer:
+class _RegionServer(LoopbackHTTP):
     """A loopback stand-in for s3.amazonaws.com's answer to an anonymous HEAD of a bucket
     in another region: 301 (or 403) and ``x-amz-bucket-region``."""
 
     def __init__(self, region: str | None) -> None:
-        import http.server
-        import threading
-
         seen: list[tuple[str, str | None]] = []
         self.seen = seen
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_HEAD(self) -> None:
                 seen.append((self.path, self.headers.get("Authorization")))
                 self.send_response(301 if region else 403)
@@ -36,16 +34,7 @@ class _RegionServer:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)
 
 
 @pytest.mark.parametrize(("answer", "configured", "want"), [
@@ -124,18 +113,15 @@ _REFUSED = """<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code>
 <Message>not authorized</Message></Error><RequestId>1</RequestId></ErrorResponse>"""
 
 
-class _StsServer:
+class _StsServer(LoopbackHTTP):
     """A loopback STS that answers AssumeRole (or refuses it), recording the
     ``Authorization`` header of each request (its credential scope names the region)."""
 
     def __init__(self, refuse: bool) -> None:
-        import http.server
-        import threading
-
         seen: list[str] = []
         self.seen = seen
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 seen.append(self.headers.get("Authorization") or "")
@@ -146,16 +132,7 @@ class _StsServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)
 
 
 @pytest.mark.parametrize(("region", "want"), [(None, "us-east-1"), ("eu-west-3", "eu-west-3"),

@@ -298,7 +298,7 @@ async def _stop_download_once(store: GatedStore, data: bytes, final: Path,
 
 
 async def _stopped_part_way(tmp_path: Path, data: bytes, part: int, gate: int
-                            ) -> tuple[GatedStore, Path, TransferConfig]:
+                            ) -> tuple[Path, TransferConfig]:
     """Start downloading ``data``, stop the download (as Ctrl-C does) once the ranges
     before ``gate`` are in."""
     from snapdir.transfer.cache import partial_of
@@ -314,7 +314,15 @@ async def _stopped_part_way(tmp_path: Path, data: bytes, part: int, gate: int
 
     await _stop_download_once(store, data, final, cfg, hashed_to_gate)
     assert not final.exists()
-    return store, final, cfg
+    return final, cfg
+
+
+async def _left_by_a_dead_run(tmp_path: Path, data: bytes, part: int, gate: int
+                              ) -> tuple[Path, Path, TransferConfig]:
+    """``_stopped_part_way``, its partial file then renamed as if its writer had exited:
+    (that file, the object's final path, the config)."""
+    final, cfg = await _stopped_part_way(tmp_path, data, part, gate)
+    return _as_left_by_a_dead_process(final.parent), final, cfg
 
 
 async def test_a_stopped_large_download_is_taken_over_where_it_stopped(tmp_path: Path
@@ -326,8 +334,7 @@ async def test_a_stopped_large_download_is_taken_over_where_it_stopped(tmp_path:
     part = 5 * MiB
     data = os.urandom(31 * MiB + 11)
     digest = blake3.blake3(data).hexdigest()
-    _, final, cfg = await _stopped_part_way(tmp_path, data, part, gate=3 * part)
-    left = _as_left_by_a_dead_process(final.parent)
+    left, final, cfg = await _left_by_a_dead_run(tmp_path, data, part, gate=3 * part)
     assert partial_of(left) == (digest, 3 * part)
     remove_stale_temps(final.parent, resumable={digest})  # as pull and fetch do first
     assert left.exists()
@@ -350,8 +357,7 @@ async def test_a_taken_over_partial_download_with_a_wrong_byte_is_refused(tmp_pa
     part = 5 * MiB
     data = os.urandom(26 * MiB)
     digest = blake3.blake3(data).hexdigest()
-    _, final, cfg = await _stopped_part_way(tmp_path, data, part, gate=2 * part)
-    left = _as_left_by_a_dead_process(final.parent)
+    left, final, cfg = await _left_by_a_dead_run(tmp_path, data, part, gate=2 * part)
     fd = os.open(left, os.O_RDWR)
     try:
         os.pwrite(fd, bytes([os.pread(fd, 1, part + 7)[0] ^ 1]), part + 7)
@@ -375,7 +381,7 @@ async def test_a_partial_download_of_a_live_process_is_left_alone(tmp_path: Path
     part = 5 * MiB
     data = os.urandom(21 * MiB)
     digest = blake3.blake3(data).hexdigest()
-    _, final, cfg = await _stopped_part_way(tmp_path, data, part, gate=2 * part)
+    final, cfg = await _stopped_part_way(tmp_path, data, part, gate=2 * part)
     (live,) = final.parent.iterdir()  # named with this process's own (live) id
     other = live.with_name(live.name.replace(f"-{os.getpid()}-", "-1-"))  # pid 1: init
     live.rename(other)
@@ -414,8 +420,7 @@ async def test_a_partial_download_someone_else_can_write_is_not_taken_over(
     part = 5 * MiB
     data = os.urandom(21 * MiB + 3)
     digest = blake3.blake3(data).hexdigest()
-    _, final, cfg = await _stopped_part_way(tmp_path, data, part, gate=2 * part)
-    left = _as_left_by_a_dead_process(final.parent)
+    left, final, cfg = await _left_by_a_dead_run(tmp_path, data, part, gate=2 * part)
     assert partial_of(left) == (digest, 2 * part)
     link = tmp_path / "elsewhere.bin"
     if how == "second-name":
@@ -445,8 +450,7 @@ async def test_a_taken_over_download_stopped_again_is_kept_again(tmp_path: Path)
     part = 5 * MiB
     data = os.urandom(26 * MiB)
     digest = blake3.blake3(data).hexdigest()
-    _, final, cfg = await _stopped_part_way(tmp_path, data, part, gate=2 * part)
-    _as_left_by_a_dead_process(final.parent)
+    _, final, cfg = await _left_by_a_dead_run(tmp_path, data, part, gate=2 * part)
     remove_stale_temps(final.parent, resumable={digest})
     stuck = await GatedStore.holding(data, serving=False)  # no range comes this time
     # stopped once its ranges are asked for (and held at the gate)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import blake3
@@ -945,27 +947,33 @@ def test_a_store_path_that_is_not_there_is_refused_even_with_a_warm_cache(
     assert not (tmp_path / "d").exists()
 
 
+@contextlib.contextmanager
+def _immutable(path: Path) -> Iterator[None]:
+    """``chattr +i path`` for the block (skips the test where that is not possible)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("chattr") is None or subprocess.run(
+            ["chattr", "+i", str(path)], capture_output=True, check=False).returncode != 0:
+        pytest.skip("chattr +i is not available here (needs root and ext4/xfs/btrfs)")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
 def test_a_file_that_cannot_be_replaced_is_named_not_our_temp(cli: Cli,
                                                                tmp_path: Path) -> None:
     """An immutable file in the way (chattr +i): the error names it, not the temp file
     the new bytes were waiting in (which is removed)."""
-    import shutil
-    import subprocess
-
     src = make_tree(tmp_path / "src", {"top": b"new bytes\n"})
     store = str(tmp_path / "store")
     sid = cli("push", "--store", store, str(src)).out.strip()
     dest = make_tree(tmp_path / "dest", {"top": b"old\n"})
-    if shutil.which("chattr") is None or subprocess.run(
-            ["chattr", "+i", str(dest / "top")], capture_output=True,
-            check=False).returncode != 0:
-        pytest.skip("chattr +i is not available here (needs root and ext4/xfs/btrfs)")
-    try:
+    with _immutable(dest / "top"):
         runs = [cli("pull", "--store", store, "--id", sid, str(dest), check=False)]
         cli("fetch", "--store", store, "--id", sid)  # into the cache: checkout copies it
         runs.append(cli("checkout", "--id", sid, str(dest), check=False))
-    finally:
-        subprocess.run(["chattr", "-i", str(dest / "top")], check=True)
     for r in runs:
         assert r.rc == 1
         assert f": {dest / 'top'}: " in r.err, r.err
@@ -978,23 +986,14 @@ def test_a_directory_that_refuses_new_files_is_named_not_our_temp(cli: Cli,
                                                                   tmp_path: Path) -> None:
     """A destination directory where no file can be created (immutable, read-only, full):
     the error names that directory, not the temp file the download tried to create."""
-    import shutil
-    import subprocess
-
     src = make_tree(tmp_path / "src", {"sub/f": b"new bytes\n"})
     store = str(tmp_path / "store")
     sid = cli("push", "--store", store, str(src)).out.strip()
     dest = tmp_path / "dest"
     (dest / "sub").mkdir(parents=True)
-    if shutil.which("chattr") is None or subprocess.run(
-            ["chattr", "+i", str(dest / "sub")], capture_output=True,
-            check=False).returncode != 0:
-        pytest.skip("chattr +i is not available here (needs root and ext4/xfs/btrfs)")
-    try:
+    with _immutable(dest / "sub"):
         runs = [cli("pull", *flags, "--store", store, "--id", sid, str(dest), check=False)
                 for flags in ([], ["--no-cache"])]
-    finally:
-        subprocess.run(["chattr", "-i", str(dest / "sub")], check=True)
     for r in runs:
         assert r.rc == 1
         assert f": {dest / 'sub'}: cannot write ./sub/f there" in r.err, r.err

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Bucket, Cli, make_tree, tree_bytes
+from loopback import LoopbackHTTP, QuietHandler
 
 pytestmark = pytest.mark.s3
 
@@ -138,15 +139,12 @@ def test_the_wrong_scheme_is_named(tls_cli: Cli, s3_env: object, bucket: Bucket,
                          "in AWS_ENDPOINT_URL"), line
 
 
-class _WebServer:
+class _WebServer(LoopbackHTTP):
     """A plain web server on a free loopback port, answering every request with
     ``status`` and an HTML page (what a mistyped port often reaches: nginx, a dashboard)."""
 
     def __init__(self, status: int) -> None:
-        import http.server
-        import threading
-
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def _answer(self, body: bool = True) -> None:
                 if n := int(self.headers.get("Content-Length") or 0):
                     self.rfile.read(n)
@@ -163,16 +161,7 @@ class _WebServer:
             def do_HEAD(self) -> None:
                 self._answer(body=False)
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
 
 @pytest.mark.parametrize("status", [200, 404])
@@ -186,7 +175,7 @@ def test_an_endpoint_that_is_not_s3_is_named(s3_cli: Cli, bucket: Bucket, tmp_pa
     real = s3_cli.env["AWS_ENDPOINT_URL"]
     web = _WebServer(status)
     try:
-        s3_cli.env["AWS_ENDPOINT_URL"] = web.endpoint
+        s3_cli.env["AWS_ENDPOINT_URL"] = web.url
         for args in (("push", "-q", "--store", uri, str(src)),
                      ("pull", "-q", "--store", uri, "--id", "a" * 64, str(tmp_path / "d")),
                      ("verify", "--store", uri, "--id", "a" * 64),
@@ -196,7 +185,7 @@ def test_an_endpoint_that_is_not_s3_is_named(s3_cli: Cli, bucket: Bucket, tmp_pa
             r = s3_cli(*args, check=False)
             assert r.rc == 1, r
             line = one_line(r.err)
-            assert line.startswith(f"snapdir: store error: {web.endpoint} is not an S3 "
+            assert line.startswith(f"snapdir: store error: {web.url} is not an S3 "
                                    "server: it answered the request for "), line
             assert line.endswith("; check AWS_ENDPOINT_URL (it should be the URL of the S3 "
                                  "service)"), line
