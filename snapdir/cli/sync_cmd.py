@@ -32,7 +32,7 @@ def sync_command(snapshot_id: str, src: str, dst: str, jobs: int | None, quiet: 
     from ..transfer.sync import sync
 
     async def main() -> Any:
-        a, b = open_store(src), open_store(dst)
+        a, b = open_store(src, named_by="--from"), open_store(dst, named_by="--to")
         try:
             return await sync(snapshot_id, a, b, config=transfer_config(jobs),
                               progress=progress_mode(quiet, progress))

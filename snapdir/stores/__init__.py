@@ -46,23 +46,25 @@ def _s3_location(uri: str, rest: str) -> tuple[str, str]:
     return bucket, prefix
 
 
-def _refuse_blocked(path: str, uri: str | None = None) -> None:
+def _refuse_blocked(path: str, uri: str | None = None, flag: str = "--store") -> None:
     """Refuse a file store whose path is or lies under a file (before any hashing)."""
     from ..errors import StoreError
     from .file import blocking_file, not_a_directory
 
     root = Path(os.path.abspath(path))  # as FileStore takes it
     if (blocker := blocking_file(root)) is not None:
-        raise StoreError(not_a_directory(uri or root.as_uri(), blocker))
+        raise StoreError(not_a_directory(uri or root.as_uri(), blocker, flag))
 
 
-def _file_store(path: str, uri: str | None = None) -> Store:
+def _file_store(path: str, uri: str | None = None, flag: str = "--store") -> Store:
     """A file store, refused at once (before any hashing) if its path is or lies under
     a file."""
     from .file import FileStore
 
-    _refuse_blocked(path, uri)
-    return FileStore(path, uri=uri)
+    _refuse_blocked(path, uri, flag)
+    st = FileStore(path, uri=uri)
+    st.named_by = flag
+    return st
 
 
 def shown_uri(uri: str) -> str:
@@ -148,14 +150,16 @@ def check_store(uri: str) -> None:
 
 
 def open_store(uri: str, *, multipart_threshold: int | None = None,
-               part_size: int | None = None, part_concurrency: int | None = None) -> Store:
+               part_size: int | None = None, part_concurrency: int | None = None,
+               named_by: str = "--store") -> Store:
     """``s3://bucket/prefix``, ``file:///abs/path`` or a plain (possibly relative) path.
 
     The multipart settings apply to S3 (the transfer layer passes its TransferConfig's).
+    ``named_by`` is the option that gave ``uri``, for messages (sync: ``--from``, ``--to``).
     """
     kind, where, shown = _locate(uri)
     if kind == "file":
-        return _file_store(where, shown)
+        return _file_store(where, shown, named_by)
     from .s3 import S3Store
 
     st = S3Store(where, shown or "")

@@ -37,6 +37,19 @@ def file_uri(root: str | os.PathLike[str]) -> str:
     return Path(os.path.abspath(os.fspath(root))).as_uri()
 
 
+def named_by(store: object) -> str:
+    """The option that named ``store``, for messages: ``--store`` unless the command set
+    the store's ``named_by`` (sync: ``--from``, ``--to``)."""
+    flag = getattr(store, "named_by", None)
+    return flag if isinstance(flag, str) and flag else "--store"
+
+
+def check_flag(store: object) -> str:
+    """``--store (or SNAPDIR_STORE)``, or the option that named ``store`` if another."""
+    flag = named_by(store)
+    return "--store (or SNAPDIR_STORE)" if flag == "--store" else flag
+
+
 def shard(digest: str) -> str:
     return f"{digest[0:3]}/{digest[3:6]}/{digest[6:9]}/{digest[9:]}"
 

@@ -29,7 +29,7 @@ from ..errors import AccessDenied, ObjectNotFound, StoreError, StoreMissing, Sto
 from ..fileio import write_all
 from ..transfer.batch import Batcher
 from ..transfer.threads import run_sync
-from .base import Chunk, file_uri
+from .base import Chunk, check_flag, file_uri, named_by
 
 TMP_PREFIX = ".tmp-"
 #: A temp file whose writer cannot be asked (another host's, or one named by a snapdir
@@ -51,6 +51,8 @@ class FileStore:
         self.uri = uri or file_uri(self.root)
         self.fsync = fsync
         self.list_chunk = list_chunk
+        #: the option that named this store, for messages (see ``base.named_by``)
+        self.named_by = "--store"
         self._limiter = anyio.CapacityLimiter(threads)
         self._reads: Batcher[bytes | None] = Batcher(_read_small)
         self._writes: Batcher[None] = Batcher(_write_bytes)
@@ -74,12 +76,12 @@ class FileStore:
         if self.root.is_dir():
             return None
         return StoreMissing(f"there is no store at {self.root} (looking for {looking_for}); "
-                            "check --store (or SNAPDIR_STORE)", key=key)
+                            f"check {check_flag(self)}", key=key)
 
     def _error(self, exc: OSError, key: str) -> StoreError:
         where = f"{key} in {self.uri}"
         if blocker := blocking_file(self.root):
-            return StoreError(not_a_directory(self.uri, blocker), key=key)
+            return StoreError(not_a_directory(self.uri, blocker, named_by(self)), key=key)
         if isinstance(exc, FileNotFoundError | NotADirectoryError | IsADirectoryError):
             if (gone := self.missing(key, key)) is not None:  # not just one object
                 return gone
@@ -197,8 +199,8 @@ class FileStore:
         pass
 
 
-def not_a_directory(uri: str, blocker: Path) -> str:
-    return (f"store {uri}: {blocker} is a file, not a directory; give --store a directory "
+def not_a_directory(uri: str, blocker: Path, flag: str = "--store") -> str:
+    return (f"store {uri}: {blocker} is a file, not a directory; give {flag} a directory "
             "(or a path that does not exist yet)")
 
 

@@ -26,7 +26,7 @@ from ..errors import (
     check_stop,
     with_path,
 )
-from ..stores.base import Store, manifest_key
+from ..stores.base import Store, manifest_key, named_by
 from .batch import Batcher
 from .cache import TMP_PREFIX, LocalCache, open_cache
 from .config import TransferConfig
@@ -93,7 +93,7 @@ async def get_manifest(store: Store, snapshot_id: str, config: TransferConfig,
             raise
         except ObjectNotFound:
             raise ObjectNotFound(f"snapshot {snapshot_id} is not in {store.uri} (no {key}); "
-                                 "check the id and --store", key) from None
+                                 f"check the id and {named_by(store)}", key) from None
         actual = digest_hex(data)
         if actual != snapshot_id:
             raise IntegrityError(f"manifest {key} in {store.uri} does not hash to its id "
@@ -168,7 +168,8 @@ async def explain_failure(exc: BaseException, store: Store, manifest: Manifest, 
         except StoreError:
             return None
         return ObjectNotFound(f"snapshot {sid} is not in {store.uri} (no {key}, nor "
-                              f"{exc.key or 'its objects'}); check the id and --store",
+                              f"{exc.key or 'its objects'}); check the id and "
+                              f"{named_by(store)}",
                               exc.key)
     return None
 

@@ -92,3 +92,29 @@ def test_sync_brings_the_history_along(s3_env: SeaweedFS, cli: Cli, tmp_path: Pa
     assert other("revisions", "--store", dst, "ds").out.split() == [v2, v1]
     r = other("ancestors", "--store", dst, v2)
     assert (r.out.split(), r.err) == ([v1], "")
+
+
+def test_sync_errors_name_from_and_to_not_store(cli: Cli, tmp_path: Path) -> None:
+    """A bad --from or --to is named as such: sync has no --store to check."""
+    sample_tree(tmp_path / "ds", shards=1)
+    src = tmp_path / "src"
+    sid = cli("push", "--store", str(src), str(tmp_path / "ds")).out.strip()
+    (tmp_path / "a-file").write_bytes(b"x")
+
+    cases = [
+        (["--from", str(tmp_path / "nowhere"), "--to", str(tmp_path / "d1")], "check --from"),
+        (["--from", str(tmp_path / "ds"), "--to", str(tmp_path / "d2")],
+         "check the id and --from"),
+        (["--from", str(src), "--to", str(tmp_path / "a-file")], "give --to a directory"),
+        (["--from", str(tmp_path / "a-file" / "s"), "--to", str(tmp_path / "d3")],
+         "give --from a directory"),
+    ]
+    for args, said in cases:
+        r = cli("sync", "--id", sid, *args, check=False)
+        assert r.rc == 1, args
+        assert said in r.err, (args, r.err)
+        assert "--store" not in r.err, r.err
+    # pull still points at --store
+    r = cli("pull", "--store", str(tmp_path / "nowhere"), "--id", sid, str(tmp_path / "o"),
+            check=False)
+    assert "check --store (or SNAPDIR_STORE)" in r.err
