@@ -183,6 +183,10 @@ class Sources(Mapping[str, tuple[str, int]]):
     def __contains__(self, checksum: object) -> bool:
         return checksum in self._items
 
+    def data_bytes(self) -> int:
+        """The bytes of every distinct content (a followed link's are its target's)."""
+        return sum(v[1] if isinstance(v, tuple) else v.size for v in self._items.values())
+
 
 def _hash_batch(files: Sequence[PendingFile], hasher: Hasher) -> list[str | None]:
     return [hash_file(f.source, f.data_size, f.mtime_ns, hasher) for f in files]

@@ -53,11 +53,10 @@ def push_command(store: str | None, no_follow: bool, exclude: tuple[str, ...],
 
     r = run_async(main)
     if as_json:
-        distinct = {e.checksum: e.size for e in r.manifest.files()} if r.manifest else {}
         emit_json({"command": "push", "id": r.id, "store": canonical_uri(uri), "files": r.files,
                    "bytes": r.bytes, "objects": r.objects, "objects_sent": r.objects_sent,
                    "bytes_sent": r.bytes_sent, "objects_skipped": r.objects_skipped,
-                   "bytes_skipped": sum(distinct.values()) - r.bytes_sent,
+                   "bytes_skipped": r.bytes_skipped,
                    "already_present": r.already_present, "seconds": round(r.seconds, 3)})
     else:
         click.echo(r.id)

@@ -40,6 +40,8 @@ class PushResult:
     objects_sent: int = 0
     bytes_sent: int = 0
     objects_skipped: int = 0
+    #: the bytes of the objects not sent (the store had them)
+    bytes_skipped: int = 0
     already_present: bool = False
     seconds: float = 0.0
     manifest: Manifest | None = field(default=None, repr=False)
@@ -176,7 +178,7 @@ async def push(
             and await retrying(partial(store.head, mkey), cfg) is not None):
         result.already_present = True
         result.objects_skipped = len(sources)
-        _finish(cache, store, sid, data, result, started)
+        _finish(cache, store, sid, data, result, started, sources.data_bytes())
         return result
 
     ids: list[str] = []
@@ -229,15 +231,16 @@ async def push(
         await for_each(todo(), one, min(cfg.jobs, max(1, n_todo)))
     # every object is in the store: now, and only now, the manifest
     await retrying(partial(store.put_bytes, mkey, data), cfg)
-    _finish(cache, store, sid, data, result, started)
+    _finish(cache, store, sid, data, result, started, sources.data_bytes())
     return result
 
 
 def _finish(cache: LocalCache, store: Store, sid: str, data: bytes, result: PushResult,
-            started: float) -> None:
+            started: float, total_bytes: int) -> None:
     try:
         cache.save_manifest(sid, data)
     except OSError:
         pass  # the cache is an optimisation for later pushes
     known.remember(settings.cache_dir(), store.uri, sid)
+    result.bytes_skipped = total_bytes - result.bytes_sent
     result.seconds = time.monotonic() - started

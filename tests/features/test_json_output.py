@@ -106,3 +106,21 @@ def test_a_store_shows_one_way_whatever_way_it_was_typed(s3_env: SeaweedFS, cli:
     assert (sync["from"], sync["to"]) == (uri, mirror.as_uri())
     locs = json_lines(cli("locations", "--json", sid).out)
     assert {loc["store"] for loc in locs} == {uri}
+
+
+def test_push_json_counts_a_followed_links_bytes_as_its_targets(cli: Cli,
+                                                                tmp_path: Path) -> None:
+    """A followed link's manifest size is the link's own (as in 1.x), its object is the
+    target's bytes: bytes_sent and bytes_skipped both count the object (was: the link's
+    size, so bytes_skipped came out negative)."""
+    (tmp_path / "ds").mkdir()
+    target = tmp_path / "outside.bin"
+    target.write_bytes(b"x" * 5000)
+    (tmp_path / "ds" / "link").symlink_to(target)
+    store = str(tmp_path / "store")
+    first = one(cli("push", "--json", "--store", store, str(tmp_path / "ds")).out,
+                "bytes", "bytes_sent", "bytes_skipped")
+    assert (first["bytes_sent"], first["bytes_skipped"]) == (5000, 0)
+    again = one(cli("push", "--json", "--store", store, str(tmp_path / "ds")).out,
+                "bytes_sent", "bytes_skipped")
+    assert (again["bytes_sent"], again["bytes_skipped"]) == (0, 5000)
