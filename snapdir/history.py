@@ -158,11 +158,12 @@ _T = TypeVar("_T")
 
 async def _retried(request: Callable[[], Awaitable[_T]]) -> _T:
     """``request`` retried as every transfer request is (``SNAPDIR_RETRIES`` attempts,
-    full-jitter backoff): the store's client makes each request once."""
+    full-jitter backoff): the store's client makes each request once. One request: jobs
+    is not read (``SNAPDIR_JOBS`` is not this command's if ``-j`` was given)."""
     from .transfer.config import TransferConfig
     from .transfer.retry import retrying
 
-    return await retrying(request, TransferConfig())
+    return await retrying(request, TransferConfig(jobs=1))
 
 
 async def _keys(store: Store, prefix: str) -> list[str]:

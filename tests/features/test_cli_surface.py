@@ -110,6 +110,17 @@ def test_defaults_flags_a_value_commands_would_refuse(cli: Cli, tmp_path: Path) 
     assert "problem" not in by_name["retry attempts"]
 
 
+def test_jobs_flag_wins_over_a_bad_snapdir_jobs(cli: Cli, tmp_path: Path) -> None:
+    """With ``-j``, ``SNAPDIR_JOBS`` is not read (``defaults -j 4`` shows no problem, and
+    push agrees; it was refused by the revision-record requests' own settings)."""
+    src = make_tree(tmp_path / "src", {"a.txt": b"a"})
+    cli.env["SNAPDIR_JOBS"] = "bad"
+    assert "problem" not in settings(cli, "-j", "4")["network jobs"]
+    pushed = cli("push", "-j", "4", "--store", str(tmp_path / "store"), str(src))
+    assert re.fullmatch(r"[0-9a-f]{64}\n", pushed.out)
+    assert cli("push", "--store", str(tmp_path / "store"), str(src), check=False).rc == 2
+
+
 def _store_cases(tmp_path: Path) -> list[str]:
     a_file = tmp_path / "a-file"
     a_file.write_text("not a store\n")
