@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
     Awaitable,
     Callable,
     Iterable,
+    Iterator,
     Sized,
 )
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream
 
 if TYPE_CHECKING:
     from .config import TransferConfig
@@ -37,39 +38,52 @@ def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return group
 
 
+#: a worker whose items all finish without waiting still lets the event loop run (progress,
+#: cancellation) after this many
+_YIELD_EVERY = 64
+_DONE: Any = object()
+
+
 async def for_each(items: Iterable[_T] | AsyncIterable[_T],
                    fn: Callable[[_T], Awaitable[None]], workers: int) -> None:
     """Await ``fn(item)`` for every item, at most ``workers`` at a time.
 
-    Items are taken from ``items`` only as workers free up (a stream of capacity
-    ``workers``: backpressure, so a lazy source stays lazy); the first exception cancels
-    the other workers and propagates (itself, not in a group: see ``first_error``).
+    Each worker takes the next item from ``items`` only when it is free (backpressure, so
+    a lazy source stays lazy; an async one is read by one worker at a time); the first
+    exception cancels the other workers and propagates (itself, not in a group: see
+    ``first_error``). No stream between the source and the workers: an anyio memory
+    stream cost ~40 us of event-loop time per item (a checkpoint and a backend lookup on
+    each receive), ~0.2 s of a 5,000-object pull's loop thread, which every request's
+    completion waits on.
     """
     if isinstance(items, Sized):
         workers = min(workers, len(items))
     workers = max(1, workers)
-    send, recv = anyio.create_memory_object_stream[_T](workers)
+    if isinstance(items, AsyncIterable):
+        source = aiter(items)
+        lock = asyncio.Lock()
 
-    async def worker(stream: MemoryObjectReceiveStream[_T]) -> None:
-        async with stream:
-            async for item in stream:
-                await fn(item)
+        async def take() -> Any:
+            async with lock:
+                return await anext(source, _DONE)
+    else:
+        it: Iterator[_T] = iter(items)
+
+        async def take() -> Any:
+            return next(it, _DONE)
+
+    async def worker() -> None:
+        n = 0
+        while (item := await take()) is not _DONE:
+            await fn(item)
+            n += 1
+            if n % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)
 
     try:
         async with anyio.create_task_group() as tg:
             for _ in range(workers):
-                tg.start_soon(worker, recv.clone())
-            recv.close()
-            async with send:
-                try:
-                    if isinstance(items, AsyncIterable):
-                        async for item in items:
-                            await send.send(item)
-                    else:
-                        for item in items:
-                            await send.send(item)
-                except anyio.BrokenResourceError:
-                    pass  # every worker has died: their error is the one to report
+                tg.start_soon(worker)
     except BaseExceptionGroup as group:
         raise first_error(group) from None
 
