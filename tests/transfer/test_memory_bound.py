@@ -70,3 +70,37 @@ async def test_sync_holds_objects_below_the_threshold_within_a_budget(tmp_path: 
     r = await sync(sid, src, dst, config=CFG, progress="off")
     assert r.objects_sent == 12
     assert dst.most <= 8 * MiB
+
+
+class WholeReads(MemoryStore):
+    """Records the largest object read whole (``get_bytes``; ``get_small`` reads at most
+    its limit, as S3's does)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.largest = 0
+
+    async def get_bytes(self, key: str) -> bytes:
+        data = await super().get_bytes(key)
+        if key.startswith(".objects/"):
+            self.largest = max(self.largest, len(data))
+        return data
+
+    async def get_small(self, key: str, limit: int) -> bytes | None:
+        data = await super().get_bytes(key)
+        return data if len(data) <= limit else None
+
+
+async def test_sync_streams_a_followed_symlinks_large_object(tmp_path: Path) -> None:
+    # the manifest gives a followed symlink the link's own size (a few bytes): its
+    # object, 3 MiB here, was read whole into memory, however large it was
+    _files(tmp_path / "big", 1, 3 * MiB)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "link").symlink_to(tmp_path / "big" / "f0")
+    src = WholeReads()
+    sid = (await push(tmp_path / "src", src, config=CFG, progress="off")).id
+    dst = MemoryStore()
+    r = await sync(sid, src, dst, config=CFG, progress="off")
+    assert (r.objects_sent, r.bytes_sent) == (1, 3 * MiB)
+    assert src.largest <= CFG.small_object_limit
+    assert dst.objects == src.objects
