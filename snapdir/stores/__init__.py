@@ -62,9 +62,7 @@ def _file_store(path: str, uri: str | None = None, flag: str = "--store") -> Sto
     from .file import FileStore
 
     _refuse_blocked(path, uri, flag)
-    st = FileStore(path, uri=uri)
-    st.named_by = flag
-    return st
+    return FileStore(path, uri=uri, named_by=flag)
 
 
 def shown_uri(uri: str) -> str:

@@ -46,13 +46,14 @@ class FileStore:
     """A ``Store`` rooted at directory ``root`` (created on the first write)."""
 
     def __init__(self, root: str | os.PathLike[str], *, uri: str | None = None,
-                 fsync: bool = False, threads: int = 16, list_chunk: int = 1000) -> None:
+                 fsync: bool = False, threads: int = 16, list_chunk: int = 1000,
+                 named_by: str = "--store") -> None:
         self.root = Path(os.path.abspath(os.fspath(root)))
         self.uri = uri or file_uri(self.root)
         self.fsync = fsync
         self.list_chunk = list_chunk
         #: the option that named this store, for messages (see ``base.named_by``)
-        self.named_by = "--store"
+        self.named_by = named_by
         self._limiter = anyio.CapacityLimiter(threads)
         self._reads: Batcher[bytes | None] = Batcher(_read_small)
         self._writes: Batcher[None] = Batcher(_write_bytes)
